@@ -1,0 +1,74 @@
+"""Checks every dataset applies to its annotations, and the skip-or-fail policy."""
+import logging
+
+import numpy as np
+
+from ..errors import DatasetError
+
+log = logging.getLogger(__name__)
+BadAnnotationPolicy = ("skip", "fail")
+
+
+class AnnotationIssue(object):
+    def __init__(self, file, problem):
+        self.file, self.problem = str(file), problem
+
+    def __str__(self):
+        return "{}: {}".format(self.file, self.problem)
+
+    __repr__ = __str__
+
+
+def check_boxes(file, boxes, names, width, height, label_to_index, tolerance=1.0):
+    """Validate one image's boxes. Returns (good boxes [N,4], labels [N] in 1..K, list of AnnotationIssue).
+
+    A box may poke ``tolerance`` px outside the image (labelling tools round); it is then clipped.
+    """
+    issues, good, labels = [], [], []
+    for box, name in zip(boxes, names):
+        x1, y1, x2, y2 = [float(v) for v in box]
+        if name not in label_to_index:
+            issues.append(AnnotationIssue(file, "unknown class {!r} (known: {})".format(
+                name, ", ".join(sorted(label_to_index)))))
+            continue
+        if not all(np.isfinite([x1, y1, x2, y2])):
+            issues.append(AnnotationIssue(file, "non-finite box {}".format([x1, y1, x2, y2])))
+            continue
+        if x1 < -tolerance or y1 < -tolerance or x2 > width + tolerance or y2 > height + tolerance:
+            issues.append(AnnotationIssue(file, "box {} lies outside the {}x{} image".format(
+                [round(v, 1) for v in (x1, y1, x2, y2)], width, height)))
+            continue
+        x1, y1 = max(x1, 0.0), max(y1, 0.0)
+        x2, y2 = min(x2, float(width)), min(y2, float(height))
+        if x2 - x1 < 1.0 or y2 - y1 < 1.0:
+            issues.append(AnnotationIssue(file, "box {} has zero area".format(
+                [round(v, 1) for v in (x1, y1, x2, y2)])))
+            continue
+        good.append([x1, y1, x2, y2])
+        labels.append(label_to_index[name])
+    return (np.asarray(good, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), issues)
+
+
+def apply_policy(issues, on_bad, dataset_name):
+    """Log every issue; raise on the first batch of them when the policy is 'fail'."""
+    if on_bad not in BadAnnotationPolicy:
+        raise ValueError("on_bad must be one of {}, got {!r}".format(BadAnnotationPolicy, on_bad))
+    if not issues:
+        return
+    for issue in issues[:20]:
+        log.warning("%s: bad annotation: %s", dataset_name, issue)
+    if len(issues) > 20:
+        log.warning("%s: ... and %d more bad annotations", dataset_name, len(issues) - 20)
+    if on_bad == "fail":
+        raise DatasetError("{}: {} bad annotation(s), first: {}. Fix them or pass --on-bad-annotation skip".format(
+            dataset_name, len(issues), issues[0]))
+
+
+def read_rgb(path):
+    """Read an image file as uint8 RGB HWC; DatasetError naming the file when it cannot be read."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise DatasetError("cannot read image {}: {}".format(path, e))

@@ -1,0 +1,45 @@
+"""ONNX Runtime: the engine's stand-in on every host and in CI."""
+import numpy as np
+
+from ..errors import BackendUnavailableError, InputFileError
+from .base import Runner
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path, providers=None, threads=0):
+        super(OnnxRuntimeRunner, self).__init__()
+        self.onnx_path, self.providers, self.threads = str(onnx_path), providers, int(threads)
+        self.session = None
+
+    def _activate(self):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime")
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.onnx_path, opts,
+                                                providers=self.providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+            raise InputFileError("ONNX Runtime cannot load {}: {}".format(self.onnx_path, str(e).splitlines()[0]))
+
+    @property
+    def input_names(self):
+        return [i.name for i in self.session.get_inputs()]
+
+    @property
+    def output_names(self):
+        return [o.name for o in self.session.get_outputs()]
+
+    def _infer(self, feed):
+        feed = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        outs = self.session.run(None, feed)
+        return dict(zip(self.output_names, outs))
+
+    def _deactivate(self):
+        self.session = None

@@ -1,0 +1,1 @@
+"""Trainer for SSDLite detectors: ``python -m training.train --help``."""
