@@ -148,8 +148,10 @@ def export_bundle(opt, echo=print):
         table = report.table("export parity: original PyTorch vs ONNX Runtime, same 8-bit network-size images")
         pre_line = ("preprocessing parity: torchvision float resize vs nvinfer 8-bit stretch: {matched} matched, "
                     "{missing} missing, {extra} extra ({agreement:.1%} agreement, IoU >= {match_iou})".format(**pre))
-        fold_lines = ["fold relative error (max|diff|/max|ref|, fp32): " + ", ".join(
-            "{}: boxes {:.2e} scores {:.2e}".format(k, v["boxes"], v["scores"]) for k, v in errors.items())]
+        fold_lines = ["fold error vs the original, fp32, {} fold: ".format(k) + "; ".join(
+            "{} norm-rel {:.2e} max-rel {:.2e} (fp32 noise floor {:.2e})".format(
+                o, v[o]["norm_rel"], v[o]["max_rel"], v[o]["noise_max_rel"]) for o in ("boxes", "scores"))
+            for k, v in errors.items()]
         atomic_write_text(os.path.join(tmp, "parity", "report.txt"), "\n".join([table, pre_line] + fold_lines) + "\n")
 
         # Labels, metadata, configs, device-side code, README.

@@ -44,6 +44,8 @@ def get_args_parser(add_help=True):
     g.add_argument("--num-classes", type=int, default=3, help="synthetic: number of shape classes (1..8)")
     g.add_argument("--synthetic-train-size", type=int, default=2000, help="synthetic: images per epoch")
     g.add_argument("--synthetic-val-size", type=int, default=200, help="synthetic: held-out images")
+    g.add_argument("--synthetic-image-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="synthetic: fixed image size (default: random sizes from 256 to 480)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default="ssdlite320_mobilenet_v3_large", choices=ARCHS)
     g.add_argument("--input-size", type=int, nargs=2, default=[320, 320], metavar=("H", "W"))
@@ -60,6 +62,9 @@ def get_args_parser(add_help=True):
     g.add_argument("--warmup-iters", type=int, default=1000, help="linear warm-up steps (capped at one epoch)")
     g.add_argument("--data-augmentation", default="ssdlite", choices=PRESETS)
     g.add_argument("--clip-grad-norm", type=float, default=None)
+    g.add_argument("--bn-momentum", type=float, default=None,
+                   help="BatchNorm running-stat momentum (recipe: 0.03, tuned for 600 epochs); a short run needs "
+                        "more, or its eval-mode statistics lag behind the weights. Not stored in the weights")
     g = p.add_argument_group("run")
     g.add_argument("--output-dir", default="runs/train", help="where last.pth, best.pth, metrics.json go")
     g.add_argument("--resume", default="", help="a last.pth to continue from (exactly after its last whole epoch)")
@@ -79,8 +84,12 @@ def get_args_parser(add_help=True):
 def build_datasets(args):
     from edgeexport.data import COCODetection, SyntheticShapes, VOCDetection
     if args.dataset == "synthetic":
-        train = SyntheticShapes(args.synthetic_train_size, args.num_classes, seed=args.seed * 1000 + 1)
-        val = SyntheticShapes(args.synthetic_val_size, args.num_classes, seed=args.seed * 1000 + 2)
+        cache = args.workers == 0  # worker processes would each hold, and lose, their own copy
+        size = args.synthetic_image_size
+        train = SyntheticShapes(args.synthetic_train_size, args.num_classes, seed=args.seed * 1000 + 1,
+                                image_size=size, cache=cache)
+        val = SyntheticShapes(args.synthetic_val_size, args.num_classes, seed=args.seed * 1000 + 2,
+                              image_size=size, cache=cache)
         return train, val
     if not args.data_path:
         raise InputFileError("--dataset {} needs --data-path".format(args.dataset))
@@ -158,6 +167,10 @@ def main(args):
                      reduced_tail=not args.pretrained_backbone)
     seed_everything(args.seed)
     model = build_ssdlite(meta, pretrained_backbone=args.pretrained_backbone).to(device)
+    if args.bn_momentum is not None:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = args.bn_momentum
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
@@ -178,9 +191,10 @@ def main(args):
         if not state:
             raise CheckpointError("{} has no train_state: resume from a last.pth written by this trainer".format(
                 args.resume))
-        if ModelMeta.from_dict(ckpt["meta"]) != meta:
-            raise CheckpointError("{} was trained with other model settings ({}); got {}".format(
-                args.resume, ckpt["meta"], meta.to_dict()))
+        saved = dict(ckpt["meta"], provenance={})
+        if ModelMeta.from_dict(saved) != meta:
+            raise CheckpointError("{} was trained with other model settings ({}); this run has {}".format(
+                args.resume, saved, meta.to_dict()))
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["lr_scheduler"])

@@ -70,9 +70,14 @@ def draw_shape(img, shape, cx, cy, r, angle, color):
     """Draw one shape; returns its exact box (x1, y1, x2, y2) clipped to the image."""
     h, w = img.shape[:2]
     color = tuple(int(c) for c in color)
-    if shape in ("circle", "ring"):
-        cv2.circle(img, (int(round(cx * 16)), int(round(cy * 16))), int(round(r * 16)), color,
-                   -1 if shape == "circle" else max(2, int(r * 0.3)), cv2.LINE_AA, shift=4)
+    if shape == "circle":
+        cv2.circle(img, (int(round(cx * 16)), int(round(cy * 16))), int(round(r * 16)), color, -1, cv2.LINE_AA,
+                   shift=4)
+        x1, y1, x2, y2 = cx - r, cy - r, cx + r, cy + r
+    elif shape == "ring":  # OpenCV centres the stroke on the radius: draw it inside r so the box stays exact
+        thickness = max(2, int(r * 0.3))
+        cv2.circle(img, (int(round(cx * 16)), int(round(cy * 16))), int(round((r - thickness / 2.0) * 16)), color,
+                   thickness, cv2.LINE_AA, shift=4)
         x1, y1, x2, y2 = cx - r, cy - r, cx + r, cy + r
     else:
         pts = _polygon(shape, cx, cy, r, angle)
@@ -119,7 +124,7 @@ class SyntheticShapes(object):
     """``length`` images of ``num_classes`` shape classes; sizes vary in [min_side, max_side] unless fixed."""
 
     def __init__(self, length=2000, num_classes=3, seed=0, image_size=None, min_side=256, max_side=480,
-                 max_objects=4):
+                 max_objects=4, cache=False):
         if not 1 <= num_classes <= len(SHAPE_CLASSES):
             raise ValueError("num_classes must be in 1..{}, got {}".format(len(SHAPE_CLASSES), num_classes))
         if length < 1:
@@ -128,6 +133,9 @@ class SyntheticShapes(object):
         self.min_side, self.max_side, self.max_objects = int(min_side), int(max_side), int(max_objects)
         self.labels = list(SHAPE_CLASSES[:num_classes])
         self.issues = []
+        # Rendering costs about as much CPU as a training step of SSDLite-Small: a single-process loader can
+        # keep the rendered images (about 0.3 MB each at 320x320) instead of drawing them every epoch.
+        self._cache = {} if cache else None
 
     def __len__(self):
         return self.length
@@ -135,10 +143,16 @@ class SyntheticShapes(object):
     def __getitem__(self, index):
         if not 0 <= index < self.length:
             raise IndexError(index)
+        if self._cache is not None and index in self._cache:
+            img, boxes, labels = self._cache[index]
+            return img.copy(), {"boxes": boxes.copy(), "labels": labels.copy(), "image_id": index}
         rng = np.random.default_rng([self.seed, index])
         if self.image_size:
             h, w = self.image_size
         else:
             h, w = (int(v) for v in rng.integers(self.min_side, self.max_side + 1, 2))
         img, boxes, labels = render_scene(rng, h, w, self.labels, self.max_objects)
+        if self._cache is not None:
+            self._cache[index] = (img, boxes, labels)
+            img, boxes, labels = img.copy(), boxes.copy(), labels.copy()
         return img, {"boxes": boxes, "labels": labels, "image_id": index}

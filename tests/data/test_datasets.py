@@ -1,0 +1,100 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgeexport.data import COCODetection, SyntheticShapes, VOCDetection
+from edgeexport.errors import DatasetError
+
+
+def test_synthetic_is_deterministic_and_boxes_are_exact():
+    a = SyntheticShapes(5, num_classes=4, seed=3)
+    b = SyntheticShapes(5, num_classes=4, seed=3)
+    c = SyntheticShapes(5, num_classes=4, seed=4)
+    img_a, t_a = a[2]
+    img_b, t_b = b[2]
+    assert np.array_equal(img_a, img_b) and np.array_equal(t_a["boxes"], t_b["boxes"])
+    assert not np.array_equal(img_a, c[2][0])
+    h, w = img_a.shape[:2]
+    for i in range(5):
+        img, t = a[i]
+        assert len(t["boxes"]) >= 1 and set(t["labels"]) <= {1, 2, 3, 4}
+        assert (t["boxes"][:, :2] >= 0).all() and (t["boxes"][:, 2] <= img.shape[1]).all()
+        assert (t["boxes"][:, 3] <= img.shape[0]).all()
+
+
+def test_synthetic_box_encloses_the_drawn_pixels_tightly():
+    from edgeexport.data.synthetic import draw_shape
+    for shape in ("circle", "square", "triangle", "star", "cross", "hexagon", "diamond", "ring"):
+        img = np.zeros((200, 200, 3), np.uint8)
+        box = draw_shape(img, shape, 100.0, 90.0, 50.0, 0.3, (255, 255, 255))
+        ys, xs = np.nonzero(img[..., 0] > 127)
+        # exact up to the anti-aliased edge pixel
+        assert abs(xs.min() - box[0]) <= 2 and abs(xs.max() + 1 - box[2]) <= 2, shape
+        assert abs(ys.min() - box[1]) <= 2 and abs(ys.max() + 1 - box[3]) <= 2, shape
+
+
+def _voc(root, objects, image=True, name="img1", size=(64, 48)):
+    os.makedirs(os.path.join(root, "Annotations"), exist_ok=True)
+    os.makedirs(os.path.join(root, "JPEGImages"), exist_ok=True)
+    if image:
+        Image.new("RGB", size).save(os.path.join(root, "JPEGImages", name + ".jpg"))
+    objs = "".join("<object><name>{}</name><difficult>0</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin>"
+                   "<xmax>{}</xmax><ymax>{}</ymax></bndbox></object>".format(n, *b) for n, b in objects)
+    with open(os.path.join(root, "Annotations", name + ".xml"), "w") as f:
+        f.write("<annotation><filename>{}.jpg</filename><size><width>{}</width><height>{}</height></size>{}"
+                "</annotation>".format(name, size[0], size[1], objs))
+
+
+def test_voc_reads_boxes_and_discovers_labels(tmp_path):
+    _voc(str(tmp_path), [("dog", (1, 2, 30, 40)), ("cat", (10, 10, 20, 20))])
+    ds = VOCDetection(str(tmp_path))
+    assert ds.labels == ["cat", "dog"]
+    img, t = ds[0]
+    assert img.shape == (48, 64, 3)
+    assert t["boxes"].tolist() == [[1, 2, 30, 40], [10, 10, 20, 20]] and t["labels"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (("dog", (1, 2, 90, 40)), "outside"),
+    (("dog", (10, 10, 10, 30)), "zero area"),
+    (("horse", (1, 1, 5, 5)), "unknown class"),
+])
+def test_voc_bad_annotations_fail_or_skip_with_file_name(tmp_path, bad, msg):
+    _voc(str(tmp_path), [("dog", (1, 2, 30, 40)), bad])
+    _voc(str(tmp_path), [("dog", (2, 2, 9, 9))], name="img2")
+    with pytest.raises(DatasetError, match=msg) as e:
+        VOCDetection(str(tmp_path), labels=["dog"], on_bad="fail")
+    assert "img1.xml" in str(e.value)
+    ds = VOCDetection(str(tmp_path), labels=["dog"], on_bad="skip")
+    assert len(ds.issues) == 1 and msg in str(ds.issues[0])
+    assert sum(len(ds[i][1]["boxes"]) for i in range(len(ds))) == 2  # the good boxes are kept
+
+
+def test_voc_missing_image(tmp_path):
+    _voc(str(tmp_path), [("dog", (1, 2, 30, 40))], image=False)
+    _voc(str(tmp_path), [("dog", (1, 2, 30, 40))], name="ok")
+    with pytest.raises(DatasetError, match="img1.*not found"):
+        VOCDetection(str(tmp_path), on_bad="fail")
+    assert len(VOCDetection(str(tmp_path), on_bad="skip")) == 1
+
+
+def test_coco_reads_and_checks(tmp_path):
+    Image.new("RGB", (50, 40)).save(str(tmp_path / "a.jpg"))
+    ann = {"images": [{"id": 7, "file_name": "a.jpg", "width": 50, "height": 40},
+                      {"id": 8, "file_name": "missing.jpg", "width": 50, "height": 40}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [5, 5, 10, 20], "iscrowd": 0},
+                           {"id": 2, "image_id": 7, "category_id": 9, "bbox": [5, 5, 10, 20], "iscrowd": 0}],
+           "categories": [{"id": 3, "name": "car"}, {"id": 5, "name": "bus"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with pytest.raises(DatasetError, match="missing.jpg|unknown class"):
+        COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
+    ds = COCODetection(str(tmp_path), str(tmp_path / "ann.json"), on_bad="skip")
+    assert ds.labels == ["car", "bus"] and len(ds) == 1
+    assert ds[0][1]["boxes"].tolist() == [[5, 5, 15, 25]] and ds[0][1]["labels"].tolist() == [1]
+    assert len(ds.issues) == 2
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(DatasetError, match="not COCO"):
+        COCODetection(str(tmp_path), str(tmp_path / "bad.json"))

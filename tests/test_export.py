@@ -1,0 +1,135 @@
+import hashlib
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeexport.bundle import ExportOptions, export_bundle
+from edgeexport.errors import ExportError, OutputExistsError, ParityError
+from edgeexport.meta import BundleMeta
+
+from .conftest import REPO, run_cli
+
+
+def test_bundle_contents_and_metadata(small_bundle):
+    path, result = small_bundle
+    for name in ("model.onnx", "model.json", "labels.txt", "infer_config.txt", "app_config.txt",
+                 "app_config_fps.txt", "README.md", "parity/inputs.npy", "parity/expected.npz",
+                 "parity/report.json", "edgeexport/parity.py", "edgeexport/runners/base.py",
+                 "requirements-device.txt"):
+        assert os.path.isfile(os.path.join(path, name)), name
+    meta = BundleMeta.load(os.path.join(path, "model.json"))
+    data = open(os.path.join(path, "model.onnx"), "rb").read()
+    assert meta.onnx_sha256 == hashlib.sha256(data).hexdigest()
+    assert open(os.path.join(path, "labels.txt")).read().split("\n")[:3] == meta.model.labels
+    props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    assert json.loads(props["edgeexport.model_json"])["model"]["labels"] == meta.model.labels
+    model = onnx.load_from_string(data)
+    assert [i.name for i in model.graph.input] == ["input"]
+    assert [o.name for o in model.graph.output] == ["boxes", "scores"]
+    dims = [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output]
+    assert dims == [[1, 3234, 4], [1, 3234, 3]]
+    inputs = np.load(os.path.join(path, "parity", "inputs.npy"))
+    expected = np.load(os.path.join(path, "parity", "expected.npz"))
+    assert inputs.shape[1:] == (3, 320, 320) and expected["scores"].shape == (len(inputs), 3234, 3)
+    assert result["report"].ok and result["report"].matched > 0
+    assert result["report"].raw["boxes"]["max_abs"] < 1e-4
+
+
+def test_export_cli_end_to_end_and_refuses_existing_bundle(small_checkpoint, tmp_path):
+    out = tmp_path / "b"
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out), "--layout", "top_class",
+                 "--color", "bgr", "--dynamic-batch", "--preprocess-min-agreement", "0"])
+    assert r.returncode == 0, r.stderr
+    assert "export parity" in r.stdout and "PASS" in r.stdout and str(out) in r.stdout
+    meta = BundleMeta.load(str(out / "model.json"))
+    assert meta.layout == "top_class" and meta.color_format == "bgr" and meta.dynamic_batch
+    r2 = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out)])
+    assert r2.returncode == 2 and "--force" in r2.stderr and len(r2.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "pickle_code", "labels", "arch"])
+def test_export_bad_inputs_one_line_nonzero_nothing_written(case, small_checkpoint, tmp_path):
+    import torch
+    src = str(tmp_path / "in.pth")
+    extra = []
+    if case == "missing":
+        src = str(tmp_path / "nope.pth")
+    elif case == "corrupt":
+        open(src, "wb").write(b"\x00garbage" * 100)
+    elif case == "pickle_code":
+        torch.save({"model": {}, "x": os.system}, src)  # a global: must be refused, not resolved
+    elif case == "labels":
+        src, extra = small_checkpoint, ["--labels", "a", "b"]
+    elif case == "arch":
+        src, extra = small_checkpoint, ["--arch", "ssdlite320_mobilenet_v3_large"]
+    out = tmp_path / "bundle"
+    r = run_cli(["export.py", "--model-path", src, "--output-dir", str(out)] + extra)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr
+    assert not out.exists() and os.listdir(str(tmp_path)) == (["in.pth"] if os.path.exists(src) and
+                                                               src.startswith(str(tmp_path)) else [])
+
+
+def test_unwritable_output_folder(small_checkpoint, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(str(ro), 0o500)
+    try:
+        if os.access(str(ro), os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root): permissions are not enforced")
+        r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(ro / "bundle")])
+        assert r.returncode == 2 and "cannot write" in r.stderr
+    finally:
+        os.chmod(str(ro), 0o700)
+
+
+def test_unwritable_output_path_under_a_file(small_checkpoint, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(blocker / "bundle")])
+    assert r.returncode == 2 and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_failed_parity_leaves_nothing_and_force_keeps_old_bundle(small_checkpoint, tmp_path, monkeypatch):
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "old.txt").write_text("keep me")
+    import edgeexport.export_parity as ep
+    real = ep.export_parity
+
+    def broken(reference, runner, meta, images, settings, batch):
+        inputs, expected, report = real(reference, runner, meta, images, settings, batch)
+        expected["boxes"] = expected["boxes"] + 0.05  # the graph and the original now disagree
+        from edgeexport.compare import compare_outputs
+        got = {k: v for k, v in ep.run_batched(runner, inputs, batch).items()}
+        return inputs, expected, compare_outputs(expected, got, 320, 320)
+    monkeypatch.setattr(ep, "export_parity", broken)
+    with pytest.raises(ParityError):
+        export_bundle(ExportOptions(small_checkpoint, str(out), force=True), echo=lambda *a: None)
+    assert os.listdir(str(out)) == ["old.txt"]
+    assert sorted(os.listdir(str(tmp_path))) == ["bundle"], "a .partial folder was left behind"
+
+
+def test_export_fails_preflight_for_unsupported_opset(small_checkpoint, tmp_path):
+    with pytest.raises(ExportError, match="opset 14"):
+        export_bundle(ExportOptions(small_checkpoint, str(tmp_path / "b"), opset=14), echo=lambda *a: None)
+    assert not (tmp_path / "b").exists()
+
+
+def test_mean_into_bias_reports_its_error(small_checkpoint, tmp_path):
+    res = export_bundle(ExportOptions(small_checkpoint, str(tmp_path / "b"), fold="mean_into_bias",
+                                      preprocess_min_agreement=0.0), echo=lambda *a: None)
+    errs = res["fold_error"]
+    assert errs["mean_into_bias"]["scores"]["max_rel"] > 10 * errs["exact"]["scores"]["max_rel"]
+    assert BundleMeta.load(str(tmp_path / "b" / "model.json")).offsets == [0, 0, 0]
+
+
+def test_export_help_is_complete():
+    r = run_cli(["export.py", "--help"])
+    for flag in ("--model-path", "--output-dir", "--force", "--labels", "--color", "--fold", "--opset",
+                 "--dynamic-batch", "--trt-version", "--precision", "--video"):
+        assert flag in r.stdout
