@@ -62,6 +62,19 @@ def parse_top_class(boxes, top_score, top_class, net_w, net_h, thresholds, num_c
     return Detections(px[ok], score[keep][ok], cls[keep][ok])
 
 
+def parse_efficient_nms(num_detections, boxes, scores, classes, net_w, net_h, thresholds, num_classes):
+    """The "efficient_nms" layout (EfficientNMS_TRT outputs of one frame): the first num_detections rows."""
+    n = int(np.clip(np.asarray(num_detections).reshape(-1)[0], 0, len(scores)))
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)[:n]
+    scores = np.asarray(scores, np.float32).reshape(-1)[:n]
+    cls = np.asarray(classes, np.int64).reshape(-1)[:n]
+    valid = (cls >= 0) & (cls < num_classes) & np.isfinite(scores)
+    thr = np.asarray(thresholds, np.float32)[np.clip(cls, 0, len(thresholds) - 1)]
+    keep = valid & (scores >= thr) & np.all(np.isfinite(boxes), axis=1)
+    px = boxes[keep] * np.asarray([net_w, net_h, net_w, net_h], np.float32)
+    return Detections(px, scores[keep], cls[keep])
+
+
 def iou_matrix(a, b):
     """IoU of every box of ``a`` [M, 4] with every box of ``b`` [P, 4] (x1y1x2y2, no +1)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
