@@ -7,17 +7,17 @@ import torch
 from tqdm import tqdm
 
 
-def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, channels_last=False,
-                    world=1, show_progress=True, max_grad_norm=None):
+def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, world=1,
+                    show_progress=True, max_grad_norm=None):
     """Returns {"loss", "images_per_s", "seconds"} averaged over the epoch (this process)."""
     model.train()
     seen, loss_sum, steps, t0 = 0, 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, dynamic_ncols=True,
                disable=not show_progress or None)
     for images, targets in bar:
+        # channels_last is applied to the model's weights: torchvision batches these CHW images itself, and the
+        # convolutions then run NHWC.
         images = [im.to(device, non_blocking=True) for im in images]
-        if channels_last:
-            images = [im.contiguous(memory_format=torch.channels_last) for im in images]
         targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
         with torch.autocast(device_type=device.type, enabled=scaler is not None):
             losses = model(images, targets)

@@ -227,8 +227,8 @@ def main(args):
             loader = torch.utils.data.DataLoader(train_data, args.batch_size, shuffle=True, drop_last=True,
                                                  generator=g, num_workers=args.workers, collate_fn=collate,
                                                  pin_memory=device.type == "cuda")
-        stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, channels_last,
-                                world, show, args.clip_grad_norm)
+        stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
+                                args.clip_grad_norm)
         record = {"epoch": epoch, "train_loss": D.reduce_mean(stats["loss"], world, device),
                   "images_per_s": stats["images_per_s"], "epoch_seconds": stats["seconds"],
                   "lr": optimizer.param_groups[0]["lr"]}
