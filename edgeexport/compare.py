@@ -22,7 +22,7 @@ def match_detections(ref, test, iou_threshold):
 
     Returns (pairs [(i_ref, i_test, iou)], unmatched ref indices, unmatched test indices).
     """
-    order = np.argsort(-ref.scores, kind="stable")
+    order = np.argsort(-ref.scores, kind="mergesort")  # stable on every numpy (JetPack 4.6 has 1.13)
     ious = iou_matrix(ref.boxes, test.boxes)
     used = np.zeros(len(test), bool)
     pairs, missing = [], []

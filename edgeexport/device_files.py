@@ -7,3 +7,4 @@ DEVICE_MODULES = (
     "calibrator.py", "device_files.py", "runners/__init__.py", "runners/base.py", "runners/tensorrt_runner.py",
     "runners/onnxrt.py",
 )
+DEVICE_MODULES = DEVICE_MODULES + ("cuda_mem.py",)

@@ -104,7 +104,8 @@ def nms_cluster(dets, pre_thresholds, iou_threshold, topk=-1, post_threshold=0.0
         idx = np.nonzero((dets.classes == c) & (dets.scores >= pre))[0]
         if not len(idx):
             continue
-        idx = idx[np.argsort(-dets.scores[idx], kind="stable")]
+        # mergesort is stable; kind="stable" needs numpy 1.15 and JetPack 4.6 has 1.13
+        idx = idx[np.argsort(-dets.scores[idx], kind="mergesort")]
         ious = iou_matrix(boxes[idx], boxes[idx])
         suppressed = np.zeros(len(idx), bool)
         kept = []
