@@ -1,0 +1,83 @@
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.deepstream_perf import perf_fps
+from benchmarks.stats import board_name, markdown_table, percentile, summarize
+
+from ..conftest import REPO, run_cli
+
+
+def test_percentile_matches_numpy_and_summary_is_right():
+    rng = np.random.default_rng(0)
+    xs = list(rng.exponential(0.01, 101))
+    for q in (0, 50, 90, 99, 100):
+        assert percentile(xs, q) == pytest.approx(np.percentile(xs, q))
+    s = summarize([0.010, 0.020, 0.030, 0.040, 1.0], batch_size=4)
+    assert s["median_ms"] == pytest.approx(30.0) and s["fps"] == pytest.approx(4 / 0.03)
+    assert s["p99_ms"] == pytest.approx(1000 * (0.04 + 0.96 * 0.96))
+    assert s["min_ms"] == pytest.approx(10.0) and s["iterations"] == 5
+    with pytest.raises(ValueError):
+        summarize([0.1], 0)
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_markdown_table_and_board_name():
+    t = markdown_table([{"a": 1.234, "b": "x"}], [("A", "a"), ("B", lambda r: r["b"] * 2)])
+    assert t.splitlines() == ["| A | B |", "|---|---|", "| 1.23 | xx |"]
+    assert board_name()
+
+
+def test_deepstream_perf_parsing_drops_warmup():
+    log = ("**PERF:  FPS 0 (Avg)\n**PERF:  12.50 (12.50)\nsome line\n**PERF:  30.10 (25.00)\n"
+           "**PERF:  29.90 (27.00)\n")
+    assert perf_fps(log) == [30.10, 29.90]
+
+
+def test_host_fps_runs_end_to_end_on_cpu(small_checkpoint, tmp_path):
+    out = str(tmp_path / "fps.json")
+    r = run_cli(["benchmarks/host_fps.py", "--model-path", small_checkpoint, "--iters", "3", "--warmup", "1",
+                 "--frame-size", "240", "320", "--json", out])
+    assert r.returncode == 0, r.stderr
+    data = json.load(open(out))
+    names = {row["pipeline"] for row in data["results"]}
+    assert names == {"torchvision_eager", "deploy_fp32", "onnxruntime"}
+    assert all(row["fps"] > 0 and row["iterations"] == 3 for row in data["results"])
+    assert "x torchvision eager" in r.stdout
+
+
+def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
+    from benchmarks import trt_fps
+    from edgeexport import build_engine as be
+    from tests.device.trt_double import FakeCuda, make_tensorrt
+    bundle = str(tmp_path / "b")
+    shutil.copytree(small_bundle[0], bundle)
+    cuda = FakeCuda()
+    trt = make_tensorrt("8.2", cuda=cuda)
+    be.main(argparse.Namespace(target=bundle, precision=None, batch=None, workspace=256, timing_cache=None,
+                               dla_core=None, gpu_id=0, calib_images=None, calib_batches=1, force=False,
+                               verbose=False), trt=trt)
+    out = str(tmp_path / "trt.json")
+    trt_fps.main(argparse.Namespace(bundle=bundle, engine=None, batch_sizes=None, warmup=1, iterations=3, json=out),
+                 trt=trt, cuda=cuda)
+    data = json.load(open(out))
+    row = data["results"][0]
+    assert row["batch_size"] == 1 and row["end_to_end"]["iterations"] == 3 and row["precision"] == "fp16"
+    assert data["board"]
+
+
+def test_parser_fps_reports_both_layouts(tmp_path):
+    from tests.jetson.conftest import HOST_BUILD
+    if not os.path.isfile(os.path.join(HOST_BUILD, "parser_bench")):
+        pytest.skip("parser not built (scripts/test.sh builds it)")
+    out = str(tmp_path / "p.json")
+    r = run_cli(["benchmarks/parser_fps.py", "--iterations", "50", "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["results"]
+    assert len(rows) == 2 and all(row["same_objects"] for row in rows)
+    assert rows[0]["bytes_ratio"] > 10  # 90 classes: the top-class layout moves far fewer bytes
