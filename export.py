@@ -28,8 +28,10 @@ def get_args_parser(add_help=True):
     g.add_argument("--color", default="rgb", choices=["rgb", "bgr"], help="the engine's input colour order")
     g.add_argument("--fold", default="exact", choices=["exact", "mean_into_bias"],
                    help="mean_into_bias is NOT exact at image borders; its error is measured and printed")
-    g.add_argument("--layout", default="boxes_scores", choices=["boxes_scores", "top_class"],
-                   help="top_class: per-anchor best class in the graph, fewer bytes for the parser")
+    g.add_argument("--layout", default="boxes_scores", choices=["boxes_scores", "top_class", "efficient_nms"],
+                   help="top_class: per-anchor best class in the graph, fewer bytes for the parser; efficient_nms: "
+                        "TensorRT's EfficientNMS_TRT plugin in the graph (nvinfer cluster-mode=4), using the "
+                        "pre-cluster threshold, NMS IoU and topk below")
     g.add_argument("--opset", type=int, default=13, help="TensorRT 8.2 (Jetson Nano) parses up to 13")
     g.add_argument("--batch-size", type=int, default=1)
     g.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (else static)")

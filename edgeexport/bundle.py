@@ -94,7 +94,7 @@ def export_bundle(opt, echo=print):
     from .checkpoint import load_model
     from .deploy import ReferenceModel, build_deploy_model
     from .export_parity import export_parity, fixture_images, fold_error, preprocessing_parity
-    from .onnx_export import export_onnx_bytes, finalize_onnx, simplify, write_onnx
+    from .onnx_export import append_efficient_nms, export_onnx_bytes, finalize_onnx, simplify, write_onnx
     from .preprocess import stretch_to_network
     from .runners.onnxrt import OnnxRuntimeRunner
 
@@ -107,10 +107,12 @@ def export_bundle(opt, echo=print):
     try:
         torch.set_grad_enabled(False)
         reference = ReferenceModel(model)
-        deploy = build_deploy_model(model, mmeta, opt.fold, opt.color, opt.layout)
+        # efficient_nms = the boxes_scores graph + TensorRT's NMS plugin node appended to it
+        graph_layout = "boxes_scores" if opt.layout == "efficient_nms" else opt.layout
+        deploy = build_deploy_model(model, mmeta, opt.fold, opt.color, graph_layout)
         num_anchors = int(deploy.anchors.shape[0])
         meta = BundleMeta(mmeta, opt.color, opt.fold, opt.layout, opt.opset, opt.batch_size, opt.dynamic_batch,
-                          num_anchors, "model.onnx", "", opt.precision)
+                          num_anchors, "model.onnx", "", opt.precision, max_detections=opt.settings.topk)
         timings["load_and_fold_s"] = time.perf_counter() - t0
 
         t = time.perf_counter()
@@ -119,6 +121,14 @@ def export_bundle(opt, echo=print):
         simplified = False
         if opt.simplify:
             proto, simplified = simplify(proto)
+        host_graph = os.path.join(tmp, "model.onnx")
+        if opt.layout == "efficient_nms":
+            # ONNX Runtime cannot run a TensorRT plugin: parity runs on the graph up to the plugin's inputs.
+            host_graph = os.path.join(tmp, ".host_graph.onnx")
+            write_onnx(host_graph, proto.SerializeToString())
+            s = opt.settings
+            proto = append_efficient_nms(proto, mmeta.num_classes, s.pre_cluster_threshold, s.nms_iou_threshold,
+                                         s.topk)
         meta_for_onnx = {"edgeexport.model_json": meta.to_dict()}
         data = finalize_onnx(proto, meta_for_onnx, opt.opset, opt.trt_version)
         meta.onnx_sha256 = write_onnx(os.path.join(tmp, "model.onnx"), data)
@@ -128,9 +138,11 @@ def export_bundle(opt, echo=print):
         t = time.perf_counter()
         images = opt.parity_images if opt.parity_images is not None else fixture_images(mmeta.labels)
         runner_batch = 1 if opt.dynamic_batch else opt.batch_size
-        with OnnxRuntimeRunner(os.path.join(tmp, "model.onnx")) as runner:
+        with OnnxRuntimeRunner(host_graph) as runner:
             inputs, expected, report = export_parity(reference, runner, meta, images, opt.settings, runner_batch)
             pre = preprocessing_parity(model, runner, meta, images, opt.settings, runner_batch)
+        if host_graph != os.path.join(tmp, "model.onnx"):
+            os.unlink(host_graph)
         small = np.stack([stretch_to_network(im, w, h, 1) for im in images])
         exact = build_deploy_model(model, mmeta, "exact", opt.color, "boxes_scores")
         errors = {"exact": fold_error(reference, exact, meta, small, BundleMeta(mmeta, opt.color, "exact").offsets)}
@@ -145,7 +157,9 @@ def export_bundle(opt, echo=print):
         parity = {"export": report.to_dict(), "preprocessing": pre, "fold_relative_error": errors,
                   "settings": vars(opt.settings), "images": len(images)}
         atomic_write_text(os.path.join(tmp, "parity", "report.json"), json.dumps(parity, indent=1) + "\n")
-        table = report.table("export parity: original PyTorch vs ONNX Runtime, same 8-bit network-size images")
+        table = report.table("export parity: original PyTorch vs ONNX Runtime, same 8-bit network-size images" + (
+            "\n  (graph up to the EfficientNMS_TRT node, which only TensorRT runs)" if opt.layout == "efficient_nms"
+            else ""))
         pre_line = ("preprocessing parity: torchvision float resize vs nvinfer 8-bit stretch: {matched} matched, "
                     "{missing} missing, {extra} extra ({agreement:.1%} agreement, IoU >= {match_iou})".format(**pre))
         fold_lines = ["fold error vs the original, fp32, {} fold: ".format(k) + "; ".join(

@@ -5,7 +5,7 @@ Used by export.py (PyTorch vs ONNX Runtime), by ``python -m edgeexport.parity`` 
 """
 import numpy as np
 
-from .postprocess import detect, iou_matrix, to_top_class
+from .postprocess import detect, efficient_nms_reference, iou_matrix, to_top_class
 
 # Raw tolerances by precision. fp32: the fold and the graph are exact up to float rounding.
 # fp16: measured on an H100 (folded graph in fp16 vs the fp32 original, natural photos): scores drift up to
@@ -36,6 +36,16 @@ def match_detections(ref, test, iou_threshold):
                 continue
         missing.append(int(i))
     return pairs, missing, [int(j) for j in np.nonzero(~used)[0]]
+
+
+def to_efficient_nms(outputs, score_threshold, iou_threshold, max_output_boxes):
+    """{"boxes", "scores"} of a batch -> what EfficientNMS_TRT would output for it (NumPy reference)."""
+    per = [efficient_nms_reference(b, s, score_threshold, iou_threshold, max_output_boxes)
+           for b, s in zip(outputs["boxes"], outputs["scores"])]
+    names = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+    out = {n: np.stack([p[j] for p in per]) for j, n in enumerate(names)}
+    out["scores"] = outputs["scores"]  # kept: K is read from it
+    return out
 
 
 class ParityReport(object):
@@ -70,7 +80,7 @@ class ParityReport(object):
     @property
     def raw_ok(self):
         return all(self.raw[k]["max_abs"] <= self.tolerances[k] for k in self.raw
-                   if k in self.tolerances and k != "top_class")
+                   if k in self.tolerances and k not in ("top_class", "num_detections"))
 
     @property
     def detections_ok(self):
@@ -92,7 +102,7 @@ class ParityReport(object):
                  "  {:<8} {:>12} {:>12} {:>12} {:>6}".format("output", "max |err|", "p99 |err|", "tolerance", "ok")]
         for k in sorted(self.raw):
             r = self.raw[k]
-            tol = None if k == "top_class" else self.tolerances.get(k)
+            tol = None if k in ("top_class", "num_detections") else self.tolerances.get(k)
             lines.append("  {:<8} {:>12.3g} {:>12.3g} {:>12} {:>6}".format(
                 k, r["max_abs"], r["p99_abs"], "{:.3g}".format(tol) if tol is not None else "-",
                 "yes" if tol is None or r["max_abs"] <= tol else "NO"))
@@ -120,25 +130,27 @@ def compare_outputs(reference, candidate, net_w, net_h, precision="fp32", pre_th
     detection_iou = DETECTION_IOU[precision] if detection_iou is None else detection_iou
     min_fraction = MIN_MATCHED_FRACTION[precision] if min_fraction is None else min_fraction
     num_classes = np.asarray(reference["scores"]).shape[-1]
-    if "scores" not in candidate:
+    if "detection_boxes" in candidate:  # EfficientNMS outputs: the reference goes through the plugin's algorithm
+        reference = to_efficient_nms(reference, pre_threshold, iou_threshold, candidate["detection_scores"].shape[-1])
+    elif "scores" not in candidate:
         reference = to_top_class(reference)
     raw = {}
-    for name in [n for n in ("boxes", "scores", "top_score", "top_class") if n in candidate]:
+    for name in [n for n in ("boxes", "scores", "top_score", "top_class", "num_detections") if n in candidate]:
         if name not in reference:
             raise ValueError("candidate output {!r} has no reference".format(name))
         a = np.asarray(reference[name], np.float64)
         b = np.asarray(candidate[name], np.float64)
         if a.shape != b.shape:
             raise ValueError("output {!r} shapes differ: reference {} vs candidate {}".format(name, a.shape, b.shape))
-        if name == "top_class":
-            raw[name] = {"max_abs": float(np.mean(a != b)), "p99_abs": 0.0, "note": "fraction of anchors differing"}
+        if name in ("top_class", "num_detections"):
+            raw[name] = {"max_abs": float(np.mean(a != b)), "p99_abs": 0.0, "note": "fraction differing"}
             continue
         err = np.abs(a - b)
         err = np.where(np.isfinite(err), err, np.inf)
         raw[name] = {"max_abs": float(err.max()) if err.size else 0.0,
                      "p99_abs": float(np.percentile(err, 99)) if err.size else 0.0}
     per_image = []
-    for i in range(len(reference["boxes"])):
+    for i in range(len(np.asarray(reference["scores"] if "scores" in reference else reference["boxes"]))):
         ref = detect(reference, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk)
         test = detect(candidate, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk)
         pairs, missing, extra = match_detections(ref, test, detection_iou)

@@ -112,6 +112,19 @@ def load_parser(cfg):
     return ParserLibrary(lib)
 
 
+def _host_graph_and_nms(onnx_path):
+    """The graph without its EfficientNMS_TRT node (for ONNX Runtime) and that node's attributes."""
+    import onnx
+    from onnx import helper
+    from .onnx_export import strip_efficient_nms
+    proto = onnx.load(onnx_path)
+    node = [n for n in proto.graph.node if n.op_type == "EfficientNMS_TRT"]
+    if not node:
+        raise ConfigError("{} uses the NMS parser but has no EfficientNMS_TRT node".format(onnx_path))
+    attrs = {a.name: helper.get_attribute_value(a) for a in node[0].attribute}
+    return strip_efficient_nms(proto).SerializeToString(), attrs
+
+
 def iter_frames(source):
     """(index, RGB uint8 frame) from a video file, or from a folder / glob of images."""
     import cv2
@@ -164,9 +177,13 @@ class Emulator(object):
     def __init__(self, bundle, backend="onnxruntime"):
         self.cfg = NvInferConfig(os.path.join(bundle, "infer_config.txt"))
         self.parser = load_parser(self.cfg)
+        self.plugin_nms = None
         if backend == "onnxruntime":
             from .runners.onnxrt import OnnxRuntimeRunner
-            self.runner = OnnxRuntimeRunner(self.cfg.onnx_file)
+            onnx_model = self.cfg.onnx_file
+            if self.cfg.parse_func == "NvDsInferParseEdgeExportNMS":
+                onnx_model, self.plugin_nms = _host_graph_and_nms(onnx_model)
+            self.runner = OnnxRuntimeRunner(onnx_model)
         else:
             from .runners.tensorrt_runner import TensorRTRunner
             self.runner = TensorRTRunner(self.cfg.engine_file)
@@ -192,6 +209,13 @@ class Emulator(object):
         t = time.perf_counter()
         out = self.runner.infer({"input": x})
         self.infer_seconds += time.perf_counter() - t
+        if self.plugin_nms is not None:  # what TensorRT's EfficientNMS_TRT node would output
+            from .postprocess import efficient_nms_reference
+            a = self.plugin_nms
+            nms = efficient_nms_reference(out["boxes"][0], out["scores"][0], a["score_threshold"],
+                                          a["iou_threshold"], a["max_output_boxes"])
+            out = {n: v[None] for n, v in zip(("num_detections", "detection_boxes", "detection_scores",
+                                               "detection_classes"), nms)}
         frame_outputs = [(name, out[name][0]) for name in c.output_names]
         cand = self.parser.parse(self.layout, frame_outputs, c.net_w, c.net_h, c.pre_thresholds, c.num_classes)
         if c.cluster_mode == 2:

@@ -55,6 +55,57 @@ def export_onnx_bytes(deploy_model, input_shape, output_names, opset=13, dynamic
     return onnx.load_from_string(buf.getvalue())
 
 
+def append_efficient_nms(model_proto, num_classes, score_threshold, iou_threshold, max_output_boxes):
+    """Feed the graph's ``boxes`` [B,N,4] and ``scores`` [B,N,K] into TensorRT's EfficientNMS_TRT plugin node.
+
+    The boxes are already decoded (the plugin's fused decoder has no box-coder variances) and the scores are
+    softmax probabilities without background (so background_class=-1, score_activation=0). Only attributes that
+    TensorRT 8.2's plugin knows are set. The result cannot run in ONNX Runtime; host parity is checked on the
+    graph up to the node's inputs.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+    graph = model_proto.graph
+    dims = [d.dim_value or d.dim_param for d in graph.output[0].type.tensor_type.shape.dim]
+    batch = dims[0]
+    node = helper.make_node(
+        "EfficientNMS_TRT", ["boxes", "scores"],
+        ["num_detections", "detection_boxes", "detection_scores", "detection_classes"], name="efficient_nms",
+        domain="TRT", plugin_version="1", background_class=-1, max_output_boxes=int(max_output_boxes),
+        score_threshold=float(score_threshold), iou_threshold=float(iou_threshold), score_activation=0,
+        box_coding=0)
+    m = int(max_output_boxes)
+    new_outputs = [helper.make_tensor_value_info("num_detections", TensorProto.INT32, [batch, 1]),
+                   helper.make_tensor_value_info("detection_boxes", TensorProto.FLOAT, [batch, m, 4]),
+                   helper.make_tensor_value_info("detection_scores", TensorProto.FLOAT, [batch, m]),
+                   helper.make_tensor_value_info("detection_classes", TensorProto.INT32, [batch, m])]
+    graph.value_info.extend(list(graph.output))
+    del graph.output[:]
+    graph.output.extend(new_outputs)
+    graph.node.append(node)
+    model_proto.opset_import.append(helper.make_opsetid("TRT", 1))
+    return model_proto
+
+
+def strip_efficient_nms(model_proto):
+    """The graph without its EfficientNMS_TRT node: outputs ``boxes`` and ``scores`` again (for ONNX Runtime)."""
+    import copy
+    proto = copy.deepcopy(model_proto)
+    graph = proto.graph
+    nms = [n for n in graph.node if n.op_type == "EfficientNMS_TRT"]
+    if not nms:
+        return proto
+    graph.node.remove(nms[0])
+    keep = [v for v in graph.value_info if v.name in ("boxes", "scores")]
+    del graph.output[:]
+    graph.output.extend(sorted(keep, key=lambda v: ["boxes", "scores"].index(v.name)))
+    for v in keep:
+        graph.value_info.remove(v)
+    del proto.opset_import[:]
+    proto.opset_import.extend([o for o in model_proto.opset_import if o.domain != "TRT"])
+    return proto
+
+
 def simplify(model_proto):
     """onnxsim; on any failure warn and keep the unsimplified graph (it is still correct, only larger)."""
     try:

@@ -75,6 +75,35 @@ def parse_efficient_nms(num_detections, boxes, scores, classes, net_w, net_h, th
     return Detections(px, scores[keep], cls[keep])
 
 
+def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_output_boxes):
+    """NumPy stand-in for TensorRT's EfficientNMS_TRT plugin (its documented algorithm) on one frame:
+    drop scores below the threshold, sort all (anchor, class) pairs by score, per-class NMS (suppress IoU >
+    threshold), keep the best ``max_output_boxes``. Returns the plugin's four outputs for one frame:
+    num_detections int32 [1], detection_boxes [M, 4], detection_scores [M], detection_classes int32 [M]."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32)
+    anchor, cls = np.nonzero(scores >= score_threshold)
+    s = scores[anchor, cls]
+    order = np.argsort(-s, kind="mergesort")[:4096]  # the plugin processes the top 4096 candidates
+    anchor, cls, s = anchor[order], cls[order], s[order]
+    keep = []
+    for c in np.unique(cls):
+        idx = np.nonzero(cls == c)[0]
+        ious = iou_matrix(boxes[anchor[idx]], boxes[anchor[idx]])
+        suppressed = np.zeros(len(idx), bool)
+        for i in range(len(idx)):
+            if not suppressed[i]:
+                keep.append(idx[i])
+                suppressed |= ious[i] > iou_threshold
+    keep = sorted(keep, key=lambda i: (-s[i], i))[:max_output_boxes]
+    m = int(max_output_boxes)
+    out_b, out_s, out_c = np.zeros((m, 4), np.float32), np.zeros(m, np.float32), np.zeros(m, np.int32)
+    out_b[:len(keep)] = boxes[anchor[keep]]
+    out_s[:len(keep)] = s[keep]
+    out_c[:len(keep)] = cls[keep]
+    return np.array([len(keep)], np.int32), out_b, out_s, out_c
+
+
 def iou_matrix(a, b):
     """IoU of every box of ``a`` [M, 4] with every box of ``b`` [P, 4] (x1y1x2y2, no +1)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
@@ -141,6 +170,10 @@ def to_top_class(outputs):
 def detect(outputs, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk=-1):
     """Image ``i`` of a batch of graph outputs -> parser candidates -> nvinfer clustering, for either layout."""
     thr = [pre_threshold] * num_classes
+    if "detection_boxes" in outputs:  # the plugin has clustered already (cluster-mode=4)
+        return parse_efficient_nms(outputs["num_detections"][i], outputs["detection_boxes"][i],
+                                   outputs["detection_scores"][i], outputs["detection_classes"][i], net_w, net_h,
+                                   thr, num_classes)
     if "scores" in outputs:
         cand = parse_boxes_scores(outputs["boxes"][i], outputs["scores"][i], net_w, net_h, thr, num_classes)
     else:

@@ -79,3 +79,26 @@ def test_emulate_missing_input_is_one_clear_error(trained_bundle):
 def test_clip_ground_truth_is_written(trained_bundle):
     truth = json.load(open(str(trained_bundle / "clip.json")))
     assert len(truth["frames"]) == 20 and len(truth["frames"][0]["objects"]) == 3
+
+
+def test_efficient_nms_bundle_emulates_like_the_default_layout(trained_bundle, tmp_path):
+    nms = str(tmp_path / "nms")
+    r = run_cli(["export.py", "--model-path", str(trained_bundle / "train" / "last.pth"), "--output-dir", nms,
+                 "--layout", "efficient_nms", "--pre-cluster-threshold", "0.3", "--preprocess-min-agreement", "0"])
+    assert r.returncode == 0, r.stderr
+    outs = {}
+    for name, bundle in (("default", str(trained_bundle / "bundle")), ("nms", nms)):
+        out = str(tmp_path / (name + ".json"))
+        r = run_cli(["-m", "edgeexport.emulate", bundle, "--input", str(trained_bundle / "clip.mp4"), "--json", out,
+                     "--no-progress"])
+        assert r.returncode == 0, r.stderr
+        outs[name] = json.load(open(out))["frames"]
+    matched = total = 0
+    for a, b in zip(outs["default"], outs["nms"]):
+        da = Detections([o["box"] for o in a["objects"]], [o["score"] for o in a["objects"]],
+                        [o["class_id"] for o in a["objects"]])
+        db = Detections([o["box"] for o in b["objects"]], [o["score"] for o in b["objects"]],
+                        [o["class_id"] for o in b["objects"]])
+        pairs, miss, ext = match_detections(da, db, 0.99)
+        matched, total = matched + len(pairs), total + len(pairs) + len(miss) + len(ext)
+    assert total > 0 and matched == total

@@ -133,3 +133,54 @@ def test_export_help_is_complete():
     for flag in ("--model-path", "--output-dir", "--force", "--labels", "--color", "--fold", "--opset",
                  "--dynamic-batch", "--trt-version", "--precision", "--video"):
         assert flag in r.stdout
+
+
+def test_efficient_nms_variant(small_checkpoint, tmp_path):
+    from onnx import helper
+    from edgeexport import keyfile
+    out = tmp_path / "nms"
+    res = export_bundle(ExportOptions(small_checkpoint, str(out), layout="efficient_nms",
+                                      preprocess_min_agreement=0.0), echo=lambda *a: None)
+    assert res["report"].ok
+    model = onnx.load(str(out / "model.onnx"))
+    node = [n for n in model.graph.node if n.op_type == "EfficientNMS_TRT"]
+    assert len(node) == 1 and node[0].domain == "TRT"
+    attrs = {a.name: helper.get_attribute_value(a) for a in node[0].attribute}
+    assert attrs["max_output_boxes"] == 100 and attrs["background_class"] == -1 and attrs["box_coding"] == 0
+    assert abs(attrs["score_threshold"] - 0.4) < 1e-6 and abs(attrs["iou_threshold"] - 0.55) < 1e-6
+    assert "class_agnostic" not in attrs  # unknown to TensorRT 8.2's plugin
+    assert [o.name for o in model.graph.output] == ["num_detections", "detection_boxes", "detection_scores",
+                                                    "detection_classes"]
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [6, 1, 1, 6]  # int32, float, float, int32
+    assert not (out / ".host_graph.onnx").exists()
+    if keyfile.available():
+        kf = keyfile.KeyFile(str(out / "infer_config.txt"))
+        assert kf.integer("property", "cluster-mode") == 4
+        assert kf.string("property", "parse-bbox-func-name") == "NvDsInferParseEdgeExportNMS"
+    r = run_cli(["-m", "edgeexport.parity", str(out), "--backend", "onnxruntime"])
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+
+
+def test_efficient_nms_reference_follows_the_plugin_algorithm():
+    from edgeexport.postprocess import efficient_nms_reference
+    boxes = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.52], [0.6, 0.6, 0.9, 0.9]], np.float32)
+    scores = np.array([[0.9, 0.1], [0.8, 0.85], [0.3, 0.2]], np.float32)
+    num, b, s, c = efficient_nms_reference(boxes, scores, 0.25, 0.5, 5)
+    assert num[0] == 3  # (0, class 0), (1, class 1) survive: NMS is per class; anchor 2 class 0 at 0.3
+    assert s[:3].tolist() == pytest.approx([0.9, 0.85, 0.3]) and c[:3].tolist() == [0, 1, 0]
+    assert (s[3:] == 0).all() and b.shape == (5, 4)
+    num, _, _, _ = efficient_nms_reference(boxes, scores, 0.25, 0.5, 1)
+    assert num[0] == 1
+
+
+def test_simplifier_failure_warns_and_keeps_the_graph(monkeypatch, caplog):
+    import onnxsim
+    from edgeexport.onnx_export import simplify
+
+    def broken(model, *a, **k):
+        raise RuntimeError("simplifier crashed")
+    monkeypatch.setattr(onnxsim, "simplify", broken)
+    proto = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+    with caplog.at_level("WARNING"):
+        out, ok = simplify(proto)
+    assert out is proto and ok is False and "keeping the unsimplified graph" in caplog.text

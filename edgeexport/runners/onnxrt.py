@@ -9,8 +9,10 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def __init__(self, onnx_path, providers=None, threads=0):
+        """``onnx_path``: a file, or the serialised model as bytes."""
         super(OnnxRuntimeRunner, self).__init__()
-        self.onnx_path, self.providers, self.threads = str(onnx_path), providers, int(threads)
+        self.onnx_path = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
+        self.providers, self.threads = providers, int(threads)
         self.session = None
 
     def _activate(self):
@@ -26,7 +28,8 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(self.onnx_path, opts,
                                                 providers=self.providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-            raise InputFileError("ONNX Runtime cannot load {}: {}".format(self.onnx_path, str(e).splitlines()[0]))
+            where = "<bytes>" if isinstance(self.onnx_path, bytes) else self.onnx_path
+            raise InputFileError("ONNX Runtime cannot load {}: {}".format(where, str(e).splitlines()[0]))
 
     @property
     def input_names(self):

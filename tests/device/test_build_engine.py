@@ -185,3 +185,17 @@ def test_runner_refuses_an_engine_of_another_tensorrt(bundle):
 def test_missing_target_is_one_clear_error(tmp_path):
     with pytest.raises(InputFileError, match="not found"):
         be.main(_args(str(tmp_path / "nothing")), trt=make_tensorrt("10"))
+
+
+@pytest.mark.parametrize("gen", GENERATIONS)
+def test_efficient_nms_bundle_builds_and_checks_int32_outputs(small_checkpoint, tmp_path, gen):
+    from edgeexport.bundle import ExportOptions, export_bundle
+    path = str(tmp_path / "nms")
+    export_bundle(ExportOptions(small_checkpoint, path, layout="efficient_nms", preprocess_min_agreement=0.0),
+                  echo=lambda *a: None)
+    trt = make_tensorrt(gen)
+    assert be.main(_args(path), trt=trt) == 0
+    engine = trt.Runtime(None).deserialize_cuda_engine(
+        open(os.path.join(path, "model.onnx_b1_gpu0_fp16.engine"), "rb").read())
+    dtypes = {n: d for n, _, _, d in engine.io}
+    assert dtypes["num_detections"] == "INT32" and dtypes["detection_classes"] == "INT32"

@@ -87,3 +87,18 @@ def test_help_lists_the_recipe():
     for flag in ("--resume", "--amp", "--lr", "--warmup-iters", "--data-augmentation", "--seed", "--workers",
                  "--on-bad-annotation", "--pretrained-backbone"):
         assert flag in r.stdout
+
+
+def test_torchrun_two_processes_with_gloo(tmp_path):
+    """DistributedDataParallel through torchrun on the CPU (gloo): rank 0 evaluates and writes."""
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    args = [a for a in TINY if a not in ("--threads", "2")][1:]  # drop "-m"; one thread per process
+    r = subprocess.run([torchrun, "--nproc_per_node=2", "-m"] + args + ["--threads", "1", "--epochs", "2",
+                        "--output-dir", str(tmp_path / "ddp")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("epoch ") == 2 and r.stdout.count("trained 2 epochs") == 1  # rank 0 alone reports
+    hist = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1]
+    load_model(str(tmp_path / "ddp" / "best.pth"))
