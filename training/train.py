@@ -221,7 +221,8 @@ def main(args):
                                                           drop_last=True)
             sampler.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
-                                                 num_workers=args.workers, collate_fn=collate, pin_memory=True)
+                                                 num_workers=args.workers, collate_fn=collate,
+                                                 pin_memory=device.type == "cuda")
         else:
             g = torch.Generator().manual_seed(args.seed * 100003 + epoch)
             loader = torch.utils.data.DataLoader(train_data, args.batch_size, shuffle=True, drop_last=True,
