@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .compare import compare_outputs, match_detections
+from .parity import run_backend
 from .postprocess import Detections, detect, scale_to_frame
 from .preprocess import network_input_from_8bit, nvinfer_preprocess, stretch_to_network
 
@@ -36,27 +37,13 @@ def reference_outputs(reference_model, images8):
     return {"boxes": boxes.numpy(), "scores": scores.numpy()}
 
 
-def run_batched(runner, inputs, batch_size):
-    """Feed [B, 3, H, W] through a runner whose graph may have a static batch; concatenates the outputs."""
-    outs = {}
-    for i in range(0, len(inputs), batch_size):
-        chunk = inputs[i:i + batch_size]
-        pad = batch_size - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        res = runner.infer({"input": chunk})
-        for k, v in res.items():
-            outs.setdefault(k, []).append(v[:len(chunk) - pad] if pad else v)
-    return {k: np.concatenate(v) for k, v in outs.items()}
-
-
 def export_parity(reference_model, runner, meta, images, settings, static_batch):
     """Level 1. Returns (inputs [B,3,H,W] float32, expected {"boxes","scores"}, ParityReport)."""
     h, w = meta.model.input_size
     small = np.stack([stretch_to_network(im, w, h, 1) for im in images])
     expected = reference_outputs(reference_model, small)
     inputs = network_input_from_8bit(small, meta.offsets, meta.net_scale_factor, meta.color_format)
-    got = run_batched(runner, inputs, static_batch)
+    got = run_backend(runner, inputs, static_batch)
     precision_tolerance = None
     if meta.fold == "mean_into_bias":  # inexact by design at the borders: judged on detections only
         precision_tolerance = {"boxes": float("inf"), "scores": float("inf"), "top_score": float("inf")}
@@ -82,7 +69,7 @@ def preprocessing_parity(model, runner, meta, images, settings, static_batch, ma
         keep = tv["scores"] >= settings.pre_cluster_threshold
         ref = Detections(tv["boxes"][keep].numpy(), tv["scores"][keep].numpy(), tv["labels"][keep].numpy() - 1)
         x = nvinfer_preprocess(im, w, h, meta.offsets, meta.net_scale_factor, meta.color_format, 1)
-        out = run_batched(runner, x, static_batch)
+        out = run_backend(runner, x, static_batch)
         dets = detect(out, 0, w, h, meta.model.num_classes, settings.pre_cluster_threshold,
                       settings.nms_iou_threshold, settings.topk)
         test = scale_to_frame(dets, w, h, fw, fh)

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "nvdsinfer_custom_impl.h"
+#include "edgeexport_parser.h"
 
 namespace {
 

@@ -5,17 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "nvdsinfer_custom_impl.h"
+#include "edgeexport_parser.h"
 
-extern "C" bool NvDsInferParseEdgeExport(std::vector<NvDsInferLayerInfo> const &, NvDsInferNetworkInfo const &,
-                                         NvDsInferParseDetectionParams const &,
-                                         std::vector<NvDsInferObjectDetectionInfo> &);
-extern "C" bool NvDsInferParseEdgeExportTopClass(std::vector<NvDsInferLayerInfo> const &,
-                                                 NvDsInferNetworkInfo const &, NvDsInferParseDetectionParams const &,
-                                                 std::vector<NvDsInferObjectDetectionInfo> &);
-extern "C" bool NvDsInferParseEdgeExportNMS(std::vector<NvDsInferLayerInfo> const &, NvDsInferNetworkInfo const &,
-                                            NvDsInferParseDetectionParams const &,
-                                            std::vector<NvDsInferObjectDetectionInfo> &);
 
 namespace {
 struct Reader {

@@ -9,7 +9,7 @@ CXX=${CLANG:-$(command -v clang++ || command -v clang++-14 || true)}
 if [ -z "$CXX" ]; then echo "clang++ not found: apt-get install clang" >&2; exit 2; fi
 work=$(mktemp -d)
 "$CXX" -std=c++11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$here/../host_include" "$here/fuzz_parser.cpp" "$here/../nvdsparsebbox_edgeexport.cpp" -o "$work/fuzz_parser"
+  -I"$here/../host_include" -I"$here/.." "$here/fuzz_parser.cpp" "$here/../nvdsparsebbox_edgeexport.cpp" -o "$work/fuzz_parser"
 mkdir -p "$work/corpus"
 set +e
 "$work/fuzz_parser" "$work/corpus" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 2>"$work/log"

@@ -9,27 +9,9 @@
 #include <random>
 #include <vector>
 
-#include "nvdsinfer_custom_impl.h"
+#include "edgeexport_parser.h"
+#include "layer_helpers.h"
 
-extern "C" bool NvDsInferParseEdgeExport(std::vector<NvDsInferLayerInfo> const &, NvDsInferNetworkInfo const &,
-                                         NvDsInferParseDetectionParams const &,
-                                         std::vector<NvDsInferObjectDetectionInfo> &);
-extern "C" bool NvDsInferParseEdgeExportTopClass(std::vector<NvDsInferLayerInfo> const &,
-                                                 NvDsInferNetworkInfo const &, NvDsInferParseDetectionParams const &,
-                                                 std::vector<NvDsInferObjectDetectionInfo> &);
-
-static NvDsInferLayerInfo layer(const char *name, void *buf, unsigned d0, unsigned d1) {
-    NvDsInferLayerInfo l;
-    std::memset(&l, 0, sizeof(l));
-    l.dataType = FLOAT;
-    l.inferDims.numDims = d1 ? 2 : 1;
-    l.inferDims.d[0] = d0;
-    l.inferDims.d[1] = d1;
-    l.inferDims.numElements = d0 * (d1 ? d1 : 1);
-    l.layerName = name;
-    l.buffer = buf;
-    return l;
-}
 
 template <class F>
 static double median_us(F f, int iters) {
@@ -69,9 +51,9 @@ int main(int argc, char **argv) {
     NvDsInferParseDetectionParams p;
     p.numClassesConfigured = k;
     p.perClassPreclusterThreshold.assign(k, thr);
-    std::vector<NvDsInferLayerInfo> dl = {layer("boxes", boxes.data(), n, 4), layer("scores", scores.data(), n, k)};
-    std::vector<NvDsInferLayerInfo> tl = {layer("boxes", boxes.data(), n, 4), layer("top_score", top_score.data(), n, 0),
-                                          layer("top_class", top_class.data(), n, 0)};
+    std::vector<NvDsInferLayerInfo> dl = {makeLayer("boxes", boxes.data(), FLOAT, n, 4), makeLayer("scores", scores.data(), FLOAT, n, k)};
+    std::vector<NvDsInferLayerInfo> tl = {makeLayer("boxes", boxes.data(), FLOAT, n, 4), makeLayer("top_score", top_score.data(), FLOAT, n),
+                                          makeLayer("top_class", top_class.data(), FLOAT, n)};
     std::vector<NvDsInferObjectDetectionInfo> out;
     out.reserve(4096);
     size_t nd = 0, nt = 0;

@@ -5,17 +5,9 @@
 #include <limits>
 #include <vector>
 
-#include "nvdsinfer_custom_impl.h"
+#include "edgeexport_parser.h"
+#include "layer_helpers.h"
 
-extern "C" bool NvDsInferParseEdgeExport(std::vector<NvDsInferLayerInfo> const &, NvDsInferNetworkInfo const &,
-                                         NvDsInferParseDetectionParams const &,
-                                         std::vector<NvDsInferObjectDetectionInfo> &);
-extern "C" bool NvDsInferParseEdgeExportTopClass(std::vector<NvDsInferLayerInfo> const &,
-                                                 NvDsInferNetworkInfo const &, NvDsInferParseDetectionParams const &,
-                                                 std::vector<NvDsInferObjectDetectionInfo> &);
-extern "C" bool NvDsInferParseEdgeExportNMS(std::vector<NvDsInferLayerInfo> const &, NvDsInferNetworkInfo const &,
-                                            NvDsInferParseDetectionParams const &,
-                                            std::vector<NvDsInferObjectDetectionInfo> &);
 
 static int failures = 0;
 #define CHECK(cond)                                                              \
@@ -25,19 +17,6 @@ static int failures = 0;
             ++failures;                                                          \
         }                                                                        \
     } while (0)
-
-static NvDsInferLayerInfo layer(const char *name, void *buf, NvDsInferDataType t, unsigned d0, unsigned d1 = 0) {
-    NvDsInferLayerInfo l;
-    std::memset(&l, 0, sizeof(l));
-    l.dataType = t;
-    l.inferDims.numDims = d1 ? 2 : 1;
-    l.inferDims.d[0] = d0;
-    l.inferDims.d[1] = d1;
-    l.inferDims.numElements = d0 * (d1 ? d1 : 1);
-    l.layerName = name;
-    l.buffer = buf;
-    return l;
-}
 
 static NvDsInferParseDetectionParams params(unsigned k, float thr) {
     NvDsInferParseDetectionParams p;
@@ -52,7 +31,7 @@ int main() {
     // 3 anchors, 2 classes
     float boxes[12] = {0.1f, 0.2f, 0.5f, 0.6f, 0.0f, 0.0f, 1.0f, 1.0f, NAN, 0.0f, 1.0f, 1.0f};
     float scores[6] = {0.9f, 0.1f, 0.45f, 0.7f, 0.99f, 0.99f};
-    std::vector<NvDsInferLayerInfo> layers = {layer("scores", scores, FLOAT, 3, 2), layer("boxes", boxes, FLOAT, 3, 4)};
+    std::vector<NvDsInferLayerInfo> layers = {makeLayer("scores", scores, FLOAT, 3, 2), makeLayer("boxes", boxes, FLOAT, 3, 4)};
     std::vector<NvDsInferObjectDetectionInfo> out;
 
     // boxes go out in network pixels; thresholds per class; NaN boxes skipped
@@ -99,14 +78,14 @@ int main() {
 
     // infinite scores skipped
     float inf_scores[6] = {std::numeric_limits<float>::infinity(), 0.0f, NAN, 0.0f, 0.0f, 0.0f};
-    std::vector<NvDsInferLayerInfo> infl = {layer("boxes", boxes, FLOAT, 3, 4), layer("scores", inf_scores, FLOAT, 3, 2)};
+    std::vector<NvDsInferLayerInfo> infl = {makeLayer("boxes", boxes, FLOAT, 3, 4), makeLayer("scores", inf_scores, FLOAT, 3, 2)};
     CHECK(NvDsInferParseEdgeExport(infl, net, params(2, 0.5f), out) && out.empty());
 
     // top-class layout
     float top_score[3] = {0.9f, 0.6f, 0.95f};
     float top_class[3] = {1.0f, 7.0f, 0.0f};
-    std::vector<NvDsInferLayerInfo> tl = {layer("boxes", boxes, FLOAT, 3, 4), layer("top_score", top_score, FLOAT, 3),
-                                          layer("top_class", top_class, FLOAT, 3)};
+    std::vector<NvDsInferLayerInfo> tl = {makeLayer("boxes", boxes, FLOAT, 3, 4), makeLayer("top_score", top_score, FLOAT, 3),
+                                          makeLayer("top_class", top_class, FLOAT, 3)};
     out.clear();
     CHECK(NvDsInferParseEdgeExportTopClass(tl, net, params(2, 0.5f), out));
     CHECK(out.size() == 1 && out[0].classId == 1);  // class 7 ignored, NaN box skipped
@@ -116,9 +95,9 @@ int main() {
     float dboxes[8] = {0.0f, 0.0f, 0.5f, 0.5f, 0.5f, 0.5f, 1.0f, 1.0f};
     float dscores[2] = {0.8f, 0.3f};
     int32_t dclasses[2] = {1, 0};
-    std::vector<NvDsInferLayerInfo> nl = {layer("num_detections", num, INT32, 1), layer("detection_boxes", dboxes, FLOAT, 2, 4),
-                                          layer("detection_scores", dscores, FLOAT, 2),
-                                          layer("detection_classes", dclasses, INT32, 2)};
+    std::vector<NvDsInferLayerInfo> nl = {makeLayer("num_detections", num, INT32, 1), makeLayer("detection_boxes", dboxes, FLOAT, 2, 4),
+                                          makeLayer("detection_scores", dscores, FLOAT, 2),
+                                          makeLayer("detection_classes", dclasses, INT32, 2)};
     out.clear();
     CHECK(NvDsInferParseEdgeExportNMS(nl, net, params(2, 0.5f), out));
     CHECK(out.size() == 1 && out[0].classId == 1 && std::fabs(out[0].width - 160.0f) < 1e-4);
