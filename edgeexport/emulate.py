@@ -219,6 +219,8 @@ class Emulator(object):
         frame_outputs = [(name, out[name][0]) for name in c.output_names]
         cand = self.parser.parse(self.layout, frame_outputs, c.net_w, c.net_h, c.pre_thresholds, c.num_classes)
         if c.cluster_mode == 2:
+            # pre-cluster thresholds are per class; NMS IoU, topk and post-cluster threshold are taken from
+            # class 0 (export writes only [class-attrs-all]; per-class overrides of those three are not emulated)
             iou = c.class_attrs[0]["nms-iou-threshold"]
             topk = c.class_attrs[0]["topk"]
             post = c.class_attrs[0]["post-cluster-threshold"]
