@@ -225,12 +225,14 @@ def main(args, trt=None, cuda=None):
             _NoImages(meta, batch)
         calibrator = make_entropy_calibrator(trt, batcher, calib_cache, cuda)
     timing = None
-    if args.timing_cache and os.path.isfile(args.timing_cache):
-        with open(args.timing_cache, "rb") as f:
-            timing = f.read()
+    if args.timing_cache:  # an empty cache on the first run, so that one is created and written back
+        timing = b""
+        if os.path.isfile(args.timing_cache):
+            with open(args.timing_cache, "rb") as f:
+                timing = f.read()
     builder.parse(onnx_path)
     builder.configure(precision, args.workspace << 20, meta.input_name, meta.input_shape, meta.dynamic_batch, batch,
-                      args.dla_core, calibrator, timing if args.timing_cache else None)
+                      args.dla_core, calibrator, timing)
     plan = builder.build()
     check_engine_io(trt, plan, meta, batch)
     atomic_write_bytes(engine_path, plan)
@@ -238,13 +240,9 @@ def main(args, trt=None, cuda=None):
         data = builder.timing_cache_bytes()
         if data:
             atomic_write_bytes(args.timing_cache, data)
-    config_path = os.path.join(folder, "infer_config.txt")
-    if os.path.isfile(os.path.join(folder, "model.json")):
-        settings = DetectionSettings(**{k: v for k, v in meta.extra.get("settings", {}).items()
-                                        if k in ("pre_cluster_threshold", "nms_iou_threshold", "topk",
-                                                 "post_cluster_threshold")})
-        atomic_write_text(config_path, infer_config_text(meta, settings, precision, args.gpu_id, batch,
-                                                         "calibration.cache" if precision == "int8" else None))
+    settings = DetectionSettings.from_dict(meta.extra.get("settings"))
+    atomic_write_text(os.path.join(folder, "infer_config.txt"), infer_config_text(
+        meta, settings, precision, args.gpu_id, batch, "calibration.cache" if precision == "int8" else None))
     print("engine: {} ({:.1f} MB, built in {:.0f} s); infer_config.txt points at it".format(
         engine_path, len(plan) / 1e6, builder.build_seconds))
     print("next: python3 -m edgeexport.parity {} --backend tensorrt && deepstream-app -c {}".format(

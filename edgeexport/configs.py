@@ -64,6 +64,12 @@ class DetectionSettings(object):
         self.topk = int(topk)
         self.post_cluster_threshold = float(post_cluster_threshold)
 
+    @classmethod
+    def from_dict(cls, d):
+        """The settings export stored in model.json (``extra["settings"]``); defaults for what is missing."""
+        keys = ("pre_cluster_threshold", "nms_iou_threshold", "topk", "post_cluster_threshold")
+        return cls(**{k: v for k, v in (d or {}).items() if k in keys})
+
 
 def _fmt(x):
     return "{:.6g}".format(x)

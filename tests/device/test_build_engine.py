@@ -199,3 +199,9 @@ def test_efficient_nms_bundle_builds_and_checks_int32_outputs(small_checkpoint, 
         open(os.path.join(path, "model.onnx_b1_gpu0_fp16.engine"), "rb").read())
     dtypes = {n: d for n, _, _, d in engine.io}
     assert dtypes["num_detections"] == "INT32" and dtypes["detection_classes"] == "INT32"
+
+
+def test_timing_cache_is_created_on_the_first_run(bundle, tmp_path):
+    cache = tmp_path / "new.cache"  # does not exist yet: TensorRT creates an empty cache from b""
+    be.main(_args(bundle, timing_cache=str(cache)), trt=make_tensorrt("8.2"))
+    assert cache.read_bytes() == b"timing-cache-v1+"
