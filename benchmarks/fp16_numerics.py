@@ -31,11 +31,9 @@ def get_args_parser(add_help=True):
 def main(args):
     import torch
     from edgeexport.checkpoint import load_model
-    from edgeexport.compare import compare_outputs
-    from edgeexport.deploy import ReferenceModel, build_deploy_model
-    from edgeexport.export_parity import fixture_images
-    from edgeexport.meta import BundleMeta
-    from edgeexport.preprocess import network_input_from_8bit, stretch_to_network
+    from edgeexport.compare import compare_outputs, match_detections
+    from edgeexport.export_parity import fixture_images, fp16_vs_fp32
+    from edgeexport.postprocess import Detections, detect
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -43,29 +41,17 @@ def main(args):
     results = []
     for path in args.model_path:
         model, meta, _ = load_model(path)
-        bmeta = BundleMeta(meta)
         h, w = meta.input_size
         images = fixture_images(meta.labels, count_photos=6, count_synthetic=args.synthetic)
-        small = np.stack([stretch_to_network(im, w, h, 1) for im in images])
-        with torch.no_grad():
-            ref_model = ReferenceModel(model).to(device).eval()
-            rb, rs = ref_model(torch.from_numpy(small.transpose(0, 3, 1, 2).copy()).float().to(device))
-            deploy = build_deploy_model(model.cpu(), meta).half().to(device).eval()
-            x = torch.from_numpy(network_input_from_8bit(small, bmeta.offsets)).to(device).half()
-            fb, fs = deploy(x)
-        ref = {"boxes": rb.cpu().numpy(), "scores": rs.cpu().numpy()}
-        got = {"boxes": fb.float().cpu().numpy(), "scores": fs.float().cpu().numpy()}
+        ref, got = fp16_vs_fp32(model, meta, images, device)
         err_s = np.abs(ref["scores"] - got["scores"])
         err_b = np.abs(ref["boxes"] - got["boxes"])
         # the top-100 candidates per image by score, as a detector's output would be judged
         top_match = []
         for i in range(len(images)):
-            from edgeexport.postprocess import detect
-            from edgeexport.compare import match_detections
             a = detect(ref, i, w, h, meta.num_classes, 0.0, 0.55, 100)
             b = detect(got, i, w, h, meta.num_classes, 0.0, 0.55, 100)
             order = np.argsort(-a.scores)[:100]
-            from edgeexport.postprocess import Detections
             a = Detections(a.boxes[order], a.scores[order], a.classes[order])
             pairs, _, _ = match_detections(a, b, 0.9)
             top_match.append(len(pairs) / float(max(len(a), 1)))

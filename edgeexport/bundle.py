@@ -14,7 +14,7 @@ import numpy as np
 
 from .configs import DetectionSettings, app_config_text, infer_config_text
 from .device_files import DEVICE_MODULES
-from .errors import EdgeExportError, InputFileError, OutputExistsError, ParityError
+from .errors import InputFileError, OutputExistsError, ParityError
 from .fileio import atomic_write_text, make_public
 from .meta import BundleMeta
 from .naming import engine_file_name
@@ -141,7 +141,7 @@ def export_bundle(opt, echo=print):
         with OnnxRuntimeRunner(host_graph) as runner:
             inputs, expected, report = export_parity(reference, runner, meta, images, opt.settings, runner_batch)
             pre = preprocessing_parity(model, runner, meta, images, opt.settings, runner_batch)
-        if host_graph != os.path.join(tmp, "model.onnx"):
+        if opt.layout == "efficient_nms":
             os.unlink(host_graph)
         small = np.stack([stretch_to_network(im, w, h, 1) for im in images])
         exact = build_deploy_model(model, mmeta, "exact", opt.color, "boxes_scores")

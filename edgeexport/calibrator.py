@@ -57,7 +57,6 @@ def make_entropy_calibrator(trt, batcher, cache_path, cuda):
             self.batches = iter(batcher)
             self.ptr, self._owner = cuda.device_alloc(batcher.batch_size * 3 * int(np.prod(
                 batcher.meta.model.input_size)) * 4)
-            self.fed = 0
 
         def get_batch_size(self):
             return batcher.batch_size
@@ -69,7 +68,6 @@ def make_entropy_calibrator(trt, batcher, cache_path, cuda):
                 return None
             cuda.htod(self.ptr, batch)
             cuda.synchronize()
-            self.fed += 1
             return [self.ptr]
 
         def read_calibration_cache(self):

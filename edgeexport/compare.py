@@ -43,9 +43,7 @@ def to_efficient_nms(outputs, score_threshold, iou_threshold, max_output_boxes):
     per = [efficient_nms_reference(b, s, score_threshold, iou_threshold, max_output_boxes)
            for b, s in zip(outputs["boxes"], outputs["scores"])]
     names = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-    out = {n: np.stack([p[j] for p in per]) for j, n in enumerate(names)}
-    out["scores"] = outputs["scores"]  # kept: K is read from it
-    return out
+    return {n: np.stack([p[j] for p in per]) for j, n in enumerate(names)}
 
 
 class ParityReport(object):
@@ -129,7 +127,7 @@ def compare_outputs(reference, candidate, net_w, net_h, precision="fp32", pre_th
     tolerances = dict(RAW_TOLERANCE[precision], **(tolerances or {}))
     detection_iou = DETECTION_IOU[precision] if detection_iou is None else detection_iou
     min_fraction = MIN_MATCHED_FRACTION[precision] if min_fraction is None else min_fraction
-    num_classes = np.asarray(reference["scores"]).shape[-1]
+    batch, num_classes = np.asarray(reference["scores"]).shape[0], np.asarray(reference["scores"]).shape[-1]
     if "detection_boxes" in candidate:  # EfficientNMS outputs: the reference goes through the plugin's algorithm
         reference = to_efficient_nms(reference, pre_threshold, iou_threshold, candidate["detection_scores"].shape[-1])
     elif "scores" not in candidate:
@@ -150,7 +148,7 @@ def compare_outputs(reference, candidate, net_w, net_h, precision="fp32", pre_th
         raw[name] = {"max_abs": float(err.max()) if err.size else 0.0,
                      "p99_abs": float(np.percentile(err, 99)) if err.size else 0.0}
     per_image = []
-    for i in range(len(np.asarray(reference["scores"] if "scores" in reference else reference["boxes"]))):
+    for i in range(batch):
         ref = detect(reference, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk)
         test = detect(candidate, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk)
         pairs, missing, extra = match_detections(ref, test, detection_iou)

@@ -21,7 +21,7 @@ from .cli import run_cli
 from .errors import ConfigError, InputFileError
 from .fileio import atomic_write_text
 from .keyfile import KeyFile
-from .postprocess import nms_cluster, scale_to_frame
+from .postprocess import efficient_nms_reference, nms_cluster, scale_to_frame
 from .preprocess import nvinfer_preprocess
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -112,19 +112,6 @@ def load_parser(cfg):
     return ParserLibrary(lib)
 
 
-def _host_graph_and_nms(onnx_path):
-    """The graph without its EfficientNMS_TRT node (for ONNX Runtime) and that node's attributes."""
-    import onnx
-    from onnx import helper
-    from .onnx_export import strip_efficient_nms
-    proto = onnx.load(onnx_path)
-    node = [n for n in proto.graph.node if n.op_type == "EfficientNMS_TRT"]
-    if not node:
-        raise ConfigError("{} uses the NMS parser but has no EfficientNMS_TRT node".format(onnx_path))
-    attrs = {a.name: helper.get_attribute_value(a) for a in node[0].attribute}
-    return strip_efficient_nms(proto).SerializeToString(), attrs
-
-
 def iter_frames(source):
     """(index, RGB uint8 frame) from a video file, or from a folder / glob of images."""
     import cv2
@@ -182,7 +169,11 @@ class Emulator(object):
             from .runners.onnxrt import OnnxRuntimeRunner
             onnx_model = self.cfg.onnx_file
             if self.cfg.parse_func == "NvDsInferParseEdgeExportNMS":
-                onnx_model, self.plugin_nms = _host_graph_and_nms(onnx_model)
+                from .onnx_export import host_runnable_graph
+                onnx_model, self.plugin_nms = host_runnable_graph(onnx_model)
+                if self.plugin_nms is None:
+                    raise ConfigError("{} uses the NMS parser but has no EfficientNMS_TRT node".format(
+                        self.cfg.onnx_file))
             self.runner = OnnxRuntimeRunner(onnx_model)
         else:
             from .runners.tensorrt_runner import TensorRTRunner
@@ -210,7 +201,6 @@ class Emulator(object):
         out = self.runner.infer({"input": x})
         self.infer_seconds += time.perf_counter() - t
         if self.plugin_nms is not None:  # what TensorRT's EfficientNMS_TRT node would output
-            from .postprocess import efficient_nms_reference
             a = self.plugin_nms
             nms = efficient_nms_reference(out["boxes"][0], out["scores"][0], a["score_threshold"],
                                           a["iou_threshold"], a["max_output_boxes"])

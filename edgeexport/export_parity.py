@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from .compare import compare_outputs, match_detections
+from .deploy import ReferenceModel, build_deploy_model, decode_boxes
+from .meta import BundleMeta
 from .parity import run_backend
 from .postprocess import Detections, detect, scale_to_frame
 from .preprocess import network_input_from_8bit, nvinfer_preprocess, stretch_to_network
@@ -84,6 +86,23 @@ def preprocessing_parity(model, runner, meta, images, settings, static_batch, ma
 
 
 @torch.no_grad()
+def fp16_vs_fp32(model, meta, images, device):
+    """The engine's fp16 proxy: the folded graph in fp16 on ``device`` against the ORIGINAL model in fp32, both on
+    the images stretched to the network size in 8 bits. Returns (reference, candidate) {"boxes", "scores"}.
+    Callers turn TF32 off, or the "fp32" reference is not fp32."""
+    h, w = meta.input_size
+    small = np.stack([stretch_to_network(im, w, h, 1) for im in images])
+    rb, rs = ReferenceModel(model).to(device).eval()(
+        torch.from_numpy(small.transpose(0, 3, 1, 2).copy()).float().to(device))
+    deploy = build_deploy_model(model.cpu(), meta).half().to(device).eval()
+    model.to(device)
+    x = torch.from_numpy(network_input_from_8bit(small, BundleMeta(meta).offsets)).half().to(device)
+    fb, fs = deploy(x)
+    return ({"boxes": rb.cpu().numpy(), "scores": rs.cpu().numpy()},
+            {"boxes": fb.float().cpu().numpy(), "scores": fs.float().cpu().numpy()})
+
+
+@torch.no_grad()
 def fold_error(reference_model, deploy_model, meta, images8, fold_offsets):
     """Error of a folded graph's fp32 outputs against the original's, per output:
     ``norm_rel`` = ||folded - original|| / ||original|| and ``max_rel`` = max|diff| / max|original|.
@@ -98,9 +117,7 @@ def fold_error(reference_model, deploy_model, meta, images8, fold_offsets):
     mean = torch.tensor(ssd.transform.image_mean, dtype=torch.float64).view(1, 3, 1, 1)
     std = torch.tensor(ssd.transform.image_std, dtype=torch.float64).view(1, 3, 1, 1)
     normalised = ((x.double() / 255 - mean) / std).float()
-    feats = list(ssd.backbone(normalised).values())
-    from .deploy import decode_boxes
-    head = ssd.head(feats)
+    head = ssd.head(list(ssd.backbone(normalised).values()))
     alt = (decode_boxes(head["bbox_regression"], reference_model.anchors),
            torch.softmax(head["cls_logits"], -1)[..., 1:])
     out = {}

@@ -63,7 +63,6 @@ def append_efficient_nms(model_proto, num_classes, score_threshold, iou_threshol
     TensorRT 8.2's plugin knows are set. The result cannot run in ONNX Runtime; host parity is checked on the
     graph up to the node's inputs.
     """
-    import onnx
     from onnx import TensorProto, helper
     graph = model_proto.graph
     dims = [d.dim_value or d.dim_param for d in graph.output[0].type.tensor_type.shape.dim]
@@ -104,6 +103,19 @@ def strip_efficient_nms(model_proto):
     del proto.opset_import[:]
     proto.opset_import.extend([o for o in model_proto.opset_import if o.domain != "TRT"])
     return proto
+
+
+def host_runnable_graph(onnx_path):
+    """(serialised graph ONNX Runtime can run, EfficientNMS_TRT attributes or None): the bundle's graph with its
+    TensorRT plugin node removed, and that node's settings for a NumPy stand-in (postprocess.efficient_nms_reference)."""
+    import onnx
+    from onnx import helper
+    proto = onnx.load(onnx_path)
+    node = [n for n in proto.graph.node if n.op_type == "EfficientNMS_TRT"]
+    if not node:
+        return proto.SerializeToString(), None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node[0].attribute}
+    return strip_efficient_nms(proto).SerializeToString(), attrs
 
 
 def simplify(model_proto):

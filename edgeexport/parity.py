@@ -8,12 +8,12 @@ Device-side: Python 3.6, numpy, and tensorrt + pycuda for the TensorRT backend; 
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
 from .cli import run_cli
 from .compare import compare_outputs
+from .configs import DetectionSettings
 from .errors import InputFileError, ParityError
 from .meta import BundleMeta
 from .naming import engine_file_name
@@ -57,16 +57,14 @@ def main(args):
     meta = BundleMeta.load(os.path.join(args.bundle, "model.json"))
     inputs, expected = load_fixtures(args.bundle)
     batch = 1 if meta.dynamic_batch else meta.batch_size
-    host_nms = None
+    plugin_nms = None
     if args.backend == "onnxruntime":
         from .runners.onnxrt import OnnxRuntimeRunner
-        onnx_path = os.path.join(args.bundle, meta.onnx_file)
+        onnx_model = os.path.join(args.bundle, meta.onnx_file)
         if meta.layout == "efficient_nms":  # a host check: the plugin is emulated, the graph before it is run
-            import onnx
-            from .onnx_export import strip_efficient_nms
-            onnx_path = strip_efficient_nms(onnx.load(onnx_path)).SerializeToString()
-            host_nms = meta
-        runner = OnnxRuntimeRunner(onnx_path)
+            from .onnx_export import host_runnable_graph
+            onnx_model, plugin_nms = host_runnable_graph(onnx_model)
+        runner = OnnxRuntimeRunner(onnx_model)
         precision = args.precision or "fp32"
     else:
         engine = args.engine or os.path.join(args.bundle, engine_file_name(meta.onnx_file, meta.batch_size,
@@ -77,18 +75,16 @@ def main(args):
         from .runners.tensorrt_runner import TensorRTRunner
         runner = TensorRTRunner(engine)
         precision = args.precision or meta.precision
-    settings = meta.extra.get("settings", {})
-    pre = args.pre_cluster_threshold if args.pre_cluster_threshold is not None else \
-        settings.get("pre_cluster_threshold", 0.4)
+    settings = DetectionSettings.from_dict(meta.extra.get("settings"))
+    pre = args.pre_cluster_threshold if args.pre_cluster_threshold is not None else settings.pre_cluster_threshold
     with runner:
         got = run_backend(runner, inputs, batch)
-    if host_nms is not None:
+    if plugin_nms is not None:
         from .compare import to_efficient_nms
-        got = to_efficient_nms(got, pre, settings.get("nms_iou_threshold", 0.55), meta.max_detections)
-        del got["scores"]
+        got = to_efficient_nms(got, plugin_nms["score_threshold"], plugin_nms["iou_threshold"],
+                               plugin_nms["max_output_boxes"])
     h, w = meta.model.input_size
-    report = compare_outputs(expected, got, w, h, precision, pre, settings.get("nms_iou_threshold", 0.55),
-                             settings.get("topk", 100))
+    report = compare_outputs(expected, got, w, h, precision, pre, settings.nms_iou_threshold, settings.topk)
     print(report.table("parity: {} vs PyTorch fixtures ({} images)".format(args.backend, len(inputs))))
     if args.json:
         from .fileio import atomic_write_text

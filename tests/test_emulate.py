@@ -3,7 +3,6 @@ shapes the model was trained on."""
 import json
 import os
 
-import numpy as np
 import pytest
 import torch
 

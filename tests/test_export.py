@@ -7,10 +7,10 @@ import onnx
 import pytest
 
 from edgeexport.bundle import ExportOptions, export_bundle
-from edgeexport.errors import ExportError, OutputExistsError, ParityError
+from edgeexport.errors import ExportError, ParityError
 from edgeexport.meta import BundleMeta
 
-from .conftest import REPO, run_cli
+from .conftest import run_cli
 
 
 def test_bundle_contents_and_metadata(small_bundle):

@@ -48,7 +48,6 @@ class TensorRTRunner(Runner):
         self.io = trt_api.engine_io(trt, self.engine)
         self.inputs = [n for n, is_in, _, _ in self.io if is_in]
         self.buffers = {}
-        self._trt_mod = trt
         for name, is_input, shape, dtype in self.io:
             full = trt_api.max_input_shape(trt, self.engine, name) if is_input else shape
             if -1 in full:  # an output with a dynamic batch: size it for the inputs' max batch
@@ -60,7 +59,6 @@ class TensorRTRunner(Runner):
             self.buffers[name] = (host, ptr, owner, npdt)
 
     def _infer(self, feed):
-        shapes = {}
         for name in self.inputs:
             if name not in feed:
                 raise InputFileError("feed lacks input {!r} (engine inputs: {})".format(name, self.inputs))
@@ -71,7 +69,6 @@ class TensorRTRunner(Runner):
             trt_api.set_input_shape(self.engine, self.context, name, x.shape)
             host[:x.size] = x.ravel()
             self._cuda.htod(ptr, host[:x.size])
-            shapes[name] = x.shape
         trt_api.execute(self.engine, self.context, {n: b[1] for n, b in self.buffers.items()},
                         self._cuda.stream_handle)
         outs = {}

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.deepstream_perf import perf_fps
 from benchmarks.stats import board_name, markdown_table, percentile, summarize
 
-from ..conftest import REPO, run_cli
+from ..conftest import run_cli
 
 
 def test_percentile_matches_numpy_and_summary_is_right():
