@@ -18,7 +18,7 @@ from . import trt_api
 from .cli import run_cli
 from .configs import DetectionSettings, infer_config_text
 from .errors import EngineBuildError, InputFileError, UnsupportedPrecisionError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from .meta import BundleMeta
 from .naming import engine_file_name
 
@@ -235,6 +235,10 @@ def main(args, trt=None, cuda=None):
                       args.dla_core, calibrator, timing)
     plan = builder.build()
     check_engine_io(trt, plan, meta, batch)
+    # An earlier build killed while writing (Ctrl-C is cleaned up, a power cut is not) may have left its
+    # temporary, as large as the engine, on the board's small disk.
+    for name in remove_stale_temporaries(os.path.dirname(engine_path), [engine_name]):
+        print("removed {}, left by an interrupted earlier build".format(name))
     atomic_write_bytes(engine_path, plan)
     if args.timing_cache:
         data = builder.timing_cache_bytes()

@@ -3,6 +3,7 @@
 Device-side (Python 3.6).
 """
 import os
+import re
 import tempfile
 
 
@@ -45,3 +46,29 @@ def atomic_write_text(path, text):
 def atomic_write_with(path, writer):
     """Call ``writer(file_object)`` on a temporary file in the same folder, then rename it to ``path``."""
     _atomic_write(path, writer, "wb")
+
+
+def _temporary_pattern(name):
+    # The exact shape mkstemp gives _atomic_write's temporaries: ".<name>.<8 random chars>.tmp".
+    return re.compile(r"^\." + re.escape(name) + r"\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temporaries(folder, names):
+    """Delete temporaries that a killed writer (SIGKILL, power loss) left beside ``names`` in ``folder``.
+
+    A process killed mid-write cannot clean up after itself; the final names stay whole, but the hidden
+    temporary remains (and an engine's is tens of MB on a Jetson's small disk). The next writer of the same
+    names sweeps them. Returns the names removed.
+    """
+    if not os.path.isdir(folder):
+        return []
+    patterns = [_temporary_pattern(n) for n in names]
+    removed = []
+    for entry in sorted(os.listdir(folder)):
+        if any(p.match(entry) for p in patterns):
+            try:
+                os.unlink(os.path.join(folder, entry))
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed

@@ -19,7 +19,7 @@ import torch
 
 from edgeexport.cli import run_cli
 from edgeexport.errors import CheckpointError, InputFileError
-from edgeexport.fileio import atomic_write_text
+from edgeexport.fileio import atomic_write_text, remove_stale_temporaries
 from edgeexport.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 
 from . import distributed as D
@@ -126,6 +126,9 @@ def lr_lambda_factory(warmup, total):
     return f
 
 
+OUTPUT_FILES = ("last.pth", "best.pth", "metrics.json", "curves.png")
+
+
 def plot_curves(history, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -210,6 +213,8 @@ def main(args):
                                                               else None)
     if D.is_main(rank):
         os.makedirs(args.output_dir, exist_ok=True)
+        # A run killed while writing leaves its hidden temporary; the final files themselves are whole.
+        remove_stale_temporaries(args.output_dir, OUTPUT_FILES)
     val_loader = torch.utils.data.DataLoader(val_data, batch_size=args.batch_size, shuffle=False,
                                              num_workers=args.workers, collate_fn=collate)
     run_t0 = time.time()

@@ -205,3 +205,11 @@ def test_timing_cache_is_created_on_the_first_run(bundle, tmp_path):
     cache = tmp_path / "new.cache"  # does not exist yet: TensorRT creates an empty cache from b""
     be.main(_args(bundle, timing_cache=str(cache)), trt=make_tensorrt("8.2"))
     assert cache.read_bytes() == b"timing-cache-v1+"
+
+
+def test_a_stale_engine_temporary_from_a_killed_build_is_removed(bundle, capsys):
+    stale = os.path.join(bundle, ".model.onnx_b1_gpu0_fp16.engine.k1lled00.tmp")
+    open(stale, "wb").write(b"\0" * 1024)
+    assert be.main(_args(bundle), trt=make_tensorrt("10")) == 0
+    assert not os.path.exists(stale) and "interrupted earlier build" in capsys.readouterr().out
+    assert os.path.isfile(os.path.join(bundle, "model.onnx_b1_gpu0_fp16.engine"))
