@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from edgeexport.fileio import atomic_write_bytes, remove_stale_temporaries
+from edgeexport.fileio import atomic_write_bytes, atomic_write_with, remove_stale_temporaries
 
 
 def test_interrupted_write_keeps_the_old_content_and_leaves_nothing(tmp_path):
@@ -15,7 +15,6 @@ def test_interrupted_write_keeps_the_old_content_and_leaves_nothing(tmp_path):
     def dies(f):
         f.write(b"half")
         raise Boom
-    from edgeexport.fileio import atomic_write_with
     with pytest.raises(Boom):
         atomic_write_with(p, dies)
     assert p.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.onnx"]
