@@ -33,23 +33,25 @@ const NvDsInferLayerInfo *findLayer(std::vector<NvDsInferLayerInfo> const &layer
     return nullptr;
 }
 
-// Checks a layer against an expected rank and trailing sizes (0 = any); returns its leading dim via n.
-bool checkLayer(const char *fn, const NvDsInferLayerInfo *l, const char *name, NvDsInferDataType type,
-                unsigned rank, unsigned last, unsigned *n, unsigned *k) {
+// Finds a layer and checks it against an expected rank and trailing size (0 = any) before anything reads it;
+// returns its buffer (nullptr after logging the problem) and its leading dim via n.
+const void *checkedLayer(const char *fn, std::vector<NvDsInferLayerInfo> const &layers, const char *name,
+                         NvDsInferDataType type, unsigned rank, unsigned last, unsigned *n, unsigned *k) {
     char detail[160];
+    const NvDsInferLayerInfo *l = findLayer(layers, name);
     if (!l) {
         std::snprintf(detail, sizeof(detail), "'%s' (check output-blob-names and the ONNX outputs)", name);
         logError(fn, "missing output layer", detail);
-        return false;
+        return nullptr;
     }
     if (!l->buffer) {
         logError(fn, "null buffer for layer", name);
-        return false;
+        return nullptr;
     }
     if (l->dataType != type) {
         std::snprintf(detail, sizeof(detail), "'%s': data type %d, expected %d", name, (int)l->dataType, (int)type);
         logError(fn, "wrong data type for layer", detail);
-        return false;
+        return nullptr;
     }
     const NvDsInferDims &d = l->inferDims;
     unsigned long long product = 1;
@@ -62,11 +64,11 @@ bool checkLayer(const char *fn, const NvDsInferLayerInfo *l, const char *name, N
                       name, d.numDims, d.numDims > 0 ? d.d[0] : 0, d.numDims > 1 ? d.d[1] : 0, d.numElements, rank,
                       last ? ", last dim fixed" : "");
         logError(fn, "unexpected dims for layer", detail);
-        return false;
+        return nullptr;
     }
     *n = d.d[0];
     if (k) *k = rank > 1 ? d.d[1] : 1;
-    return true;
+    return l->buffer;
 }
 
 float classThreshold(NvDsInferParseDetectionParams const &p, unsigned c) {
@@ -113,14 +115,14 @@ extern "C" bool NvDsInferParseEdgeExport(std::vector<NvDsInferLayerInfo> const &
     const char *fn = "NvDsInferParseEdgeExport";
     unsigned n = 0, nScores = 0, k = 0;
     if (!checkCommon(fn, net, params)) return false;
-    if (!checkLayer(fn, findLayer(layers, "boxes"), "boxes", FLOAT, 2, 4, &n, nullptr)) return false;
-    if (!checkLayer(fn, findLayer(layers, "scores"), "scores", FLOAT, 2, 0, &nScores, &k)) return false;
+    const float *boxes = (const float *)checkedLayer(fn, layers, "boxes", FLOAT, 2, 4, &n, nullptr);
+    if (!boxes) return false;
+    const float *scores = (const float *)checkedLayer(fn, layers, "scores", FLOAT, 2, 0, &nScores, &k);
+    if (!scores) return false;
     if (nScores != n) {
         logError(fn, "boxes and scores disagree on the number of anchors", nullptr);
         return false;
     }
-    const float *boxes = (const float *)findLayer(layers, "boxes")->buffer;
-    const float *scores = (const float *)findLayer(layers, "scores")->buffer;
     const unsigned classes = k < params.numClassesConfigured ? k : params.numClassesConfigured;
     for (unsigned i = 0; i < n; ++i) {
         const float *b = boxes + 4ull * i;
@@ -140,16 +142,16 @@ extern "C" bool NvDsInferParseEdgeExportTopClass(std::vector<NvDsInferLayerInfo>
     const char *fn = "NvDsInferParseEdgeExportTopClass";
     unsigned n = 0, nScore = 0, nClass = 0;
     if (!checkCommon(fn, net, params)) return false;
-    if (!checkLayer(fn, findLayer(layers, "boxes"), "boxes", FLOAT, 2, 4, &n, nullptr)) return false;
-    if (!checkLayer(fn, findLayer(layers, "top_score"), "top_score", FLOAT, 1, 0, &nScore, nullptr)) return false;
-    if (!checkLayer(fn, findLayer(layers, "top_class"), "top_class", FLOAT, 1, 0, &nClass, nullptr)) return false;
+    const float *boxes = (const float *)checkedLayer(fn, layers, "boxes", FLOAT, 2, 4, &n, nullptr);
+    if (!boxes) return false;
+    const float *score = (const float *)checkedLayer(fn, layers, "top_score", FLOAT, 1, 0, &nScore, nullptr);
+    if (!score) return false;
+    const float *cls = (const float *)checkedLayer(fn, layers, "top_class", FLOAT, 1, 0, &nClass, nullptr);
+    if (!cls) return false;
     if (nScore != n || nClass != n) {
         logError(fn, "boxes, top_score and top_class disagree on the number of anchors", nullptr);
         return false;
     }
-    const float *boxes = (const float *)findLayer(layers, "boxes")->buffer;
-    const float *score = (const float *)findLayer(layers, "top_score")->buffer;
-    const float *cls = (const float *)findLayer(layers, "top_class")->buffer;
     for (unsigned i = 0; i < n; ++i) {
         if (!std::isfinite(score[i]) || !std::isfinite(cls[i]) || cls[i] < 0.0f ||
             cls[i] >= (float)params.numClassesConfigured)
@@ -168,25 +170,22 @@ extern "C" bool NvDsInferParseEdgeExportNMS(std::vector<NvDsInferLayerInfo> cons
     const char *fn = "NvDsInferParseEdgeExportNMS";
     unsigned one = 0, m = 0, mScores = 0, mClasses = 0;
     if (!checkCommon(fn, net, params)) return false;
-    if (!checkLayer(fn, findLayer(layers, "num_detections"), "num_detections", INT32, 1, 1, &one, nullptr))
-        return false;
-    if (!checkLayer(fn, findLayer(layers, "detection_boxes"), "detection_boxes", FLOAT, 2, 4, &m, nullptr))
-        return false;
-    if (!checkLayer(fn, findLayer(layers, "detection_scores"), "detection_scores", FLOAT, 1, 0, &mScores, nullptr))
-        return false;
-    if (!checkLayer(fn, findLayer(layers, "detection_classes"), "detection_classes", INT32, 1, 0, &mClasses,
-                    nullptr))
-        return false;
+    const int32_t *num = (const int32_t *)checkedLayer(fn, layers, "num_detections", INT32, 1, 1, &one, nullptr);
+    if (!num) return false;
+    const float *boxes = (const float *)checkedLayer(fn, layers, "detection_boxes", FLOAT, 2, 4, &m, nullptr);
+    if (!boxes) return false;
+    const float *scores = (const float *)checkedLayer(fn, layers, "detection_scores", FLOAT, 1, 0, &mScores, nullptr);
+    if (!scores) return false;
+    const int32_t *classes =
+        (const int32_t *)checkedLayer(fn, layers, "detection_classes", INT32, 1, 0, &mClasses, nullptr);
+    if (!classes) return false;
     if (mScores != m || mClasses != m) {
         logError(fn, "detection_boxes, _scores and _classes disagree on the number of detections", nullptr);
         return false;
     }
-    int count = *(const int32_t *)findLayer(layers, "num_detections")->buffer;
+    int count = *num;
     if (count < 0) count = 0;
     if ((unsigned)count > m) count = (int)m;
-    const float *boxes = (const float *)findLayer(layers, "detection_boxes")->buffer;
-    const float *scores = (const float *)findLayer(layers, "detection_scores")->buffer;
-    const int32_t *classes = (const int32_t *)findLayer(layers, "detection_classes")->buffer;
     for (int i = 0; i < count; ++i) {
         if (classes[i] < 0 || (unsigned)classes[i] >= params.numClassesConfigured || !std::isfinite(scores[i]))
             continue;
