@@ -7,7 +7,6 @@ The reference is the ORIGINAL model (unfolded, torchvision's normalisation) in f
 is the folded graph in fp16, fed exactly as nvinfer feeds it. Inputs: natural photos shipped with scikit-image and
 synthetic scenes, stretched to the network size in 8 bits.
 """
-import argparse
 import os
 import sys
 
@@ -19,21 +18,23 @@ from benchmarks.stats import write_json  # noqa: E402
 
 
 def get_args_parser(add_help=True):
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
+    from edgeexport.device.cli import ArgumentParser, non_negative_int, probability
+    p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
     p.add_argument("--model-path", nargs="+", required=True)
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--synthetic", type=int, default=24, help="synthetic scenes besides the photos")
-    p.add_argument("--pre-cluster-threshold", type=float, default=0.4)
+    p.add_argument("--device", default="cpu", help="cuda for the fp16 proxy of a GPU engine")
+    p.add_argument("--synthetic", type=non_negative_int, default=24, help="synthetic scenes besides the photos")
+    p.add_argument("--pre-cluster-threshold", type=probability, default=0.4)
     p.add_argument("--json")
     return p
 
 
 def main(args):
     import torch
-    from edgeexport.checkpoint import load_model
-    from edgeexport.compare import compare_outputs, match_detections
-    from edgeexport.export_parity import fixture_images, fp16_vs_fp32
-    from edgeexport.postprocess import Detections, detect
+    from edgeexport.model.checkpoint import load_model
+    from edgeexport.device.compare import compare_outputs, match_detections
+    from edgeexport.device.meta import DetectionSettings
+    from edgeexport.export.parity import fixture_images, fp16_vs_fp32
+    from edgeexport.device.postprocess import Detections, detect
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -55,7 +56,7 @@ def main(args):
             a = Detections(a.boxes[order], a.scores[order], a.classes[order])
             pairs, _, _ = match_detections(a, b, 0.9)
             top_match.append(len(pairs) / float(max(len(a), 1)))
-        report = compare_outputs(ref, got, w, h, "fp16", args.pre_cluster_threshold, 0.55, 100)
+        report = compare_outputs(ref, got, w, h, "fp16", DetectionSettings(args.pre_cluster_threshold, 0.55, 100))
         row = {"model": os.path.basename(path), "arch": meta.arch, "images": len(images),
                "scores_max_abs": float(err_s.max()), "scores_p99_abs": float(np.percentile(err_s, 99)),
                "scores_p999_abs": float(np.percentile(err_s, 99.9)),
@@ -78,5 +79,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    from edgeexport.cli import run_cli
+    from edgeexport.device.cli import run_cli
     run_cli(get_args_parser, main)

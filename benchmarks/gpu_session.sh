@@ -13,13 +13,13 @@ log() { echo "== $*" | tee -a "$OUT/log.txt"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$OUT/log.txt"
 log "1a. train SSDLite-Large, AMP, batch 64, 6 epochs x 4096 synthetic images"
-$PY -m training.train --dataset synthetic --arch ssdlite320_mobilenet_v3_large --synthetic-image-size 320 320 \
+$PY -m edgeexport.train --dataset synthetic --arch ssdlite320_mobilenet_v3_large --synthetic-image-size 320 320 \
   --synthetic-train-size 4096 --synthetic-val-size 256 --epochs ${LARGE_EPOCHS:-6} -b 64 --lr 0.1 --warmup-iters 50 \
   --bn-momentum 0.1 --data-augmentation hflip --workers 14 --amp --channels-last --no-progress \
   --output-dir /tmp/large 2>&1 | tee -a "$OUT/log.txt"
 cp /tmp/large/metrics.json "$OUT/train_large_metrics.json"; cp /tmp/large/best.pth "$OUT/large_best.pth"
 log "1b. train SSDLite-Small, AMP, batch 64, 2 epochs"
-$PY -m training.train --dataset synthetic --arch ssdlite320_mobilenet_v3_small --synthetic-image-size 320 320 \
+$PY -m edgeexport.train --dataset synthetic --arch ssdlite320_mobilenet_v3_small --synthetic-image-size 320 320 \
   --synthetic-train-size 4096 --synthetic-val-size 256 --epochs 2 -b 64 --lr 0.1 --warmup-iters 50 \
   --bn-momentum 0.1 --data-augmentation hflip --workers 14 --amp --channels-last --no-progress \
   --output-dir /tmp/small 2>&1 | tee -a "$OUT/log.txt"

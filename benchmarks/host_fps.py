@@ -7,7 +7,6 @@ Pipelines: torchvision's own eager model (its resize, normalisation and postproc
 the deploy graph in PyTorch (fp32; on a GPU also fp16, fp16 + CUDA graphs, torch.compile); ONNX Runtime on the
 exported graph (CPU). Prints a table with ratios to torchvision eager at batch 1 and writes JSON.
 """
-import argparse
 import os
 import sys
 import time
@@ -19,22 +18,27 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.stats import board_name, markdown_table, summarize, write_json  # noqa: E402
 
 
+PIPELINES = ("torchvision_eager", "deploy_fp32", "deploy_fp16", "deploy_fp16_cudagraph", "deploy_compile",
+             "onnxruntime")
+
+
 def get_args_parser(add_help=True):
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int
+    p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
     p.add_argument("--model-path", help="a trained model.pth (default: an untrained, BN-calibrated model: "
                                         "not representative of postprocessing cost)")
     p.add_argument("--arch", default="ssdlite320_mobilenet_v3_large")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--iters", type=int, default=30)
-    p.add_argument("--frame-size", type=int, nargs=2, default=[480, 640], metavar=("H", "W"),
+    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1])
+    p.add_argument("--warmup", type=non_negative_int, default=5)
+    p.add_argument("--iters", type=positive_int, default=30)
+    p.add_argument("--frame-size", type=positive_int, nargs=2, default=[480, 640], metavar=("H", "W"),
                    help="full-size frame fed to torchvision's own pipeline")
-    p.add_argument("--pipelines", nargs="+", default=None,
+    p.add_argument("--pipelines", nargs="+", default=None, choices=PIPELINES,
                    help="subset of: torchvision_eager deploy_fp32 deploy_fp16 deploy_fp16_cudagraph deploy_compile "
                         "onnxruntime")
-    p.add_argument("--threads", type=int, default=0, help="torch / onnxruntime intra-op threads (0: default)")
+    p.add_argument("--threads", type=non_negative_int, default=0,
+                   help="torch / onnxruntime intra-op threads (0: default)")
     p.add_argument("--json", help="write the results here")
     return p
 
@@ -60,10 +64,10 @@ def time_it(fn, warmup, iters, sync=lambda: None):
 
 def main(args):
     import torch
-    from edgeexport.checkpoint import load_model
-    from edgeexport.deploy import build_deploy_model
-    from edgeexport.meta import BundleMeta, ModelMeta
-    from edgeexport.preprocess import nvinfer_preprocess
+    from edgeexport.model.checkpoint import load_model
+    from edgeexport.export.deploy import build_deploy_model
+    from edgeexport.device.meta import BundleMeta, ModelMeta
+    from edgeexport.device.preprocess import nvinfer_preprocess
 
     torch.backends.cudnn.allow_tf32 = False  # an fp32 row must be fp32
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -73,8 +77,8 @@ def main(args):
         model, meta, _ = load_model(args.model_path)
         trained = True
     else:
-        from edgeexport.models import build_ssdlite
-        from edgeexport.sample_images import calibrate_batchnorm, natural_images
+        from edgeexport.model.ssdlite import build_ssdlite
+        from edgeexport.data.photos import calibrate_batchnorm, natural_images
         meta = ModelMeta(args.arch, ["circle", "square", "triangle"])
         model = calibrate_batchnorm(build_ssdlite(meta), natural_images())
         trained = False
@@ -185,7 +189,7 @@ def main(args):
 
 def _export_tmp_onnx(deploy, meta, batch):
     import tempfile
-    from edgeexport.onnx_export import export_onnx_bytes
+    from edgeexport.export.onnx_graph import export_onnx_bytes
     h, w = meta.input_size
     proto = export_onnx_bytes(deploy, [batch, 3, h, w], deploy.output_names, 13, dynamic_batch=True)
     path = os.path.join(tempfile.mkdtemp(prefix="host_fps_"), "model.onnx")
@@ -195,5 +199,5 @@ def _export_tmp_onnx(deploy, meta, batch):
 
 
 if __name__ == "__main__":
-    from edgeexport.cli import run_cli
+    from edgeexport.device.cli import run_cli
     run_cli(get_args_parser, main)

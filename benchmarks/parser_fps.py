@@ -1,8 +1,8 @@
 """Parse time per frame of the C++ nvinfer parser, default vs top-class layout, in the benchmarks' report format.
 
-    python benchmarks/parser_fps.py [--build-dir jetson/parser/build-host] [--json parser.json]
+    python benchmarks/parser_fps.py [--build-dir build/parser-tests] [--json parser.json]
 
-Runs the compiled ``parser_bench`` (jetson/parser/tests/parser_bench.cpp) for a COCO-sized head (3234 anchors x
+Runs the compiled ``parser_bench`` (tests/device/parser/parser_bench.cpp, built by scripts/test.sh) for a COCO-sized head (3234 anchors x
 90 classes) and a small head (3 classes); reports the median microseconds and bytes per frame of each layout and
 the ratios default / top-class.
 """
@@ -19,29 +19,42 @@ from benchmarks.stats import board_name, markdown_table, write_json  # noqa: E40
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def head_shape(text):
+    """ANCHORSxCLASSES, both >= 1."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError("expected ANCHORSxCLASSES with both >= 1 (e.g. 3234x90), got {!r}".format(
+            text))
+    return int(parts[0]), int(parts[1])
+
+
 def get_args_parser(add_help=True):
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--build-dir", default=os.path.join(REPO, "jetson", "parser", "build-host"))
-    p.add_argument("--heads", nargs="+", default=["3234x90", "3234x3"], help="ANCHORSxCLASSES")
-    p.add_argument("--iterations", type=int, default=3000)
-    p.add_argument("--threshold", type=float, default=0.4)
+    from edgeexport.device.cli import ArgumentParser, positive_int, probability
+    p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
+    p.add_argument("--build-dir", default=os.path.join(REPO, "build", "parser-tests"))
+    p.add_argument("--heads", type=head_shape, nargs="+", default=[(3234, 90), (3234, 3)], help="ANCHORSxCLASSES")
+    p.add_argument("--iterations", type=positive_int, default=3000)
+    p.add_argument("--threshold", type=probability, default=0.4)
     p.add_argument("--json")
     return p
 
 
 def main(args):
-    from edgeexport.errors import BackendUnavailableError
+    from edgeexport.device.errors import BackendUnavailableError
     exe = os.path.join(args.build_dir, "parser_bench")
     if not os.path.isfile(exe):
-        from edgeexport.parser_lib import build_parser
-        build_parser(os.path.join(REPO, "jetson", "parser"), args.build_dir)
-    if not os.path.isfile(exe):
-        raise BackendUnavailableError("parser_bench was not built in {}".format(args.build_dir))
+        try:
+            subprocess.check_call(["cmake", "-S", os.path.join(REPO, "tests", "device", "parser"), "-B",
+                                   args.build_dir, "-DCMAKE_BUILD_TYPE=Release"], stdout=subprocess.DEVNULL)
+            subprocess.check_call(["cmake", "--build", args.build_dir, "-j2", "--target", "parser_bench"],
+                                  stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise BackendUnavailableError("cannot build parser_bench in {} ({}); install cmake and a C++ "
+                                          "compiler".format(args.build_dir, e))
     rows = []
-    for head in args.heads:
-        n, k = head.split("x")
-        out = subprocess.check_output([exe, n, k, str(args.iterations), str(args.threshold)], universal_newlines=True)
+    for n, k in args.heads:
+        out = subprocess.check_output([exe, str(n), str(k), str(args.iterations), str(args.threshold)],
+                                      universal_newlines=True)
         res = {r["layout"]: r for r in (json.loads(line) for line in out.splitlines() if line.strip())}
         d, t = res["boxes_scores"], res["top_class"]
         rows.append({"head": "{} anchors x {} classes".format(n, k), "default_us": d["median_us"],
@@ -60,5 +73,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    from edgeexport.cli import run_cli
+    from edgeexport.device.cli import run_cli
     run_cli(get_args_parser, main)

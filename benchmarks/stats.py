@@ -59,5 +59,5 @@ def markdown_table(rows, columns):
 
 
 def write_json(path, payload):
-    from edgeexport.fileio import atomic_write_text
+    from edgeexport.device.fileio import atomic_write_text
     atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")

@@ -7,7 +7,6 @@ alone, CUDA events) and end-to-end time (host->device, inference, device->host) 
 latency and frames/s. Output: JSON and a markdown table "Model | Board | Data type | Speed" with the board read
 from the device (/proc/device-tree/model). Device-side: Python 3.6, numpy, tensorrt, pycuda; no torch.
 """
-import argparse
 import os
 import sys
 import time
@@ -20,13 +19,13 @@ from benchmarks.stats import board_name, markdown_table, summarize, write_json  
 
 
 def get_args_parser(add_help=True):
-    p = argparse.ArgumentParser(description="TensorRT engine FPS, trtexec-style.", add_help=add_help,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int
+    p = ArgumentParser(description="TensorRT engine FPS, trtexec-style.", add_help=add_help)
     p.add_argument("bundle")
     p.add_argument("--engine", help="default: the engine nvinfer would use for the bundle's precision and batch")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: the engine's batch")
-    p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=None, help="default: the engine's batch")
+    p.add_argument("--warmup", type=non_negative_int, default=50)
+    p.add_argument("--iterations", type=positive_int, default=500)
     p.add_argument("--json", default="trt_fps.json")
     return p
 
@@ -46,9 +45,9 @@ def measure(runner, x, warmup, iterations, timer=time.perf_counter, gpu_timer=No
 
 
 def main(args, trt=None, cuda=None):
-    from edgeexport.meta import BundleMeta
-    from edgeexport.naming import engine_file_name
-    from edgeexport.runners.tensorrt_runner import TensorRTRunner
+    from edgeexport.device.meta import BundleMeta
+    from edgeexport.device.naming import engine_file_name
+    from edgeexport.device.runners.tensorrt import TensorRTRunner
     meta = BundleMeta.load(os.path.join(args.bundle, "model.json"))
     engine = args.engine or os.path.join(args.bundle, engine_file_name(meta.onnx_file, meta.batch_size,
                                                                        meta.precision))
@@ -85,7 +84,7 @@ def _event_timer(runner):
     cuda_mod = getattr(getattr(runner, "_cuda", None), "cuda", None)
     if cuda_mod is None or not hasattr(cuda_mod, "Event"):
         return None
-    from edgeexport import trt_api
+    from edgeexport.device.trt import api as trt_api
     start, end = cuda_mod.Event(), cuda_mod.Event()
     stream = runner._cuda.stream
 
@@ -100,5 +99,5 @@ def _event_timer(runner):
 
 
 if __name__ == "__main__":
-    from edgeexport.cli import run_cli
+    from edgeexport.device.cli import run_cli
     run_cli(get_args_parser, main)

@@ -11,13 +11,13 @@ EPOCHS=${DEMO_EPOCHS:-8}
 mkdir -p "$OUT"
 echo "== 1/3 train SSDLite320-MobileNetV3-Small on synthetic shapes ($EPOCHS epochs, ~4 min on a 2-core CPU)"
 start=$(date +%s)
-$PY -m training.train --dataset synthetic --num-classes 3 --arch ssdlite320_mobilenet_v3_small \
+$PY -m edgeexport.train --dataset synthetic --num-classes 3 --arch ssdlite320_mobilenet_v3_small \
   --synthetic-train-size 768 --synthetic-val-size 200 --synthetic-image-size 320 320 \
   --epochs "$EPOCHS" -b 16 --lr 0.06 --warmup-iters 30 --bn-momentum 0.1 --data-augmentation hflip \
   --workers 0 --output-dir "$OUT/train"
 echo "   training took $(( $(date +%s) - start )) s"
 echo "== 2/3 generate a clip, export the DeepStream bundle (fold, ONNX opset 13, parity)"
-$PY -m edgeexport.make_clip "$OUT/clip.mp4" --seconds 6 --classes circle square triangle
+$PY -m edgeexport.emulate.make_clip "$OUT/clip.mp4" --seconds 6 --classes circle square triangle
 $PY export.py --model-path "$OUT/train/best.pth" --output-dir "$OUT/bundle" --force --video "$OUT/clip.mp4"
 echo "== 3/3 emulate the DeepStream pipeline on the host (nvinfer preprocessing, C++ parser, clustering)"
 $PY -m edgeexport.emulate "$OUT/bundle" --input "$OUT/clip.mp4" --out "$OUT/annotated.mp4" \

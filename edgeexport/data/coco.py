@@ -3,40 +3,63 @@ import json
 import os
 from collections import defaultdict
 
-from ..errors import DatasetError
-from .common import AnnotationIssue, apply_policy, check_boxes, read_rgb
+from ..device.errors import DatasetError
+from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
+
+
+def _load_json(ann_file):
+    try:
+        with open(ann_file) as f:
+            data = json.load(f)
+    except ValueError as e:
+        raise DatasetError("{} is not valid JSON ({})".format(ann_file, e))
+    except (IOError, OSError) as e:
+        raise DatasetError("cannot read COCO annotations {}: {}".format(ann_file, e.strerror or e))
+    if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
+        raise DatasetError("{} is not COCO JSON: expected keys images, annotations, categories".format(ann_file))
+    return data
 
 
 class COCODetection(object):
     def __init__(self, image_dir, ann_file, labels=None, on_bad="fail"):
+        data = _load_json(ann_file)
         try:
-            with open(ann_file) as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
-            raise DatasetError("cannot read COCO annotations {}: {}".format(ann_file, e))
-        if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
-            raise DatasetError("{} is not COCO JSON: expected keys images, annotations, categories".format(ann_file))
-        cats = sorted(data["categories"], key=lambda c: c["id"])
-        id_to_name = {c["id"]: c["name"] for c in cats}
-        self.labels = list(labels) if labels is not None else [c["name"] for c in cats]
+            cats = sorted(data["categories"], key=lambda c: c["id"])
+            id_to_name = {c["id"]: str(c["name"]) for c in cats}
+        except (KeyError, TypeError) as e:
+            raise DatasetError("{}: every category needs an id and a name ({}: {})".format(
+                ann_file, type(e).__name__, e))
+        self.labels = list(labels) if labels is not None else [id_to_name[c["id"]] for c in cats]
         index = {name: i + 1 for i, name in enumerate(self.labels)}
         per_image = defaultdict(list)
-        for a in data["annotations"]:
-            if not a.get("iscrowd", 0):
-                per_image[a["image_id"]].append(a)
         issues, self.items = [], []
+        for a in data["annotations"]:
+            if not isinstance(a, dict) or "image_id" not in a:
+                issues.append(AnnotationIssue(ann_file, "annotation without image_id: {!r}".format(a)[:120]))
+            elif not a.get("iscrowd", 0):
+                per_image[a["image_id"]].append(a)
         for img in data["images"]:
+            if not isinstance(img, dict) or "file_name" not in img or "id" not in img:
+                issues.append(AnnotationIssue(ann_file, "image entry without id or file_name: {!r}".format(img)[:120]))
+                continue
             path = os.path.join(image_dir, img["file_name"])
             where = "{} ({})".format(ann_file, img["file_name"])
             if not os.path.isfile(path):
                 issues.append(AnnotationIssue(where, "image file not found at {}".format(path)))
                 continue
+            width, height = img.get("width"), img.get("height")
+            if not isinstance(width, (int, float)) or not isinstance(height, (int, float)):
+                width, height = image_size(path)  # optional in practice; the file's header has it
             boxes, names = [], []
             for a in per_image.get(img["id"], []):
-                x, y, w, h = a["bbox"]
+                try:
+                    x, y, w, h = [float(v) for v in a["bbox"]]
+                except (KeyError, TypeError, ValueError):
+                    issues.append(AnnotationIssue(where, "annotation {} has no [x, y, w, h] bbox".format(a.get("id"))))
+                    continue
                 boxes.append([x, y, x + w, y + h])
-                names.append(id_to_name.get(a["category_id"], "<category id {}>".format(a["category_id"])))
-            good, lab, bad = check_boxes(where, boxes, names, img["width"], img["height"], index)
+                names.append(id_to_name.get(a.get("category_id"), "<category id {}>".format(a.get("category_id"))))
+            good, lab, bad = check_boxes(where, boxes, names, width, height, index)
             issues.extend(bad)
             if bad and on_bad == "skip" and len(good) == 0:
                 continue

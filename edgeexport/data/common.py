@@ -3,7 +3,7 @@ import logging
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..device.errors import DatasetError
 
 log = logging.getLogger(__name__)
 BadAnnotationPolicy = ("skip", "fail")
@@ -64,11 +64,26 @@ def apply_policy(issues, on_bad, dataset_name):
             dataset_name, len(issues), issues[0]))
 
 
+def _reason(e):
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
 def read_rgb(path):
     """Read an image file as uint8 RGB HWC; DatasetError naming the file when it cannot be read."""
     from PIL import Image
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise DatasetError("cannot read image {}: {}".format(path, e))
+            return np.array(im.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only arrays
+    except Exception as e:  # by design: whatever PIL cannot decode is not an image
+        raise DatasetError("cannot read image {}: {}".format(path, _reason(e)))
+
+
+def image_size(path):
+    """(width, height) from the image file's header (annotations without sizes); DatasetError naming the file."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception as e:  # by design: whatever PIL cannot open is not an image
+        raise DatasetError("cannot read image {}: {}".format(path, _reason(e)))

@@ -3,8 +3,8 @@ downloaders write), optionally restricted by ``ImageSets/Main/<split>.txt``."""
 import os
 import xml.etree.ElementTree as ET
 
-from ..errors import DatasetError
-from .common import AnnotationIssue, apply_policy, check_boxes, read_rgb
+from ..device.errors import DatasetError
+from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -29,7 +29,7 @@ class VOCDetection(object):
             xml_path = os.path.join(ann_dir, image_id + ".xml")
             try:
                 parsed.append((image_id, xml_path, ET.parse(xml_path).getroot()))
-            except (ET.ParseError, OSError) as e:
+            except Exception as e:  # by design: whatever does not parse as XML is an unreadable annotation
                 issues.append(AnnotationIssue(xml_path, "unreadable XML ({})".format(e)))
         if labels is None:  # discovered, in sorted order, so that it is stable across runs
             labels = sorted({o.findtext("name", "").strip() for _, _, r in parsed for o in r.iter("object")} - {""})
@@ -59,10 +59,8 @@ class VOCDetection(object):
                     issues.append(AnnotationIssue(xml_path, "object without a numeric bndbox"))
                     continue
                 names.append(obj.findtext("name", "").strip())
-            if width is None:  # the <size> element is optional in practice: read it from the image
-                from PIL import Image
-                with Image.open(image_path) as im:
-                    width, height = im.size
+            if not width or not height:  # the <size> element is optional in practice: read the image's header
+                width, height = image_size(image_path)
             good, lab, bad = check_boxes(xml_path, boxes, names, width, height, index)
             issues.extend(bad)
             if bad and on_bad == "skip" and len(good) == 0:

@@ -1,6 +1,5 @@
 import argparse
 import json
-import os
 import shutil
 
 import numpy as np
@@ -33,10 +32,22 @@ def test_markdown_table_and_board_name():
     assert board_name()
 
 
-def test_deepstream_perf_parsing_drops_warmup():
-    log = ("**PERF:  FPS 0 (Avg)\n**PERF:  12.50 (12.50)\nsome line\n**PERF:  30.10 (25.00)\n"
-           "**PERF:  29.90 (27.00)\n")
-    assert perf_fps(log) == [30.10, 29.90]
+def test_deepstream_perf_parsing_drops_warmup_per_stream(tmp_path):
+    log = ("**PERF:  FPS 0 (Avg)\tFPS 1 (Avg)\n**PERF:  12.50 (12.50)\t11.00 (11.00)\nsome line\n"
+           "**PERF:  30.10 (25.00)\t29.00 (24.00)\n**PERF:  29.90 (27.00)\t31.00 (26.00)\n")
+    assert perf_fps(log) == [[30.10, 29.00], [29.90, 31.00]]
+    path = tmp_path / "ds.log"
+    path.write_text(log)
+    out = str(tmp_path / "ds.json")
+    r = run_cli(["benchmarks/deepstream_perf.py", str(path), "--json", out])
+    assert r.returncode == 0, r.stderr
+    streams = json.load(open(out))["streams"]
+    assert [round(s["mean_fps"], 2) for s in streams] == [30.0, 30.0]
+    assert run_cli(["benchmarks/deepstream_perf.py", "--help"]).returncode == 0
+    empty = tmp_path / "empty.log"
+    empty.write_text("no perf here\n")
+    r = run_cli(["benchmarks/deepstream_perf.py", str(empty)])
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "**PERF" in r.stderr
 
 
 def test_host_fps_runs_end_to_end_on_cpu(small_checkpoint, tmp_path):
@@ -53,7 +64,7 @@ def test_host_fps_runs_end_to_end_on_cpu(small_checkpoint, tmp_path):
 
 def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
     from benchmarks import trt_fps
-    from edgeexport import build_engine as be
+    from edgeexport.device import build_engine as be
     from tests.device.trt_double import FakeCuda, make_tensorrt
     bundle = str(tmp_path / "b")
     shutil.copytree(small_bundle[0], bundle)
@@ -72,11 +83,10 @@ def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
 
 
 def test_parser_fps_reports_both_layouts(tmp_path):
-    from tests.jetson.conftest import HOST_BUILD
-    if not os.path.isfile(os.path.join(HOST_BUILD, "parser_bench")):
-        pytest.skip("parser not built (scripts/test.sh builds it)")
+    from tests.device.conftest import build_parser_tests
+    build = build_parser_tests()
     out = str(tmp_path / "p.json")
-    r = run_cli(["benchmarks/parser_fps.py", "--iterations", "50", "--json", out])
+    r = run_cli(["benchmarks/parser_fps.py", "--build-dir", build, "--iterations", "50", "--json", out])
     assert r.returncode == 0, r.stderr
     rows = json.load(open(out))["results"]
     assert len(rows) == 2 and all(row["same_objects"] for row in rows)

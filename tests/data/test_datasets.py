@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from edgeexport.data import COCODetection, SyntheticShapes, VOCDetection
-from edgeexport.errors import DatasetError
+from edgeexport.device.errors import DatasetError
 
 
 def test_synthetic_is_deterministic_and_boxes_are_exact():

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgeexport import build_engine as be
-from edgeexport import keyfile
-from edgeexport.compare import compare_outputs
-from edgeexport.errors import EngineBuildError, InputFileError, UnsupportedPrecisionError
-from edgeexport.meta import BundleMeta
-from edgeexport.parity import load_fixtures, run_backend
-from edgeexport.runners.tensorrt_runner import TensorRTRunner
+from edgeexport.device import build_engine as be
+from edgeexport.device import keyfile
+from edgeexport.device.compare import compare_outputs
+from edgeexport.device.errors import EngineBuildError, InputFileError, UnsupportedPrecisionError, UsageError
+from edgeexport.device.meta import BundleMeta
+from edgeexport.device.parity import Fixtures, run_backend
+from edgeexport.device.runners.tensorrt import TensorRTRunner
 
+from ..conftest import export_quietly
 from .trt_double import FakeCuda, make_tensorrt
 
 GENERATIONS = ["8.2", "10"]
@@ -36,10 +37,8 @@ def bundle(small_bundle, tmp_path):
 
 @pytest.fixture(scope="module")
 def dynamic_bundle(small_checkpoint, tmp_path_factory):
-    from edgeexport.bundle import ExportOptions, export_bundle
     out = str(tmp_path_factory.mktemp("dyn") / "bundle")
-    export_bundle(ExportOptions(small_checkpoint, out, dynamic_batch=True, batch_size=4,
-                                preprocess_min_agreement=0.0), echo=lambda *a: None)
+    export_quietly(small_checkpoint, out, dynamic_batch=True, batch_size=4)
     return out
 
 
@@ -83,13 +82,13 @@ def test_dynamic_batch_profile(dynamic_bundle, gen, tmp_path):
 
 
 def test_static_batch_mismatch_is_refused(bundle):
-    with pytest.raises(InputFileError, match="static batch of 1"):
+    with pytest.raises(UsageError, match="static batch of 1"):
         be.main(_args(bundle, batch=4), trt=make_tensorrt("10"))
 
 
 @pytest.mark.parametrize("gen", GENERATIONS)
 def test_int8_calibrator_gets_nvinfer_prepared_batches(bundle, gen, tmp_path):
-    from edgeexport.preprocess import nvinfer_preprocess
+    from edgeexport.device.preprocess import nvinfer_preprocess
     images = tmp_path / "calib"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -165,10 +164,11 @@ def test_tensorrt_runner_passes_parity_against_fixtures(bundle, gen):
     cuda = FakeCuda()
     trt = make_tensorrt(gen, cuda=cuda)
     be.main(_args(bundle, precision="fp32"), trt=trt)
-    inputs, expected = load_fixtures(bundle)
+    fx = Fixtures.load(bundle)
+    inputs, expected = fx.inputs, fx.expected
     with TensorRTRunner(os.path.join(bundle, "model.onnx_b1_gpu0_fp32.engine"), trt=trt, cuda=cuda) as runner:
         got = run_backend(runner, inputs, 1)
-    report = compare_outputs(expected, got, 320, 320, "fp32")
+    report = compare_outputs(expected, got, 320, 320, "fp32", BundleMeta.load(bundle).settings, fx.threshold)
     assert report.ok and report.matched > 0
     want = "execute_async_v3" if gen == "10" else "execute_async_v2"
     assert any(c[0] == want for c in trt.calls)
@@ -189,10 +189,8 @@ def test_missing_target_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("gen", GENERATIONS)
 def test_efficient_nms_bundle_builds_and_checks_int32_outputs(small_checkpoint, tmp_path, gen):
-    from edgeexport.bundle import ExportOptions, export_bundle
     path = str(tmp_path / "nms")
-    export_bundle(ExportOptions(small_checkpoint, path, layout="efficient_nms", preprocess_min_agreement=0.0),
-                  echo=lambda *a: None)
+    export_quietly(small_checkpoint, path, layout="efficient_nms")
     trt = make_tensorrt(gen)
     assert be.main(_args(path), trt=trt) == 0
     engine = trt.Runtime(None).deserialize_cuda_engine(

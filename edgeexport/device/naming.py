@@ -1,0 +1,26 @@
+"""Names nvinfer itself derives, so that what we write is what DeepStream looks for.
+
+Device-side (Python 3.6).
+"""
+
+from .meta import PRECISIONS  # index = nvinfer's network-mode (0, 1, 2)
+
+
+def network_mode(precision):
+    """nvinfer's ``network-mode`` integer for a precision name."""
+    if precision not in PRECISIONS:
+        raise ValueError("precision must be one of {}, got {!r}".format(PRECISIONS, precision))
+    return PRECISIONS.index(precision)
+
+
+def engine_file_name(onnx_file_name, batch_size, precision, gpu_id=0, dla_core=None):
+    """The engine file name nvinfer builds and looks for beside the ONNX.
+
+    DeepStream 6.0.1 names a built engine ``<onnx-file>_b<batch>_<gpu<id>|dla<core>>_<fp32|int8|fp16>.engine``.
+    Writing exactly this name lets nvinfer find our engine and never rebuild it on start-up.
+    """
+    if int(batch_size) < 1:
+        raise ValueError("batch_size must be >= 1, got {}".format(batch_size))
+    network_mode(precision)  # validates
+    device = "dla{}".format(int(dla_core)) if dla_core is not None else "gpu{}".format(int(gpu_id))
+    return "{}_b{}_{}_{}.engine".format(onnx_file_name, int(batch_size), device, precision)

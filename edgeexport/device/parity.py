@@ -1,0 +1,134 @@
+"""Check a backend against the bundle's fixtures (the original PyTorch model's own fp32 numbers).
+
+    python3 -m edgeexport.parity BUNDLE [--backend tensorrt|onnxruntime] [--engine FILE] [--precision fp16]
+
+Prints a table (max error per output; detections matched / missing / extra) and exits 1 out of tolerance.
+Device-side: Python 3.6, numpy, and tensorrt + pycuda for the TensorRT backend; no torch, no onnx.
+"""
+import json
+import os
+
+import numpy as np
+
+from .bundle import check_onnx_sha256
+from .cli import ArgumentParser, probability, run_cli
+from .compare import compare_outputs, to_efficient_nms
+from .errors import InputFileError, ParityError
+from .fileio import atomic_write_text, check_output_file
+
+FIXTURE_INPUTS = "parity/inputs.npy"
+FIXTURE_EXPECTED = "parity/expected.npz"
+# The graph up to the EfficientNMS_TRT node, which only TensorRT runs: what ONNX Runtime checks on an
+# efficient_nms bundle, with the plugin's NumPy reference after it (export writes it; no onnx needed to use it).
+GRAPH_BEFORE_NMS = "parity/graph_before_nms.onnx"
+
+
+class Fixtures(object):
+    """The bundle's parity fixtures: graph inputs, the original model's outputs for them, and the score threshold
+    at which export found detections to compare (the bundle's pre-cluster threshold, or lower where the model
+    finds nothing that confident on the fixture images)."""
+
+    def __init__(self, inputs, expected, threshold):
+        self.inputs, self.expected, self.threshold = inputs, expected, threshold
+
+    @classmethod
+    def load(cls, bundle):
+        inputs_path, expected_path = os.path.join(bundle, FIXTURE_INPUTS), os.path.join(bundle, FIXTURE_EXPECTED)
+        try:
+            inputs = np.load(inputs_path)
+            with np.load(expected_path) as z:
+                expected = {k: z[k] for k in z.files}
+        except Exception as e:  # whatever is not a readable .npy/.npz is "not the fixtures", by design
+            raise InputFileError("cannot read the parity fixtures {} and {}: {}; re-export the bundle".format(
+                inputs_path, expected_path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+        threshold = expected.pop("detection_threshold", None)
+        if inputs.ndim != 4 or "boxes" not in expected or "scores" not in expected or \
+                len(expected["boxes"]) != len(inputs) or len(expected["scores"]) != len(inputs):
+            raise InputFileError("the parity fixtures in {} disagree with each other (inputs {}, expected {}); "
+                                 "re-export the bundle".format(os.path.join(bundle, "parity"), inputs.shape,
+                                                               {k: v.shape for k, v in expected.items()}))
+        return cls(inputs, expected, None if threshold is None else float(threshold))
+
+
+def run_backend(runner, inputs, batch_size):
+    """Run ``inputs`` through an active runner ``batch_size`` at a time; returns the concatenated outputs."""
+    outs = {}
+    for i in range(0, len(inputs), batch_size):
+        chunk = inputs[i:i + batch_size]
+        real = len(chunk)
+        if real < batch_size:  # a static-batch engine: pad with copies, drop their outputs
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
+        for k, v in runner.infer({"input": chunk}).items():
+            outs.setdefault(k, []).append(np.asarray(v)[:real])
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def check_bundle(bundle, runner, precision="fp32", threshold=None):
+    """Run the bundle's fixture inputs through ``runner`` (active) and compare with the original model's outputs,
+    detections clustered with the bundle's settings at ``threshold`` (default: the fixtures'). ``bundle``: a
+    Bundle. ``runner``: over model.onnx, the engine, or (efficient_nms, ONNX Runtime) the graph before the NMS
+    node, whose outputs then go through the plugin's NumPy reference. Returns a ParityReport."""
+    meta, fixtures = bundle.meta, bundle.fixtures
+    settings = meta.settings
+    if threshold is None:
+        threshold = settings.pre_cluster_threshold if fixtures.threshold is None else fixtures.threshold
+    if meta.layout == "efficient_nms":  # the plugin drops everything below its own score_threshold
+        threshold = max(threshold, settings.pre_cluster_threshold)
+    got = run_backend(runner, fixtures.inputs, 1 if meta.dynamic_batch else meta.batch_size)
+    if meta.layout == "efficient_nms" and "scores" in got:  # what TensorRT's EfficientNMS_TRT node would output
+        got = to_efficient_nms(got, settings.pre_cluster_threshold, settings.nms_iou_threshold, settings.topk)
+    h, w = meta.model.input_size
+    return compare_outputs(fixtures.expected, got, w, h, precision, settings, threshold)
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description="Compare a backend with the bundle's PyTorch fixtures.", add_help=add_help)
+    p.add_argument("bundle", help="the bundle folder written by export.py")
+    p.add_argument("--backend", default="tensorrt", choices=["tensorrt", "onnxruntime"])
+    p.add_argument("--engine", help="the .engine file (default: the name nvinfer uses, beside model.onnx)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                   help="tolerances to judge by (default: fp32 for onnxruntime, the engine's precision for tensorrt)")
+    p.add_argument("--pre-cluster-threshold", type=probability, default=None,
+                   help="score threshold of the detections compared (default: the one the fixtures were made at)")
+    p.add_argument("--json", help="also write the report here")
+    return p
+
+
+def main(args):
+    from .bundle import Bundle
+    bundle = Bundle(args.bundle)
+    meta = bundle.meta
+    bundle.fixtures  # a bundle without readable fixtures fails before any runtime starts
+    if args.json:
+        check_output_file(args.json)
+    if args.backend == "onnxruntime":
+        from .runners.onnxruntime import OnnxRuntimeRunner
+        check_onnx_sha256(bundle.onnx_path, meta)
+        runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else
+                                   bundle.onnx_path)
+        precision = args.precision or "fp32"
+    else:
+        engine = args.engine or bundle.engine_path()
+        if not os.path.isfile(engine):
+            raise InputFileError("engine not found: {}; build it first: python3 -m edgeexport.build_engine {}".format(
+                engine, args.bundle))
+        from .runners.tensorrt import TensorRTRunner
+        runner = TensorRTRunner(engine)
+        precision = args.precision or meta.precision
+    with runner:
+        report = check_bundle(bundle, runner, precision, args.pre_cluster_threshold)
+    print(report.table("parity: {} vs PyTorch fixtures ({} images)".format(args.backend, len(bundle.fixtures.inputs))))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+    if not report.ok:
+        raise ParityError("{} is out of {} tolerance against the PyTorch fixtures{}".format(
+            args.backend, precision, "" if report.compared else " (no detection was compared)"))
+    return 0
+
+
+def cli(argv=None):
+    run_cli(get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    cli()

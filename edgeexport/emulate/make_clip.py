@@ -1,0 +1,87 @@
+"""Generate a short video of moving synthetic shapes (the demo's and the tests' stand-in for a camera clip).
+
+    python -m edgeexport.emulate.make_clip clip.mp4 --seconds 6 --classes circle square triangle
+
+Also writes ``<clip>.json``: the exact boxes and labels of every frame. Host-side (numpy, OpenCV).
+"""
+import json
+import os
+
+import numpy as np
+
+from ..data.synthetic import SHAPE_CLASSES, _background, draw_shape
+from ..device.cli import ArgumentParser, positive_float, positive_int, run_cli
+from ..device.fileio import atomic_write_text, check_output_file
+from .video import VideoOut
+
+
+def render_clip(path, seconds=6.0, fps=15, width=480, height=480, classes=("circle", "square", "triangle"), seed=7):
+    """Write the clip (mp4, atomically) and its ground truth beside it; returns ``path``."""
+    rng = np.random.default_rng(seed)
+    bg = _background(rng, height, width)
+    objects = []
+    for i, name in enumerate(classes):
+        r = rng.uniform(0.13, 0.2) * min(width, height)
+        objects.append({"label": name, "class_id": i, "r": r,
+                        "pos": np.array([rng.uniform(r, width - r), rng.uniform(r, height - r)]),
+                        "vel": rng.uniform(-1, 1, 2) * min(width, height) / (2.5 * fps),
+                        "color": [int(c) for c in rng.integers(0, 256, 3)], "angle": rng.uniform(0, 6.28)})
+    truth = []
+    with VideoOut(path, fps) as out:
+        for f in range(max(1, int(round(seconds * fps)))):
+            frame = bg.copy()
+            boxes = []
+            for o in objects:
+                for axis, limit in ((0, width), (1, height)):  # bounce off the borders
+                    if not o["r"] <= o["pos"][axis] + o["vel"][axis] <= limit - o["r"]:
+                        o["vel"][axis] *= -1
+                o["pos"] = o["pos"] + o["vel"]
+                o["angle"] += 0.03
+                bg_px = frame[int(o["pos"][1]), int(o["pos"][0])].astype(int)
+                color = o["color"] if np.abs(np.array(o["color"]) - bg_px).sum() >= 120 else (255 - bg_px).tolist()
+                box = draw_shape(frame, o["label"], o["pos"][0], o["pos"][1], o["r"], o["angle"], color)
+                boxes.append({"label": o["label"], "class_id": o["class_id"], "box": [round(v, 2) for v in box]})
+            out.write(frame[..., ::-1])  # OpenCV writes BGR
+            truth.append({"frame": f, "objects": boxes})
+    atomic_write_text(os.path.splitext(path)[0] + ".json", json.dumps(
+        {"width": width, "height": height, "fps": fps, "frames": truth}) + "\n")
+    return path
+
+
+MIN_SIDE = 64
+
+
+def _frame_side(text):
+    import argparse
+    value = positive_int(text)
+    if value < MIN_SIDE:
+        raise argparse.ArgumentTypeError("expected an integer >= {}, got {!r}".format(MIN_SIDE, text))
+    return value
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description="Generate a clip of moving synthetic shapes.", add_help=add_help)
+    p.add_argument("output", help="the .mp4 to write (ground truth goes beside it as .json)")
+    p.add_argument("--seconds", type=positive_float, default=6.0)
+    p.add_argument("--fps", type=positive_int, default=15)
+    p.add_argument("--size", type=_frame_side, nargs=2, default=[480, 480], metavar=("W", "H"),
+                   help="at least {} pixels a side (the shapes need room to move)".format(MIN_SIDE))
+    p.add_argument("--classes", nargs="+", default=["circle", "square", "triangle"], choices=SHAPE_CLASSES)
+    p.add_argument("--seed", type=int, default=7)
+    return p
+
+
+def main(args):
+    check_output_file(args.output)
+    check_output_file(os.path.splitext(args.output)[0] + ".json")
+    render_clip(args.output, args.seconds, args.fps, args.size[0], args.size[1], args.classes, args.seed)
+    print("clip: {} ({} s at {} fps, {}x{})".format(args.output, args.seconds, args.fps, *args.size))
+    return 0
+
+
+def cli(argv=None):
+    run_cli(get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,116 @@
+"""Call the C++ bbox parser (the very .so DeepStream loads) from Python, through the host shim.
+
+Used by ``python -m edgeexport.emulate`` and by the tests that feed the parser real graph outputs. Builds the
+CMake project on first use when the library is missing. Host-side (ctypes, numpy).
+"""
+import ctypes
+import os
+import subprocess
+
+import numpy as np
+
+from ..device.configs import PARSER_FUNCTIONS
+from ..device.errors import BackendUnavailableError
+from ..device.postprocess import Detections
+
+MAX_DIMS = 8
+DATA_TYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int8): 2, np.dtype(np.int32): 3}
+# The parser sources the bundle ships (package data of edgeexport.device).
+PARSER_SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device", "parser")
+
+
+class InferDims(ctypes.Structure):
+    _fields_ = [("numDims", ctypes.c_uint), ("d", ctypes.c_uint * MAX_DIMS), ("numElements", ctypes.c_uint)]
+
+
+class LayerInfo(ctypes.Structure):
+    """Mirror of NvDsInferLayerInfo (DeepStream 6.0.1); its size is checked against the C++ one at load."""
+    _fields_ = [("dataType", ctypes.c_int), ("inferDims", InferDims), ("bindingIndex", ctypes.c_int),
+                ("layerName", ctypes.c_char_p), ("buffer", ctypes.c_void_p), ("isInput", ctypes.c_int)]
+
+
+class ObjectInfo(ctypes.Structure):
+    _fields_ = [("classId", ctypes.c_uint), ("left", ctypes.c_float), ("top", ctypes.c_float),
+                ("width", ctypes.c_float), ("height", ctypes.c_float), ("detectionConfidence", ctypes.c_float)]
+
+
+def build_parser(build_dir, source_dir=PARSER_SOURCES):
+    """cmake configure + build into ``build_dir`` (host headers where DeepStream is absent). Returns build_dir."""
+    try:
+        subprocess.check_call(["cmake", "-S", source_dir, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release",
+                               "-DEDGEEXPORT_HOST_HEADERS=ON"], stdout=subprocess.DEVNULL)
+        subprocess.check_call(["cmake", "--build", build_dir, "-j2"], stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise BackendUnavailableError("cannot build the parser in {} ({}); install cmake and a C++ compiler".format(
+            source_dir, e))
+    return build_dir
+
+
+class ParserLibrary(object):
+    """``parse(layout, outputs, net_w, net_h, thresholds, num_classes)`` -> Detections in network pixels."""
+
+    def __init__(self, library, shim=None):
+        self.library = os.path.abspath(library)
+        shim = shim or os.path.join(os.path.dirname(self.library), "libedgeexport_parser_shim.so")
+        for p in (self.library, shim):
+            if not os.path.isfile(p):
+                raise BackendUnavailableError("parser library not found: {} (build it: cmake -S {} -B build/parser "
+                                              "-DEDGEEXPORT_HOST_HEADERS=ON && cmake --build build/parser)".format(
+                                                  p, PARSER_SOURCES))
+        self.shim = ctypes.CDLL(shim)
+        self.shim.edgeexport_call_parser.restype = ctypes.c_int
+        self.shim.edgeexport_call_parser.argtypes = [
+            ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(LayerInfo), ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+            ctypes.c_uint, ctypes.POINTER(ctypes.c_float), ctypes.c_int, ctypes.POINTER(ObjectInfo), ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int)]
+        if self.shim.edgeexport_layer_info_size() != ctypes.sizeof(LayerInfo) or \
+                self.shim.edgeexport_object_info_size() != ctypes.sizeof(ObjectInfo):
+            raise BackendUnavailableError("the ctypes mirror of NvDsInferLayerInfo/NvDsInferObjectDetectionInfo does "
+                                          "not match the compiled headers")
+
+    @classmethod
+    def from_build_dir(cls, build_dir):
+        return cls(os.path.join(build_dir, "libnvdsparsebbox_edgeexport.so"))
+
+    def call(self, function, layers, net_w, net_h, thresholds, num_classes, capacity=None):
+        """Low level: ``layers`` = [(name, array without batch dim)] (or a dict), or ready LayerInfo objects.
+        Returns (ok, Detections or None, total objects the parser produced)."""
+        infos, keep = [], []
+        items = layers.items() if isinstance(layers, dict) else layers
+        for item in items:
+            if isinstance(item, LayerInfo):
+                infos.append(item)
+                continue
+            name, arr = item
+            arr = np.ascontiguousarray(arr)
+            keep.append(arr)
+            dims = InferDims()
+            dims.numDims = arr.ndim
+            for i, s in enumerate(arr.shape[:MAX_DIMS]):
+                dims.d[i] = s
+            dims.numElements = arr.size
+            infos.append(LayerInfo(DATA_TYPES.get(arr.dtype, 0), dims, len(infos), name.encode(),
+                                   arr.ctypes.data_as(ctypes.c_void_p), 0))
+        arr_layers = (LayerInfo * max(len(infos), 1))(*infos)
+        thr = (ctypes.c_float * max(len(thresholds), 1))(*[float(t) for t in thresholds])
+        # No parser emits more objects than its largest layer has elements (N*K, N or M): a bound known up front.
+        capacity = capacity or max([int(i.inferDims.numElements) for i in infos] + [1])
+        out = (ObjectInfo * capacity)()
+        total = ctypes.c_int(0)
+        n = self.shim.edgeexport_call_parser(self.library.encode(), function.encode(), arr_layers, len(infos),
+                                             net_w, net_h, num_classes, thr, len(thresholds), out, capacity,
+                                             ctypes.byref(total))
+        if n == -2:
+            raise BackendUnavailableError("{} has no symbol {}".format(self.library, function))
+        if n < 0:
+            return False, None, total.value
+        objs = out[:n]
+        boxes = np.array([[o.left, o.top, o.left + o.width, o.top + o.height] for o in objs], np.float32)
+        return True, Detections(boxes.reshape(-1, 4), [o.detectionConfidence for o in objs],
+                                [o.classId for o in objs]), total.value
+
+    def parse(self, layout, outputs, net_w, net_h, thresholds, num_classes):
+        ok, dets, _ = self.call(PARSER_FUNCTIONS[layout], outputs, net_w, net_h, thresholds, num_classes)
+        if not ok:
+            raise BackendUnavailableError("the parser rejected the outputs (see its log line on stderr)")
+        return dets

@@ -1,0 +1,162 @@
+"""The last export stage: ``write_bundle(output_dir, meta, graph, parity)`` -> the bundle folder (a ``Bundle``).
+
+The folder is built in a hidden sibling (``.<name>.<8 chars>.partial``) and renamed into place at the end, so a
+failed or interrupted export leaves nothing half-written where the bundle goes; a SIGKILL's leftover is swept by
+the next export to the same place. ``force`` replaces only a folder that holds a bundle (its model.json says so),
+never the working directory or a folder above it. Host-side.
+"""
+import json
+import os
+import shutil
+
+import numpy as np
+
+from .. import device as _device_package
+from ..data.frames import video_frame_size
+from ..device.bundle import Bundle
+from ..device.configs import PARSER_BUILD_DIR, PARSER_SOURCES, app_config_text, infer_config_text
+from ..device.errors import InputFileError, OutputExistsError
+from ..device.fileio import atomic_write_bytes, atomic_write_text, make_temporary_folder, remove_stale_temporaries
+from ..device.meta import MODEL_JSON, is_bundle_folder
+from ..device.naming import engine_file_name
+from ..device.parity import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS
+
+DEVICE_PACKAGE = os.path.dirname(os.path.abspath(_device_package.__file__))
+TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
+DEFAULT_FRAME = (1280, 720)
+
+
+def _is_same_or_above(folder, path):
+    """True when ``folder`` is ``path`` or one of its parents."""
+    folder, path = os.path.realpath(folder), os.path.realpath(path)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_dir(path, force):
+    """Refuse, before any slow work, an output folder that would lose data. Returns the absolute path."""
+    path = os.path.abspath(path)
+    if _is_same_or_above(path, os.getcwd()):
+        raise OutputExistsError("{} is the working directory or a folder above it: export never replaces that; "
+                                "name a new folder for the bundle".format(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputExistsError("{} exists and is a file, not a bundle folder; choose another --output-dir".format(
+            path))
+    if os.path.isdir(path) and os.listdir(path):
+        if not is_bundle_folder(path):
+            raise OutputExistsError("{} is not empty and holds no edgeexport bundle (no {} written by export): "
+                                    "--force replaces only bundles; choose a new folder".format(path, MODEL_JSON))
+        if not force:
+            raise OutputExistsError("{} already holds a bundle: pass --force to replace it".format(path))
+    parent = os.path.dirname(path)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise InputFileError("cannot write the bundle under {}: it is a file".format(parent))
+    return path
+
+
+def copy_device_side(dst):
+    """The device package as is (Python and the C++ parser's sources), with the package's top-level modules: its
+    ``__init__`` and the ``python -m`` front doors of the device commands, which import only the device package."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "build-*", "*.so")
+    shutil.copytree(DEVICE_PACKAGE, os.path.join(dst, "edgeexport", "device"), ignore=skip)
+    for name in sorted(os.listdir(TOP_PACKAGE)):
+        if name.endswith(".py"):
+            shutil.copy2(os.path.join(TOP_PACKAGE, name), os.path.join(dst, "edgeexport", name))
+
+
+def write_bundle(output_dir, meta, graph, parity, video=None, force=False, source="model.pth"):
+    """Write the bundle of ``meta`` (BundleMeta, its sha256 set from ``graph``), ``graph`` (OnnxGraph) and
+    ``parity`` (ExportParity) into ``output_dir``; ``video`` (path, optional) goes into app_config.txt and the
+    bundle. Returns the Bundle."""
+    path = check_output_dir(output_dir, force)
+    frame_w, frame_h = DEFAULT_FRAME
+    video_name = "input.mp4"
+    if video:
+        frame_w, frame_h = video_frame_size(video)
+        video_name = "input" + (os.path.splitext(video)[1] or ".mp4")
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        remove_stale_temporaries(parent, [os.path.basename(path)])
+        tmp = make_temporary_folder(path)
+    except OSError as e:
+        raise InputFileError("cannot write the bundle under {}: {}".format(parent, e.strerror or e))
+    try:
+        meta.onnx_sha256 = graph.sha256
+        atomic_write_bytes(os.path.join(tmp, meta.onnx_file), graph.data)
+        os.makedirs(os.path.join(tmp, "parity"))
+        np.save(os.path.join(tmp, FIXTURE_INPUTS), parity.inputs)
+        np.savez(os.path.join(tmp, FIXTURE_EXPECTED), detection_threshold=np.float32(parity.threshold),
+                 **parity.expected)
+        if graph.has_plugin:
+            atomic_write_bytes(os.path.join(tmp, GRAPH_BEFORE_NMS), graph.host_data)
+        atomic_write_text(os.path.join(tmp, "parity", "report.json"), json.dumps(parity.to_dict(), indent=1) + "\n")
+        atomic_write_text(os.path.join(tmp, "parity", "report.txt"), "\n".join(parity.lines(meta.layout)) + "\n")
+        atomic_write_text(os.path.join(tmp, "labels.txt"), "\n".join(meta.model.labels) + "\n")
+        uri = "file://" + video_name
+        if video:
+            shutil.copy2(video, os.path.join(tmp, video_name))
+        atomic_write_text(os.path.join(tmp, "infer_config.txt"), infer_config_text(meta))
+        atomic_write_text(os.path.join(tmp, "app_config.txt"), app_config_text(frame_w, frame_h, uri))
+        atomic_write_text(os.path.join(tmp, "app_config_fps.txt"), app_config_text(frame_w, frame_h, uri, True))
+        copy_device_side(tmp)
+        atomic_write_text(os.path.join(tmp, "README.md"), bundle_readme(meta, source, path, video_name))
+        meta.save(os.path.join(tmp, MODEL_JSON))
+        _replace_folder(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Bundle(path)
+
+
+def _replace_folder(tmp, path):
+    """Rename ``tmp`` to ``path``; an old bundle there is moved aside first and deleted only afterwards."""
+    old = None
+    if os.path.exists(path):
+        old = make_temporary_folder(path)
+        os.rmdir(old)
+        os.rename(path, old)
+    os.rename(tmp, path)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def bundle_readme(meta, source, bundle_path, video_name):
+    m = meta.model
+    engine = engine_file_name(meta.onnx_file, meta.batch_size, meta.precision)
+    return """# edgeexport bundle: {arch}, {k} classes
+
+Written by edgeexport {version} (`export.py`) from `{src}`. Everything here is derived from `model.json`;
+re-export instead of editing.
+
+| | |
+|---|---|
+| input | `input` float32 {ishape}, {color} pixels minus offsets {offsets} |
+| outputs | {outputs} |
+| normalisation | fold `{fold}`: offsets = 255*mean, net-scale-factor = 1, 1/(255*std) inside the first conv |
+| ONNX | opset {opset}, sha256 `{sha}` |
+| engine nvinfer looks for | `{engine}` |
+
+## On the Jetson (JetPack 4.6.x: Python 3.6, TensorRT 8.2, DeepStream 6.0.1; or newer)
+
+```bash
+# 1. on the host: copy this folder
+scp -r {bundle} jetson:~/{bundle_name}
+# 2. on the Jetson
+cd ~/{bundle_name}
+pip3 install -r edgeexport/device/requirements.txt          # numpy, pycuda (TensorRT comes with JetPack)
+cmake -S {parser_src} -B {parser_build} -DCMAKE_BUILD_TYPE=Release && cmake --build {parser_build} -j4
+python3 -m edgeexport.build_engine . --{precision}           # writes {engine}
+python3 -m edgeexport.parity . --backend tensorrt    # TensorRT vs PyTorch's own numbers (parity/)
+cp /path/to/your/clip.mp4 {video}                     # or edit uri= in app_config.txt
+deepstream-app -c app_config.txt                     # annotated video -> out.mp4
+deepstream-app -c app_config_fps.txt                 # FPS (fakesink, sync=0); look for **PERF lines
+```
+
+`edgeexport/` is the device side of edgeexport, as is: Python 3.6, numpy and TensorRT; no torch, no onnx.
+""".format(arch=m.arch, k=m.num_classes, version=meta.written_by, src=os.path.basename(source),
+           ishape=meta.input_shape, color=meta.color_format.upper(), offsets=[round(o, 3) for o in meta.offsets],
+           outputs=", ".join("`{}` {}".format(k, v) for k, v in sorted(meta.output_shapes().items())),
+           fold=meta.fold, opset=meta.opset, sha=meta.onnx_sha256, engine=engine, bundle=bundle_path,
+           bundle_name=os.path.basename(bundle_path), precision=meta.precision, video=video_name,
+           parser_src=PARSER_SOURCES, parser_build=PARSER_BUILD_DIR)

@@ -1,0 +1,97 @@
+"""Export a trained SSDLite checkpoint to a DeepStream bundle for a Jetson.
+
+    python export.py --model-path runs/demo/best.pth --output-dir bundle
+    edgeexport-export --model-path runs/demo/best.pth --output-dir bundle        (after pip install)
+
+Folds the normalisation into the first convolution, writes model.onnx (opset 13, TensorRT 8.2-compatible),
+checks parity against the original PyTorch model, and writes the configs, labels, fixtures and README.
+"""
+from ..device.cli import ArgumentParser, positive_float, positive_int, probability, run_cli
+from ..device.meta import ARCHS, LAYOUTS
+from ..device.errors import InputFileError
+
+# Below this, the preprocessing report prints a warning line (it fails export only when a minimum is set).
+PREPROCESS_WARN_BELOW = 0.8
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
+    p.add_argument("--model-path", required=True, help="model.pth (edgeexport format or torchvision reference)")
+    p.add_argument("--output-dir", default="bundle", help="the bundle folder to write")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle (never any other folder)")
+    g = p.add_argument_group("for checkpoints without metadata (torchvision's reference scripts)")
+    g.add_argument("--labels", nargs="+", help="the K foreground class names, in model order")
+    g.add_argument("--labels-file", help="a file with one class name per line")
+    g.add_argument("--arch", choices=ARCHS, help="default: read from the checkpoint's tensors")
+    g.add_argument("--image-mean", type=probability, nargs=3, help="[0,1] scale, RGB (torchvision SSDLite: 0.5 0.5 0.5)")
+    g.add_argument("--image-std", type=positive_float, nargs=3, help="[0,1] scale, RGB")
+    g = p.add_argument_group("deploy graph")
+    g.add_argument("--color", default="rgb", choices=["rgb", "bgr"], help="the engine's input colour order")
+    g.add_argument("--fold", default="exact", choices=["exact", "mean_into_bias"],
+                   help="mean_into_bias is NOT exact at image borders; its error is measured and printed")
+    g.add_argument("--layout", default="boxes_scores", choices=LAYOUTS,
+                   help="top_class: per-anchor best class in the graph, fewer bytes for the parser; efficient_nms: "
+                        "TensorRT's EfficientNMS_TRT plugin in the graph (nvinfer cluster-mode=4), using the "
+                        "pre-cluster threshold, NMS IoU and topk below")
+    g.add_argument("--opset", type=positive_int, default=13, help="TensorRT 8.2 (Jetson Nano) parses up to 13")
+    g.add_argument("--batch-size", type=positive_int, default=1)
+    g.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (else static)")
+    g.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    g.add_argument("--trt-version", default="8.2", choices=["8.2", "8.4", "none"],
+                   help="check the graph's operators against this TensorRT's ONNX parser")
+    g = p.add_argument_group("DeepStream")
+    g.add_argument("--precision", default="fp16", choices=["fp16", "fp32", "int8"], help="engine precision")
+    g.add_argument("--pre-cluster-threshold", type=probability, default=0.4)
+    g.add_argument("--nms-iou-threshold", type=probability, default=0.55)
+    g.add_argument("--topk", type=positive_int, default=100,
+                   help="detections kept per class (nvinfer) = max_output_boxes (efficient_nms)")
+    g.add_argument("--video", help="a clip for app_config.txt: copied into the bundle, its size sets streammux")
+    g = p.add_argument_group("preprocessing report (torchvision's float resize vs nvinfer's 8-bit stretch)")
+    g.add_argument("--preprocess-min-agreement", type=probability, default=None,
+                   help="fail export below this detection agreement (default: report, and warn below "
+                        "{:.0f}%%)".format(100 * PREPROCESS_WARN_BELOW))
+    g.add_argument("--strict-preprocessing", action="store_true",
+                   help="fail export below {:.0f}%% agreement".format(100 * PREPROCESS_WARN_BELOW))
+    return p
+
+
+def read_labels_file(path):
+    try:
+        with open(path) as f:
+            labels = [line.strip() for line in f if line.strip()]
+    except (IOError, OSError, UnicodeDecodeError) as e:
+        raise InputFileError("cannot read --labels-file {}: {}".format(path, getattr(e, "strerror", None) or e))
+    if not labels:
+        raise InputFileError("--labels-file {} lists no class names (expected one per line)".format(path))
+    return labels
+
+
+def main(args):
+    from ..device.meta import DetectionSettings
+    from ..device.naming import engine_file_name
+    from .pipeline import export_bundle
+    labels = read_labels_file(args.labels_file) if args.labels_file else args.labels
+    settings = DetectionSettings(args.pre_cluster_threshold, args.nms_iou_threshold, args.topk)
+    minimum = args.preprocess_min_agreement
+    if args.strict_preprocessing and minimum is None:
+        minimum = PREPROCESS_WARN_BELOW
+    result = export_bundle(args.model_path, args.output_dir, labels, args.layout, args.color, args.fold,
+                           args.batch_size, args.dynamic_batch, args.opset, args.precision, settings,
+                           not args.no_simplify, args.trt_version, args.force, args.video,
+                           preprocess_min_agreement=minimum, image_mean=args.image_mean, image_std=args.image_std,
+                           arch=args.arch)
+    agreement = result.parity.preprocessing["agreement"]
+    if minimum is None and agreement < PREPROCESS_WARN_BELOW:
+        print("warning: torchvision's and nvinfer's preprocessing agree on {:.1%} of detections: the model was "
+              "trained on float-resized images and DeepStream feeds it 8-bit stretched ones; train with "
+              "--preprocess nvinfer to remove this at its root".format(agreement))
+    t = result.timings
+    print("bundle: {}  (export {:.1f} s: load+fold {:.1f}, ONNX {:.1f}, parity {:.1f})".format(
+        result.bundle.path, t["total_s"], t["load_and_fold_s"], t["onnx_s"], t["parity_s"]))
+    print("next, on the Jetson: python3 -m edgeexport.build_engine . --{}  (writes {})".format(
+        args.precision, engine_file_name("model.onnx", args.batch_size, args.precision)))
+    return 0
+
+
+def cli(argv=None):
+    run_cli(get_args_parser, main, argv)

@@ -1,0 +1,85 @@
+"""Export as one straight pipeline, each stage taking the previous stage's product:
+
+    checkpoint (or in-memory model) -> deploy model -> ONNX graph -> parity -> bundle folder
+
+``export_bundle`` is the Python API; ``export.py`` / ``python -m edgeexport.export`` is its command line.
+Host-side (torch, onnx, onnxruntime).
+"""
+import os
+import time
+
+from .. import __version__
+from ..device.errors import ParityError
+from ..device.meta import BundleMeta, DetectionSettings
+
+
+class ExportResult(object):
+    """What ``export_bundle`` produced: ``bundle`` (device Bundle), ``parity`` (ExportParity), ``timings``."""
+
+    def __init__(self, bundle, parity, timings):
+        self.bundle, self.parity, self.timings = bundle, parity, timings
+
+    @property
+    def meta(self):
+        return self.bundle.meta
+
+
+def load_source(model, labels=None, image_mean=None, image_std=None, arch=None):
+    """Stage 0: (torchvision SSD in eval mode, ModelMeta, where it came from) from a model.pth path or from an
+    in-memory torchvision SSDLite (whose labels must then be given)."""
+    from ..model.checkpoint import describe_model, load_model
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        path = os.fspath(model)
+        net, meta, _ = load_model(path, labels, image_mean, image_std, arch)
+        return net, meta, path
+    if labels is None:
+        from ..device.errors import UsageError
+        raise UsageError("an in-memory model carries no class names: pass labels=[...] (the K foreground classes)")
+    meta = describe_model(model, labels)
+    return model.eval(), meta, type(model).__name__
+
+
+def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="rgb", fold="exact", batch_size=1,
+                  dynamic_batch=False, opset=13, precision="fp16", settings=None, simplify=True, trt_version="8.2",
+                  force=False, video=None, images=None, preprocess_min_agreement=None, image_mean=None,
+                  image_std=None, arch=None, echo=print):
+    """Export ``model`` (a model.pth path, or an in-memory torchvision SSDLite with ``labels``) to a DeepStream
+    bundle in ``output_dir``. Raises ParityError (nothing written) when the ONNX graph does not reproduce the
+    original model, and when ``preprocess_min_agreement`` is set and nvinfer's preprocessing agrees less.
+    Returns ExportResult."""
+    from .bundle import check_output_dir, write_bundle
+    from .deploy import build_deploy_model
+    from .onnx_graph import export_onnx
+    from .parity import check_export, fixture_images
+
+    t0 = time.perf_counter()
+    check_output_dir(output_dir, force)
+    if video is not None:
+        from ..data.frames import video_frame_size
+        video_frame_size(video)  # a bad clip fails now, not after the slow stages
+    net, model_meta, source = load_source(model, labels, image_mean, image_std, arch)
+    # efficient_nms = the boxes_scores graph + TensorRT's NMS plugin node appended to it
+    graph_layout = "boxes_scores" if layout == "efficient_nms" else layout
+    deploy = build_deploy_model(net, model_meta, fold, color, graph_layout)
+    meta = BundleMeta(model_meta, color, fold, layout, opset, batch_size, dynamic_batch,
+                      int(deploy.anchors.shape[0]), "model.onnx", "", precision,
+                      settings or DetectionSettings(), __version__)
+    t1 = time.perf_counter()
+    graph = export_onnx(deploy, meta, simplify, trt_version)
+    t2 = time.perf_counter()
+    parity = check_export(net, graph, meta, images if images is not None else fixture_images(model_meta.labels))
+    t3 = time.perf_counter()
+    for line in parity.lines(layout):
+        echo(line)
+    if not parity.ok:
+        raise ParityError("export parity failed (see the table above; nothing was written)")
+    pre = parity.preprocessing["agreement"]
+    if preprocess_min_agreement is not None and pre < preprocess_min_agreement:
+        raise ParityError("preprocessing parity {:.1%} is below the minimum {:.0%} (nothing was written)".format(
+            pre, preprocess_min_agreement))
+    meta.extra = {"simplified": graph.simplified, "trt_version_checked": trt_version,
+                  "export_seconds": round(time.perf_counter() - t0, 2)}
+    bundle = write_bundle(output_dir, meta, graph, parity, video, force, source)
+    timings = {"load_and_fold_s": t1 - t0, "onnx_s": t2 - t1, "parity_s": t3 - t2,
+               "total_s": time.perf_counter() - t0}
+    return ExportResult(bundle, parity, timings)

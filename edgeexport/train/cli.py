@@ -1,0 +1,306 @@
+"""Train an SSDLite320 detector (MobileNetV3-Large or -Small) on VOC, COCO or synthetic data.
+
+    python -m edgeexport.train --dataset synthetic --arch ssdlite320_mobilenet_v3_small --epochs 10 --output-dir runs/demo
+    torchrun --nproc_per_node=4 -m edgeexport.train --dataset coco --data-path imgs --ann-file train.json ...
+
+Writes <output-dir>/last.pth (every epoch, for --resume) and best.pth (best mAP@.5 so far), both atomically,
+plus metrics.json and curves.png.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+from ..device.cli import (ArgumentParser, finite_int, non_negative_float, non_negative_int, positive_float, positive_int, probability,
+                          run_cli)
+from ..device.errors import CheckpointError, InputFileError, UsageError
+from ..device.fileio import atomic_write_text, check_can_create_folder, remove_stale_temporaries
+from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
+
+from . import distributed as D
+from .loop import evaluate, train_one_epoch
+from .transforms import PRESETS, TorchDetection, collate, eval_transform, train_transform
+
+
+def _image_side(text):
+    value = finite_int(text)
+    if value < 32:
+        raise argparse.ArgumentTypeError("expected an integer >= 32 (pixels), got {!r}".format(text))
+    return value
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description="Train an SSDLite320 MobileNetV3 detector for edgeexport.", add_help=add_help)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="synthetic", choices=["synthetic", "voc", "coco"], help="dataset format")
+    g.add_argument("--data-path", help="VOC root (Annotations/, JPEGImages/) or COCO image folder")
+    g.add_argument("--ann-file", help="COCO: training annotations JSON")
+    g.add_argument("--train-split", default=None, help="VOC: ImageSets/Main/<split>.txt for training (default: all)")
+    g.add_argument("--val-data-path", help="VOC root or COCO image folder for evaluation")
+    g.add_argument("--val-ann-file", help="COCO: evaluation annotations JSON")
+    g.add_argument("--val-split", default=None, help="VOC: ImageSets/Main/<split>.txt for evaluation")
+    g.add_argument("--labels", nargs="+", help="class names in order (default: discovered from the annotations)")
+    g.add_argument("--on-bad-annotation", default="fail", choices=["fail", "skip"],
+                   help="what to do with boxes outside the image, zero-area boxes, unknown classes, missing images")
+    g.add_argument("--num-classes", type=positive_int, default=3, help="synthetic: number of shape classes (1..8)")
+    g.add_argument("--synthetic-train-size", type=positive_int, default=2000, help="synthetic: images per epoch")
+    g.add_argument("--synthetic-val-size", type=positive_int, default=200, help="synthetic: held-out images")
+    g.add_argument("--synthetic-image-size", type=_image_side, nargs=2, metavar=("H", "W"),
+                   help="synthetic: fixed image size (default: random sizes from 256 to 480)")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="ssdlite320_mobilenet_v3_large", choices=ARCHS)
+    g.add_argument("--input-size", type=_image_side, nargs=2, default=[320, 320], metavar=("H", "W"))
+    g.add_argument("--image-mean", type=probability, nargs=3, default=list(IMAGENET_MEAN), help="on the [0,1] scale, RGB")
+    g.add_argument("--image-std", type=positive_float, nargs=3, default=list(IMAGENET_STD), help="on the [0,1] scale, RGB")
+    g.add_argument("--pretrained-backbone", action="store_true",
+                   help="start from torchvision's ImageNet MobileNetV3 weights (needs them in the torch hub cache)")
+    g = p.add_argument_group("optimisation (torchvision's SSDLite recipe: SGD, cosine, warm-up)")
+    g.add_argument("--epochs", type=positive_int, default=600)
+    g.add_argument("-b", "--batch-size", type=positive_int, default=24, help="images per GPU / process")
+    g.add_argument("--lr", type=positive_float, default=0.15, help="for the total batch of 192 of the recipe; scale linearly")
+    g.add_argument("--momentum", type=probability, default=0.9)
+    g.add_argument("--weight-decay", "--wd", type=non_negative_float, default=4e-5)
+    g.add_argument("--warmup-iters", type=non_negative_int, default=1000, help="linear warm-up steps (capped at one epoch)")
+    g.add_argument("--data-augmentation", default="ssdlite", choices=PRESETS)
+    g.add_argument("--clip-grad-norm", type=positive_float, default=None)
+    g.add_argument("--bn-momentum", type=probability, default=None,
+                   help="BatchNorm running-stat momentum (recipe: 0.03, tuned for 600 epochs); a short run needs "
+                        "more, or its eval-mode statistics lag behind the weights. Not stored in the weights")
+    g = p.add_argument_group("run")
+    g.add_argument("--output-dir", default="runs/train", help="where last.pth, best.pth, metrics.json go")
+    g.add_argument("--resume", default="", help="a last.pth to continue from (exactly after its last whole epoch)")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("-j", "--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1), help="data loading processes")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (default: on for CUDA)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for CUDA)")
+    g.add_argument("--seed", type=non_negative_int, default=0)
+    g.add_argument("--eval-every", type=positive_int, default=1, help="evaluate every N epochs (and after the last)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--threads", type=non_negative_int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
+    return p
+
+
+def build_datasets(args):
+    from ..data import COCODetection, SyntheticShapes, VOCDetection
+    if args.dataset == "synthetic":
+        cache = args.workers == 0  # worker processes would each hold, and lose, their own copy
+        size = args.synthetic_image_size
+        train = SyntheticShapes(args.synthetic_train_size, args.num_classes, seed=args.seed * 1000 + 1,
+                                image_size=size, cache=cache)
+        val = SyntheticShapes(args.synthetic_val_size, args.num_classes, seed=args.seed * 1000 + 2,
+                              image_size=size, cache=cache)
+        return train, val
+    if not args.data_path:
+        raise InputFileError("--dataset {} needs --data-path".format(args.dataset))
+    if args.dataset == "voc":
+        train = VOCDetection(args.data_path, args.labels, args.train_split, args.on_bad_annotation)
+        val_root = args.val_data_path or args.data_path
+        val = VOCDetection(val_root, train.labels, args.val_split, args.on_bad_annotation) \
+            if (args.val_split or args.val_data_path) else None
+    else:
+        if not args.ann_file:
+            raise InputFileError("--dataset coco needs --ann-file")
+        train = COCODetection(args.data_path, args.ann_file, args.labels, args.on_bad_annotation)
+        val = COCODetection(args.val_data_path or args.data_path, args.val_ann_file, train.labels,
+                            args.on_bad_annotation) if args.val_ann_file else None
+    if val is None:
+        raise InputFileError("no evaluation split: pass --val-split / --val-data-path (VOC) or --val-ann-file (COCO)")
+    return train, val
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def lr_lambda_factory(warmup, total):
+    """Linear warm-up from 1/1000, then cosine to 0 over the remaining steps; a function of the step alone."""
+    def f(step):
+        if step < warmup:
+            alpha = step / max(warmup, 1)
+            return 1e-3 * (1 - alpha) + alpha
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return f
+
+
+OUTPUT_FILES = ("last.pth", "best.pth", "metrics.json", "curves.png")
+
+
+def plot_curves(history, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ..device.fileio import atomic_write_with
+    epochs = [h["epoch"] for h in history]
+    fig, ax1 = plt.subplots(figsize=(7, 4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], "b-o", ms=3, label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss", color="b")
+    ax2 = ax1.twinx()
+    ev = [h for h in history if "map50" in h]
+    ax2.plot([h["epoch"] for h in ev], [h["map50"] for h in ev], "g-s", ms=3, label="mAP@.5")
+    ax2.plot([h["epoch"] for h in ev], [h["map"] for h in ev], "r-^", ms=3, label="mAP@[.5:.95]")
+    ax2.set_ylabel("mAP")
+    ax2.set_ylim(0, 1)
+    fig.legend(loc="upper center", ncol=3, fontsize=8)
+    fig.tight_layout()
+    atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def resume(path, meta, model, optimizer, scheduler, scaler):
+    """Load last.pth's weights and training state into the run; returns the train_state. Whatever is not a
+    last.pth of this run's model is refused with one CheckpointError, by design."""
+    from ..model.checkpoint import read_checkpoint
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("train_state") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError("{} has no train_state: resume from a last.pth written by this trainer".format(path))
+    try:
+        saved = ModelMeta.from_dict(dict(ckpt["meta"], provenance={}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError("{} has no usable model metadata ({})".format(path, e))
+    if saved != meta:
+        raise CheckpointError("{} was trained with other model settings ({}); this run has {}".format(
+            path, saved.to_dict(), meta.to_dict()))
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["lr_scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        int(state["epoch"]), float(state["best_map50"]), list(state["history"])
+    except Exception as e:  # by design: a state this run cannot take is not a resume checkpoint for it
+        raise CheckpointError("{} cannot resume this run ({}: {})".format(path, type(e).__name__,
+                                                                         str(e).splitlines()[0][:160]))
+    return state
+
+
+def main(args):
+    from ..model.checkpoint import save_checkpoint
+    from ..model.ssdlite import build_ssdlite
+
+    rank, world, local = D.init_distributed()
+    device = torch.device(args.device if world == 1 or args.device == "cpu" else "cuda:{}".format(local))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputFileError("--device cuda asked for, but this machine has no CUDA GPU; pass --device cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    use_amp = device.type == "cuda" if args.amp is None else args.amp
+    channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
+    show = not args.no_progress and D.is_main(rank)
+    check_can_create_folder(args.output_dir)  # created at the first checkpoint, so a failed start leaves nothing
+
+    train_set, val_set = build_datasets(args)
+    meta = ModelMeta(args.arch, train_set.labels, args.image_mean, args.image_std, args.input_size,
+                     reduced_tail=not args.pretrained_backbone)
+    seed_everything(args.seed)
+    model = build_ssdlite(meta, pretrained_backbone=args.pretrained_backbone).to(device)
+    if args.bn_momentum is not None:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = args.bn_momentum
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    if len(train_set) < args.batch_size * world:
+        raise UsageError("the training set has {} images, fewer than one batch of {} ({} per process x {}): "
+                         "every epoch would be empty; lower -b/--batch-size or add images".format(
+                             len(train_set), args.batch_size * world, args.batch_size, world))
+    train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean))
+    val_data = TorchDetection(val_set, eval_transform())
+    steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))
+    total_steps = steps_per_epoch * args.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda_factory(min(args.warmup_iters, steps_per_epoch), total_steps))
+    scaler = torch.amp.GradScaler("cuda") if use_amp and device.type == "cuda" else None
+
+    start_epoch, best_map50, history = 0, -1.0, []
+    if args.resume:
+        state = resume(args.resume, meta, model, optimizer, scheduler, scaler)
+        start_epoch, best_map50, history = state["epoch"] + 1, state["best_map50"], list(state["history"])
+        if start_epoch >= args.epochs:
+            raise UsageError("{} already holds epoch {} of {}: nothing to train; raise --epochs to continue".format(
+                args.resume, state["epoch"] + 1, args.epochs))
+        if D.is_main(rank):
+            print("resumed from {} after epoch {}".format(args.resume, state["epoch"]), flush=True)
+
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda"
+                                                              else None)
+    if D.is_main(rank) and os.path.isdir(args.output_dir):
+        # A run killed while writing leaves its hidden temporary; the final files themselves are whole.
+        remove_stale_temporaries(args.output_dir, OUTPUT_FILES)
+    val_loader = torch.utils.data.DataLoader(val_data, batch_size=args.batch_size, shuffle=False,
+                                             num_workers=args.workers, collate_fn=collate)
+    run_t0 = time.time()
+    for epoch in range(start_epoch, args.epochs):
+        # Every random choice of an epoch derives from (seed, epoch): a resumed run replays it exactly.
+        seed_everything(args.seed + 7919 * (epoch + 1) + rank)
+        if world > 1:
+            sampler = torch.utils.data.DistributedSampler(train_data, world, rank, shuffle=True, seed=args.seed,
+                                                          drop_last=True)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
+                                                 num_workers=args.workers, collate_fn=collate,
+                                                 pin_memory=device.type == "cuda")
+        else:
+            g = torch.Generator().manual_seed(args.seed * 100003 + epoch)
+            loader = torch.utils.data.DataLoader(train_data, args.batch_size, shuffle=True, drop_last=True,
+                                                 generator=g, num_workers=args.workers, collate_fn=collate,
+                                                 pin_memory=device.type == "cuda")
+        stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
+                                args.clip_grad_norm)
+        record = {"epoch": epoch, "train_loss": D.reduce_mean(stats["loss"], world, device),
+                  "images_per_s": stats["images_per_s"], "epoch_seconds": stats["seconds"],
+                  "lr": optimizer.param_groups[0]["lr"]}
+        if D.is_main(rank):
+            if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+                record.update(evaluate(model, val_loader, device, meta.num_classes, show))
+            history.append(record)
+            is_best = record.get("map50", -1.0) > best_map50
+            best_map50 = max(best_map50, record.get("map50", -1.0))
+            provenance = {"epoch": epoch, "metrics": {k: record[k] for k in ("map", "map50") if k in record},
+                          "torch": str(torch.__version__), "torchvision": str(__import__("torchvision").__version__),
+                          "dataset": args.dataset, "seed": args.seed}
+            meta.provenance = provenance
+            train_state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
+                           "scaler": scaler.state_dict() if scaler is not None else {}, "best_map50": best_map50,
+                           "history": history}
+            os.makedirs(args.output_dir, exist_ok=True)
+            save_checkpoint(os.path.join(args.output_dir, "last.pth"), model, meta, train_state=train_state)
+            if is_best:
+                save_checkpoint(os.path.join(args.output_dir, "best.pth"), model, meta)
+            atomic_write_text(os.path.join(args.output_dir, "metrics.json"), json.dumps(history, indent=1) + "\n")
+            plot_curves(history, os.path.join(args.output_dir, "curves.png"))
+            msg = "epoch {:3d}  loss {:.3f}  {:.1f} img/s  {:.0f} s".format(
+                epoch, record["train_loss"], record["images_per_s"], record["epoch_seconds"])
+            if "map50" in record:
+                msg += "  mAP@.5 {:.3f}  mAP@[.5:.95] {:.3f}".format(record["map50"], record["map"])
+            print(msg, flush=True)
+        D.barrier(world)
+    if D.is_main(rank):
+        print("trained {} epochs in {:.1f} min; best mAP@.5 {:.3f}; checkpoints in {}".format(
+            args.epochs - start_epoch, (time.time() - run_t0) / 60, best_map50, args.output_dir))
+    D.cleanup(world)
+    return history
+
+
+def cli(argv=None):
+    run_cli(get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,105 @@
+"""One training epoch and one evaluation pass."""
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .transforms import checked
+
+# Without a terminal (a log file, CI, the demo piped through tee) tqdm draws nothing: print a plain line this often.
+LOG_EVERY_S = float(os.environ.get("EDGEEXPORT_LOG_EVERY_S", "20"))
+
+
+class Progress(object):
+    """tqdm on a terminal; elsewhere one plain line every LOG_EVERY_S seconds, so a long epoch never looks hung."""
+
+    def __init__(self, iterable, desc, show=True, total=None):
+        import sys
+        self.iterable, self.desc, self.total = iterable, desc, total if total is not None else len(iterable)
+        self.tty = show and sys.stderr.isatty()
+        self.show = show
+        self.bar = tqdm(iterable, desc=desc, total=self.total, leave=False, dynamic_ncols=True) if self.tty else None
+        self.postfix, self.last = {}, time.perf_counter()
+
+    def __iter__(self):
+        for i, item in enumerate(self.bar if self.bar is not None else self.iterable):
+            yield item
+            if self.show and self.bar is None and time.perf_counter() - self.last >= LOG_EVERY_S:
+                self.last = time.perf_counter()
+                print("  {} {}/{} {}".format(self.desc, i + 1, self.total, " ".join(
+                    "{}={}".format(k, v) for k, v in self.postfix.items())), flush=True)
+
+    def set_postfix(self, **kw):
+        self.postfix = kw
+        if self.bar is not None:
+            self.bar.set_postfix(**kw)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, world=1,
+                    show_progress=True, max_grad_norm=None):
+    """Returns {"loss", "images_per_s", "seconds"} averaged over the epoch (this process)."""
+    model.train()
+    seen, loss_sum, steps, t0 = 0, 0.0, 0, time.perf_counter()
+    bar = Progress(checked(loader), "epoch {}".format(epoch), show_progress, total=len(loader))
+    for images, targets in bar:
+        # channels_last is applied to the model's weights: torchvision batches these CHW images itself, and the
+        # convolutions then run NHWC.
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
+        with torch.autocast(device_type=device.type, enabled=scaler is not None):
+            losses = model(images, targets)
+            loss = sum(losses.values())
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError("loss is {} at epoch {} step {} ({}): lower --lr".format(
+                loss.item(), epoch, steps, {k: round(v.item(), 4) for k, v in losses.items()}))
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if max_grad_norm:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+        scheduler.step()
+        seen += len(images) * world
+        steps += 1
+        loss_sum += loss.item()
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(loss="{:.3f}".format(loss_sum / steps), img_s="{:.1f}".format(seen / elapsed),
+                        lr="{:.4f}".format(optimizer.param_groups[0]["lr"]))
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {"loss": loss_sum / max(steps, 1), "images_per_s": seen / seconds, "seconds": seconds}
+
+
+@torch.no_grad()
+def predict(model, loader, device, show_progress=True):
+    """Run the torchvision model's own eval path; returns (ground truths, detections) as numpy dicts."""
+    model.eval()
+    gts, dts = [], []
+    for images, targets in Progress(checked(loader), "eval", show_progress, total=len(loader)):
+        outputs = model([im.to(device) for im in images])
+        for t, o in zip(targets, outputs):
+            gts.append({"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy()})
+            dts.append({k: o[k].float().cpu().numpy() for k in ("boxes", "labels", "scores")})
+    return gts, dts
+
+
+def evaluate(model, loader, device, num_classes, show_progress=True):
+    from .coco_map import coco_map
+    gts, dts = predict(model, loader, device, show_progress)
+    out = coco_map(gts, dts, num_classes)
+    out["detections_per_image"] = float(np.mean([len(d["boxes"]) for d in dts]))
+    return out

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# What a new user does, in fresh virtual environments outside the checkout (CI runs this after the tests):
+#   1. pip install ".[export]" (Python 3.10+), then every console command's --help and the README's API example;
+#   2. where a Python 3.6 exists (JetPack 4.6's version), pip install "." with JetPack's numpy 1.13.3, then the
+#      device commands' --help and an import of the device side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+PY=${PYTHON:-python3}
+echo "== pip install \".[export]\" in a fresh venv ($($PY --version))"
+"$PY" -m venv "$work/venv"
+quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }  # keeps "$@"'s status
+quiet "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check -c scripts/constraints.txt \
+  "$repo[export]"
+for cmd in edgeexport-train edgeexport-export edgeexport-emulate edgeexport-build-engine edgeexport-parity; do
+  "$work/venv/bin/$cmd" --help >/dev/null
+  echo "   $cmd --help: ok"
+done
+echo "== the README's API example, in $work"
+"$work/venv/bin/python" - "$repo/README.md" "$work/example.py" <<'PYEOF'
+import re, sys
+text = open(sys.argv[1]).read()
+block = re.search(r"<!-- api-example: begin.*?-->\s*```python\n(.*?)```\s*<!-- api-example: end -->", text, re.S)
+open(sys.argv[2], "w").write(block.group(1))
+PYEOF
+(cd "$work" && "$work/venv/bin/python" example.py | tail -3)
+py36=""
+for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.6*/bin/python3.6 python3.6; do
+  if "$candidate" --version >/dev/null 2>&1; then py36=$candidate; break; fi
+done
+if [ -n "$py36" ]; then
+  echo "== pip install \".\" on $($py36 --version 2>&1) with numpy 1.13.3 (JetPack 4.6's)"
+  "$py36" -m venv "$work/venv36"
+  # pip 21.3.1 is the last pip for Python 3.6; older ones cannot pick flit_core's last 3.6 release on their own
+  quiet "$work/venv36/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip<22"
+  quiet "$work/venv36/bin/python" -m pip install --quiet --disable-pip-version-check "numpy==1.13.3" "$repo"
+  for cmd in edgeexport-build-engine edgeexport-parity; do
+    "$work/venv36/bin/$cmd" --help >/dev/null
+    echo "   $cmd --help on Python 3.6: ok"
+  done
+  (cd "$work" && "$work/venv36/bin/python" -c "import numpy, edgeexport, edgeexport.device.build_engine, \
+edgeexport.device.parity, edgeexport.device.runners.tensorrt; print('   device side imports on Python 3.6 with \
+numpy', numpy.__version__)")
+else
+  echo "== no Python 3.6 on this machine: the Python 3.6 install was NOT checked here"
+fi

@@ -1,0 +1,60 @@
+"""run_cli: one line and an exit code for every failure; SIGTERM cleans up like Ctrl-C; flags validated at parse."""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from edgeexport.device import cli
+from edgeexport.device.errors import InputFileError
+
+
+def _parser():
+    p = cli.ArgumentParser(prog="prog")
+    p.add_argument("--n", type=cli.positive_int, default=1)
+    p.add_argument("--p", type=cli.probability, default=0.5)
+    p.add_argument("--x", type=cli.positive_float, default=1.0)
+    return p
+
+
+@pytest.mark.parametrize("argv,word", [(["--n", "0"], ">= 1"), (["--n", "x"], "an integer"),
+                                       (["--p", "1.5"], "[0, 1]"), (["--x", "nan"], "finite"),
+                                       (["--x", "-1"], "> 0"), (["--nn", "1"], "unrecognized")])
+def test_bad_flags_are_one_line_and_exit_2(argv, word, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.run_cli(_parser, lambda a: 0, argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err and err.startswith("prog: error")
+
+
+def test_errors_are_one_line_with_their_exit_code(capsys):
+    def main(args):
+        raise InputFileError("model.pth is not a checkpoint")
+    with pytest.raises(SystemExit) as e:
+        cli.run_cli(_parser, main, [])
+    assert e.value.code == 2 and capsys.readouterr().err == "error: model.pth is not a checkpoint\n"
+
+
+def test_sigterm_runs_the_same_cleanup_as_ctrl_c(tmp_path, capsys):
+    cleaned = []
+
+    def main(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pause() if hasattr(signal, "pause") else None
+        finally:
+            cleaned.append(True)
+    with pytest.raises(SystemExit) as e:
+        cli.run_cli(_parser, main, [])
+    assert e.value.code == cli.EXIT_INTERRUPTED and cleaned == [True]
+    assert capsys.readouterr().err.strip() == "terminated"
+    assert signal.getsignal(signal.SIGTERM) is not cli._raise_terminated  # restored
+
+
+def test_abbreviations_are_not_accepted():
+    p = cli.ArgumentParser()
+    p.add_argument("--input-size")
+    with pytest.raises(SystemExit):
+        p.parse_args(["--input", "3"])

@@ -1,0 +1,157 @@
+"""The device side is what the layout says: edgeexport/device/ and the package's top-level modules parse for
+Python 3.6, use no numpy newer than JetPack 4.6's, import without torch or onnx, and run from the bundle alone."""
+import ast
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import REPO
+
+PACKAGE = os.path.join(REPO, "edgeexport")
+DEVICE_FILES = sorted(glob.glob(os.path.join(PACKAGE, "*.py")) +
+                      glob.glob(os.path.join(PACKAGE, "device", "**", "*.py"), recursive=True))
+DEVICE_BENCHMARKS = [os.path.join(REPO, "benchmarks", n) for n in ("trt_fps.py", "stats.py", "deepstream_perf.py")]
+HOST_ONLY = ("torch", "torchvision", "onnx", "onnxruntime", "onnxsim")
+
+
+def _module_name(path):
+    rel = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+    return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def test_the_device_side_is_a_folder_not_a_list():
+    names = {os.path.relpath(f, PACKAGE) for f in DEVICE_FILES}
+    assert {"__init__.py", "build_engine.py", "parity.py", "device/build_engine.py", "device/parity.py",
+            "device/runners/tensorrt.py", "device/trt/api.py"} <= names
+    assert not os.path.exists(os.path.join(PACKAGE, "device_files.py"))
+
+
+def test_top_level_modules_import_only_the_device_side():
+    """The bundle ships every top-level module: none may reach into a host stage."""
+    host_stages = {d for d in os.listdir(PACKAGE) if os.path.isdir(os.path.join(PACKAGE, d))
+                   and d not in ("device", "__pycache__")}
+    assert {"train", "export", "emulate", "model", "data"} <= host_stages
+    for path in glob.glob(os.path.join(PACKAGE, "*.py")):
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                assert node.module.split(".")[0] == "device", (path, node.module)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert node.module.split(".")[0] not in HOST_ONLY + ("edgeexport",), (path, node.module)
+
+
+def test_device_modules_never_import_host_stages():
+    """Nothing above edgeexport.device, never torch or onnx; ONNX Runtime only inside its optional runner."""
+    never = ("torch", "torchvision", "onnx", "onnxsim", "edgeexport")
+    for path in glob.glob(os.path.join(PACKAGE, "device", "**", "*.py"), recursive=True):
+        depth = os.path.relpath(path, os.path.join(PACKAGE, "device")).count(os.sep) + 1
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level <= depth, "{} imports above edgeexport.device: {}".format(path, node.module)
+                assert node.level > 0 or (node.module or "").split(".")[0] not in never, path
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] not in never for a in node.names), path
+        for node in tree.body:  # module level: no optional runtime either
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            assert all(n.split(".")[0] not in HOST_ONLY for n in names), path
+
+
+def test_vermin_says_python_3_6_is_enough():
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    r = subprocess.run([vermin, "--target=3.6-", "--violations", "--no-tips", "--eval-annotations",
+                        "--backport", "typing"] + DEVICE_FILES + DEVICE_BENCHMARKS,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert r.returncode == 0, r.stdout
+
+
+@pytest.mark.parametrize("path", DEVICE_FILES + DEVICE_BENCHMARKS, ids=lambda p: os.path.relpath(p, REPO))
+def test_no_post_36_syntax_or_calls(path):
+    src = open(path).read()
+    ast.parse(src, feature_version=(3, 6))  # walrus, positional-only params, ... are syntax errors here
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "dataclasses" and not (
+                node.module == "__future__" and any(a.name == "annotations" for a in node.names)), path
+        if isinstance(node, ast.Import):
+            assert all(a.name != "dataclasses" for a in node.names), path
+        if isinstance(node, ast.Call):
+            assert all(k.arg not in ("capture_output", "text") for k in node.keywords), path
+        if isinstance(node, ast.JoinedStr):
+            pytest.fail("{}: f-string at line {} (device code is Python 3.6 without f-strings by rule)".format(
+                path, node.lineno))
+
+
+NUMPY_AFTER_1_13 = ("default_rng", 'kind="stable"', "np.quantile", "np.isin(", "take_along_axis", "nanquantile")
+
+
+@pytest.mark.parametrize("path", DEVICE_FILES + DEVICE_BENCHMARKS, ids=lambda p: os.path.relpath(p, REPO))
+def test_no_numpy_api_newer_than_jetpack_4_6(path):
+    """JetPack 4.6's python3-numpy is 1.13: no numpy API added after it on the device path."""
+    code = "\n".join(line.split("#")[0] for line in open(path))
+    assert not [api for api in NUMPY_AFTER_1_13 if api in code], path
+
+
+BLOCKER = r'''
+import sys
+HOST = ("torch", "torchvision", "onnx", "onnxruntime", "onnxsim")
+class Block(object):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HOST:
+            raise ImportError("blocked on the device: " + name)
+        return None
+sys.meta_path.insert(0, Block())
+'''
+
+
+def test_device_modules_import_without_torch_or_onnx():
+    mods = [_module_name(f) for f in DEVICE_FILES] + ["benchmarks.trt_fps", "benchmarks.stats"]
+    code = BLOCKER + "import importlib\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')\n"
+    r = subprocess.run([sys.executable, "-c", code] + mods, cwd=REPO, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=REPO))
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout
+
+
+def _with_site(code):
+    # -S keeps the editable install's .pth (which points at the checkout) out; site-packages come back by hand,
+    # without their .pth files, so numpy is importable and the development edgeexport is not.
+    return "import site, sys\nfor p in site.getsitepackages():\n    sys.path.append(p)\n" + code
+
+
+def run_in_bundle(bundle, args, extra_path=(), env=None):
+    """``python -m ...`` from inside the bundle folder, with only the bundle's own edgeexport importable and
+    torch/onnx blocked: the Jetson's situation. ``extra_path``: folders put first on sys.path (a tensorrt double)."""
+    code = _with_site(BLOCKER + "sys.path[:0] = ['.'] + {!r}\nimport runpy\nsys.argv = {!r}\n"
+                      "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n".format(
+                          list(extra_path), list(args)))
+    run_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run_env.update(env or {})
+    return subprocess.run([sys.executable, "-S", "-c", code], cwd=bundle, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300, env=run_env)
+
+
+def test_bundle_device_commands_run_from_the_bundle_alone(small_bundle):
+    bundle = small_bundle[0]
+    r = run_in_bundle(bundle, ["edgeexport.parity", ".", "--backend", "onnxruntime"])
+    assert r.returncode == 2, r.stdout + r.stderr  # onnxruntime is blocked too: one line, no traceback
+    assert "onnxruntime" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for cmd in ("edgeexport.build_engine", "edgeexport.parity"):
+        r = run_in_bundle(bundle, [cmd, "--help"])
+        assert r.returncode == 0 and "usage" in r.stdout, r.stderr
+    r = run_in_bundle(bundle, ["edgeexport.build_engine", "."])
+    assert r.returncode == 2 and "TensorRT" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_bundle_imports_its_own_copy(small_bundle):
+    bundle = small_bundle[0]
+    code = BLOCKER + "import edgeexport, edgeexport.device.parity\nprint(edgeexport.device.parity.__file__)\n"
+    r = subprocess.run([sys.executable, "-S", "-c", _with_site("sys.path.insert(0, '.')\n" + code)], cwd=bundle,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert r.returncode == 0, r.stderr
+    assert os.path.realpath(r.stdout.strip()).startswith(os.path.realpath(bundle)), r.stdout

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import batched_nms
+
+from edgeexport.device.compare import compare_outputs, match_detections
+from edgeexport.device.meta import DetectionSettings
+from edgeexport.device.postprocess import (Detections, iou_matrix, nms_cluster, parse_boxes_scores, parse_top_class,
+                                           scale_to_frame, to_top_class)
+
+S = DetectionSettings(0.3, 0.55, 100)
+
+
+def _random_outputs(rng, n=500, k=4):
+    c = rng.random((n, 2)) * 0.8 + 0.1
+    wh = rng.random((n, 2)) * 0.3 + 0.02
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], 1).clip(0, 1).astype(np.float32)
+    logits = rng.normal(0, 2.5, (n, k + 1))
+    scores = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True))[:, 1:].astype(np.float32)
+    return boxes, scores
+
+
+def test_nms_matches_torchvision_batched_nms():
+    rng = np.random.default_rng(0)
+    boxes, scores = _random_outputs(rng)
+    cand = parse_boxes_scores(boxes, scores, 320, 320, [0.3] * 4)
+    ours = nms_cluster(cand, [0.3] * 4, 0.5)
+    keep = batched_nms(torch.from_numpy(cand.boxes).double(), torch.from_numpy(cand.scores).double(),
+                       torch.from_numpy(cand.classes), 0.5).numpy()
+    assert len(keep) == len(ours)
+    assert sorted(map(tuple, np.round(cand.boxes[keep], 3))) == sorted(map(tuple, np.round(ours.boxes, 3)))
+
+
+def test_parser_reference_thresholds_classes_and_bad_values():
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6], [np.nan, 0, 1, 1]], np.float32)
+    scores = np.array([[0.9, 0.2, 0.8], [0.5, 0.7, np.inf], [0.99, 0.99, 0.99]], np.float32)
+    d = parse_boxes_scores(boxes, scores, 100, 200, [0.6, 0.6, 0.6], num_classes=2)
+    got = sorted(zip(d.classes.tolist(), d.scores.tolist()))
+    assert [c for c, _ in got] == [0, 1] and [s for _, s in got] == pytest.approx([0.9, 0.7])
+    assert d.boxes[d.classes == 0][0].tolist() == pytest.approx([10, 20, 50, 100])
+    t = parse_top_class(boxes, [0.9, 0.7, 0.99], [0, 5, 1], 100, 200, [0.6], num_classes=3)
+    assert t.classes.tolist() == [0]  # class 5 is beyond num_classes; the NaN box is skipped
+
+
+def test_cluster_topk_and_post_threshold():
+    b = np.array([[0, 0, 10, 10], [0, 0, 10, 10.5], [50, 50, 60, 60], [80, 80, 90, 90]], np.float32)
+    d = Detections(b, [0.9, 0.8, 0.7, 0.6], [1, 1, 1, 1])
+    out = nms_cluster(d, [0.5, 0.5], 0.5)
+    assert out.scores.tolist() == pytest.approx([0.9, 0.7, 0.6])
+    assert nms_cluster(d, [0.5, 0.5], 0.5, topk=2).scores.tolist() == pytest.approx([0.9, 0.7])
+    assert nms_cluster(d, [0.5, 0.5], 0.5, post_threshold=0.65).scores.tolist() == pytest.approx([0.9, 0.7])
+    assert nms_cluster(d, [0.75, 0.75], 0.5).scores.tolist() == pytest.approx([0.9])
+
+
+def test_scale_to_frame_and_iou():
+    d = scale_to_frame(Detections([[10, 20, 30, 40]], [1], [0]), 100, 100, 1920, 1080)
+    assert d.boxes[0].tolist() == pytest.approx([192, 216, 576, 432])
+    assert iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(1 / 3)
+
+
+def test_compare_passes_identical_and_fails_perturbed():
+    rng = np.random.default_rng(1)
+    pairs = [_random_outputs(rng) for _ in range(3)]
+    ref = {"boxes": np.stack([p[0] for p in pairs]), "scores": np.stack([p[1] for p in pairs])}
+    same = compare_outputs(ref, {k: v.copy() for k, v in ref.items()}, 320, 320, "fp32", S)
+    assert same.ok and same.matched > 0 and same.missing == same.extra == 0
+    bad = {k: v.copy() for k, v in ref.items()}
+    bad["boxes"][0, :, :2] += 0.01
+    rep = compare_outputs(ref, bad, 320, 320, "fp32", S)
+    assert not rep.ok and not rep.raw_ok and "FAIL" in rep.table()
+    fp16_like = {k: v + rng.normal(0, 1e-3, v.shape).astype(np.float32) for k, v in ref.items()}
+    assert compare_outputs(ref, fp16_like, 320, 320, "fp16", S).ok
+    assert not compare_outputs(ref, fp16_like, 320, 320, "fp32", S).raw_ok
+
+
+def test_nothing_compared_is_a_failure_not_a_pass():
+    rng = np.random.default_rng(3)
+    b, s = _random_outputs(rng)
+    ref = {"boxes": b[None], "scores": s[None]}
+    rep = compare_outputs(ref, {k: v.copy() for k, v in ref.items()}, 320, 320, "fp32", S, threshold=1.0)
+    assert rep.raw_ok and rep.compared == 0 and not rep.ok
+    assert "nothing compared" in rep.table() and "FAIL" in rep.table()
+
+
+def test_compare_top_class_layout():
+    rng = np.random.default_rng(2)
+    b, s = _random_outputs(rng)
+    ref = {"boxes": b[None], "scores": s[None]}
+    rep = compare_outputs(ref, to_top_class(ref), 320, 320, "fp32", S)
+    assert rep.ok and rep.raw["top_class"]["max_abs"] == 0.0
+
+
+def test_match_detections_requires_same_class():
+    a = Detections([[0, 0, 10, 10]], [0.9], [0])
+    b = Detections([[0, 0, 10, 10]], [0.9], [1])
+    pairs, missing, extra = match_detections(a, b, 0.5)
+    assert not pairs and missing == [0] and extra == [0]

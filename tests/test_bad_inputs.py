@@ -1,0 +1,395 @@
+"""Every command line, fed a corpus of bad inputs generated here. For each case: a non-zero exit, no Python
+traceback, exactly one line on stderr that names the file (or flag) and the problem, nothing left where the
+output would go, and a hostile pickle never runs.
+
+The commands run in this process through the same ``run_cli`` a ``python -m`` run uses (fast: torch loads once);
+``test_real_entry_points`` runs one case of each command as a real subprocess, console scripts included. The
+device commands run against the TensorRT double. Set EDGEEXPORT_BAD_INPUT_TABLE=FILE to write the table.
+"""
+import contextlib
+import importlib
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+import zipfile
+
+import numpy as np
+import pytest
+
+from .conftest import REPO, run_cli as run_subprocess
+
+MARKER = "HOSTILE_PICKLE_RAN"
+CLI_MODULES = {
+    "export": "edgeexport.export.cli", "train": "edgeexport.train.cli", "parity": "edgeexport.device.parity",
+    "build_engine": "edgeexport.device.build_engine", "emulate": "edgeexport.emulate.cli",
+    "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
+    "parser_fps": "benchmarks.parser_fps", "deepstream_perf": "benchmarks.deepstream_perf",
+    "host_fps": "benchmarks.host_fps", "fp16_numerics": "benchmarks.fp16_numerics",
+}
+
+
+class Evil(object):
+    """Unpickling this runs a shell command: what a hostile model.pth would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, ("touch {}".format(self.marker),))
+
+
+def _flip_tensor_bytes(src, dst):
+    data = bytearray(open(src, "rb").read())
+    with zipfile.ZipFile(src) as z:
+        entry = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    start = entry.header_offset + 30 + len(entry.filename.encode()) + len(entry.extra) + 100
+    for k in range(10):
+        data[start + 7 * k] ^= 0x5A
+    open(dst, "wb").write(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def corpus(small_checkpoint, small_bundle, tmp_path_factory):
+    """Bad files of every kind, generated here; returns a dict name -> path (and the marker's path)."""
+    import torch
+    from edgeexport.device.meta import BundleMeta
+    root = tmp_path_factory.mktemp("corpus")
+    c = {"root": str(root), "good": small_checkpoint, "bundle": small_bundle[0], "marker": str(root / MARKER)}
+
+    def path(name):
+        c[name] = str(root / name)
+        return c[name]
+
+    data = open(small_checkpoint, "rb").read()
+    open(path("empty.pth"), "wb").close()
+    os.mkdir(path("folder.pth"))
+    open(path("text.pth"), "w").write("this is not a checkpoint\n")
+    open(path("trunc5000.pth"), "wb").write(data[:5000])
+    open(path("trunchalf.pth"), "wb").write(data[:len(data) // 2])
+    open(path("trunclast.pth"), "wb").write(data[:-1])
+    _flip_tensor_bytes(small_checkpoint, path("flipped.pth"))
+    with zipfile.ZipFile(path("wrongzip.pth"), "w") as z:
+        z.writestr("readme.txt", "a zip, but not of a checkpoint")
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": Evil(c["marker"])}, path("hostile.pth"))
+    import torchvision
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), path("classifier.pth"))
+    torch.save([1, 2, 3], path("list.pth"))
+    open(path("labels_empty.txt"), "w").write("\n\n")
+    open(path("corrupt.mp4"), "wb").write(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    open(path("afile"), "w").write("a regular file that shadows a folder\n")
+    os.mkdir(path("notes"))
+    open(os.path.join(c["notes"], "todo.txt"), "w").write("my notes\n")
+    os.mkdir(path("cwd"))
+    from edgeexport.emulate.make_clip import render_clip
+    render_clip(path("clip.mp4"), seconds=1, fps=5, width=96, height=96)
+    shutil.copy(c["clip.mp4"], path("clip_copy.mp4"))
+
+    # bundles with one thing wrong each
+    def bundle(name, damage):
+        dst = path(name)
+        shutil.copytree(small_bundle[0], dst)
+        damage(dst)
+    bundle("b_onnx_trunc", lambda d: open(os.path.join(d, "model.onnx"), "r+b").truncate(4096))
+    bundle("b_onnx_missing", lambda d: os.unlink(os.path.join(d, "model.onnx")))
+    bundle("b_json_invalid", lambda d: open(os.path.join(d, "model.json"), "w").write("{ not json"))
+
+    def future(d):
+        m = json.load(open(os.path.join(d, "model.json")))
+        m["format_version"], m["written_by"] = 99, "9.9.0"
+        json.dump(m, open(os.path.join(d, "model.json"), "w"))
+    bundle("b_json_future", future)
+    bundle("b_no_fixtures", lambda d: shutil.rmtree(os.path.join(d, "parity")))
+    bundle("b_no_labels", lambda d: os.unlink(os.path.join(d, "labels.txt")))
+    bundle("b_cfg_corrupt", lambda d: open(os.path.join(d, "infer_config.txt"), "w").write("[property\nx"))
+
+    def wrong_shape(d):  # a consistent bundle whose ONNX takes another input size than model.json says
+        import hashlib
+        from edgeexport.export.onnx_graph import export_onnx_bytes
+        tiny = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+        tiny.output_names = ["boxes"]
+        proto = export_onnx_bytes(tiny, [1, 3, 300, 300], ["boxes"])
+        raw = proto.SerializeToString()
+        open(os.path.join(d, "model.onnx"), "wb").write(raw)
+        meta = BundleMeta.load(d)
+        meta.onnx_sha256 = hashlib.sha256(raw).hexdigest()
+        meta.save(os.path.join(d, "model.json"))
+    bundle("b_wrong_shape", wrong_shape)
+    bundle("b_engine_empty", lambda d: open(os.path.join(d, "model.onnx_b1_gpu0_fp16.engine"), "wb").close())
+
+    # datasets: VOC with a corrupt image, VOC with a zero-byte image and no <size>, COCO without sizes
+    from PIL import Image
+    for name, img_bytes, with_size in (("voc_corrupt", b"\xff\xd8\xff\xe0garbage", True), ("voc_zero", b"", False)):
+        voc = root / name
+        (voc / "Annotations").mkdir(parents=True)
+        (voc / "JPEGImages").mkdir()
+        Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(str(voc / "JPEGImages" / "good.jpg"))
+        (voc / "JPEGImages" / "bad.jpg").write_bytes(img_bytes)
+        for stem in ("good", "bad"):
+            size = "<size><width>64</width><height>64</height></size>" if with_size or stem == "good" else ""
+            (voc / "Annotations" / (stem + ".xml")).write_text(
+                "<annotation><filename>{}.jpg</filename>{}<object><name>circle</name><bndbox><xmin>4</xmin>"
+                "<ymin>4</ymin><xmax>40</xmax><ymax>40</ymax></bndbox></object></annotation>".format(stem, size))
+        c[name] = str(voc)
+    coco = root / "coco"
+    coco.mkdir()
+    (coco / "zero.jpg").write_bytes(b"")
+    json.dump({"images": [{"id": 1, "file_name": "zero.jpg"}], "categories": [{"id": 1, "name": "circle"}],
+               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]}]},
+              open(str(coco / "nowidth.json"), "w"))
+    c["coco"] = str(coco)
+    return c
+
+
+def _engine_double(monkeypatch):
+    """build_engine and the TensorRT runner see the TensorRT double (TensorRT 8.2's API) and its CUDA memory."""
+    from tests.device.trt_double import FakeCuda, make_tensorrt
+    cuda = FakeCuda()
+    trt = make_tensorrt("8.2", cuda=cuda)
+    monkeypatch.setattr("edgeexport.device.runners.tensorrt.import_tensorrt", lambda: trt)
+    monkeypatch.setattr("edgeexport.device.trt.cuda_memory.cuda_backend", lambda: cuda)
+
+
+def invoke(cli, argv):
+    """One command in this process, as ``python -m`` would run it. Returns (exit code, stdout, stderr, traceback
+    of an exception that escaped the command's error handling, or None)."""
+    from edgeexport.device.cli import run_cli
+    module = importlib.import_module(CLI_MODULES[cli])
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = []  # so that run_cli's logging writes into this call's stderr
+    code, escaped = 0, None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run_cli(module.get_args_parser, module.main, argv)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        escaped, code = traceback.format_exc(), 1
+    finally:
+        root.handlers = saved
+    return code, out.getvalue(), err.getvalue(), escaped
+
+
+# (id, command, argv with {placeholders} from the corpus, words the one error line must hold, output to watch)
+X = "{root}/out/x"
+CASES = [
+    # --- export: checkpoints that are not checkpoints
+    ("export-missing", "export", ["--model-path", "{root}/nope.pth", "--output-dir", X], ["nope.pth", "not found"]),
+    ("export-empty", "export", ["--model-path", "{empty.pth}", "--output-dir", X], ["empty.pth", "checkpoint"]),
+    ("export-folder", "export", ["--model-path", "{folder.pth}", "--output-dir", X], ["folder.pth", "folder"]),
+    ("export-text", "export", ["--model-path", "{text.pth}", "--output-dir", X], ["text.pth", "checkpoint"]),
+    ("export-trunc5000", "export", ["--model-path", "{trunc5000.pth}", "--output-dir", X],
+     ["trunc5000.pth", "checkpoint"]),
+    ("export-trunchalf", "export", ["--model-path", "{trunchalf.pth}", "--output-dir", X],
+     ["trunchalf.pth", "checkpoint"]),
+    ("export-trunclast", "export", ["--model-path", "{trunclast.pth}", "--output-dir", X],
+     ["trunclast.pth", "checkpoint"]),
+    ("export-flipped", "export", ["--model-path", "{flipped.pth}", "--output-dir", X], ["flipped.pth", "CRC"]),
+    ("export-wrongzip", "export", ["--model-path", "{wrongzip.pth}", "--output-dir", X], ["wrongzip.pth", "checkpoint"]),
+    ("export-hostile", "export", ["--model-path", "{hostile.pth}", "--output-dir", X],
+     ["hostile.pth", "Python objects"]),
+    ("export-classifier", "export", ["--model-path", "{classifier.pth}", "--labels", "a", "b", "--output-dir", X],
+     ["classifier.pth", "not an SSDLite"]),
+    ("export-list", "export", ["--model-path", "{list.pth}", "--output-dir", X], ["list.pth", "not a detector"]),
+    ("export-labels-mismatch", "export", ["--model-path", "{good}", "--labels", "a", "b", "--output-dir", X],
+     ["model.pth", "head predicts 3"]),
+    ("export-other-arch", "export", ["--model-path", "{good}", "--arch", "ssdlite320_mobilenet_v3_large",
+                                     "--output-dir", X], ["model.pth", "does not match"]),
+    ("export-bad-label", "export", ["--model-path", "{good}", "--labels", "a;b", "c", "d", "--output-dir", X],
+     ["model.pth", "labels"]),
+    ("export-labels-file-empty", "export", ["--model-path", "{good}", "--labels-file", "{labels_empty.txt}",
+                                            "--output-dir", X], ["labels_empty.txt", "no class names"]),
+    # --- export: flag values
+    ("export-batch-0", "export", ["--model-path", "{good}", "--batch-size", "0", "--output-dir", X],
+     ["--batch-size", ">= 1"]),
+    ("export-batch-neg", "export", ["--model-path", "{good}", "--batch-size", "-1", "--output-dir", X],
+     ["--batch-size", ">= 1"]),
+    ("export-opset-0", "export", ["--model-path", "{good}", "--opset", "0", "--output-dir", X], ["--opset"]),
+    ("export-topk-0", "export", ["--model-path", "{good}", "--topk", "0", "--output-dir", X], ["--topk", ">= 1"]),
+    ("export-threshold-2", "export", ["--model-path", "{good}", "--pre-cluster-threshold", "2", "--output-dir", X],
+     ["--pre-cluster-threshold", "[0, 1]"]),
+    ("export-iou-neg", "export", ["--model-path", "{good}", "--nms-iou-threshold", "-0.5", "--output-dir", X],
+     ["--nms-iou-threshold", "[0, 1]"]),
+    ("export-arch-unknown", "export", ["--model-path", "{good}", "--arch", "resnet50", "--output-dir", X],
+     ["--arch", "invalid choice"]),
+    ("export-labels-empty", "export", ["--model-path", "{good}", "--labels", "--output-dir", X], ["--labels"]),
+    ("export-std-0", "export", ["--model-path", "{good}", "--image-std", "0", "0", "0", "--output-dir", X],
+     ["--image-std", "> 0"]),
+    # --- export: outputs that would lose data or cannot be written, and bad videos
+    ("export-out-under-file", "export", ["--model-path", "{good}", "--output-dir", "{afile}/bundle"],
+     ["afile", "file"]),
+    ("export-force-notes", "export", ["--model-path", "{good}", "--output-dir", "{notes}", "--force"],
+     ["notes", "no edgeexport bundle"]),
+    ("export-force-cwd", "export", ["--model-path", "{good}", "--output-dir", ".", "--force"], ["working directory"]),
+    ("export-force-parent", "export", ["--model-path", "{good}", "--output-dir", "..", "--force"],
+     ["working directory"]),
+    ("export-video-corrupt", "export", ["--model-path", "{good}", "--video", "{corrupt.mp4}", "--output-dir", X],
+     ["corrupt.mp4", "video"]),
+    ("export-video-missing", "export", ["--model-path", "{good}", "--video", "{root}/none.mp4", "--output-dir", X],
+     ["none.mp4", "not found"]),
+    # --- train
+    ("train-epochs-0", "train", ["--epochs", "0", "--output-dir", X], ["--epochs", ">= 1"]),
+    ("train-epochs-neg", "train", ["--epochs", "-3", "--output-dir", X], ["--epochs", ">= 1"]),
+    ("train-batch-0", "train", ["-b", "0", "--output-dir", X], ["--batch-size", ">= 1"]),
+    ("train-eval-every-0", "train", ["--eval-every", "0", "--output-dir", X], ["--eval-every", ">= 1"]),
+    ("train-workers-neg", "train", ["--workers", "-1", "--output-dir", X], ["--workers", ">= 0"]),
+    ("train-lr-nan", "train", ["--lr", "nan", "--output-dir", X], ["--lr", "finite"]),
+    ("train-lr-0", "train", ["--lr", "0", "--output-dir", X], ["--lr", "> 0"]),
+    ("train-input-size-0", "train", ["--input-size", "0", "0", "--output-dir", X], ["--input-size", ">= 32"]),
+    ("train-std-0", "train", ["--image-std", "0", "0", "0", "--output-dir", X], ["--image-std", "> 0"]),
+    ("train-arch-unknown", "train", ["--arch", "yolo", "--output-dir", X], ["--arch", "invalid choice"]),
+    ("train-smaller-than-batch", "train", ["--synthetic-train-size", "4", "-b", "8", "--output-dir", X],
+     ["4 images", "fewer than one batch"]),
+    ("train-voc-corrupt-image", "train", ["--dataset", "voc", "--data-path", "{voc_corrupt}", "--val-data-path",
+                                          "{voc_corrupt}", "--labels", "circle", "-b", "2", "--epochs", "1",
+                                          "--workers", "0", "--no-progress", "--output-dir", X],
+     ["bad.jpg", "cannot read image"]),
+    ("train-voc-zero-image", "train", ["--dataset", "voc", "--data-path", "{voc_zero}", "--val-data-path",
+                                       "{voc_zero}", "--output-dir", X], ["bad.jpg", "cannot read image"]),
+    ("train-coco-nowidth-zero", "train", ["--dataset", "coco", "--data-path", "{coco}", "--ann-file",
+                                          "{coco}/nowidth.json", "--val-ann-file", "{coco}/nowidth.json",
+                                          "--output-dir", X], ["zero.jpg", "cannot read image"]),
+    ("train-coco-not-json", "train", ["--dataset", "coco", "--data-path", "{coco}", "--ann-file", "{text.pth}",
+                                      "--val-ann-file", "{text.pth}", "--output-dir", X], ["text.pth", "JSON"]),
+    ("train-voc-missing", "train", ["--dataset", "voc", "--data-path", "{root}/novoc", "--val-split", "val",
+                                    "--output-dir", X], ["novoc", "not a VOC folder"]),
+    ("train-resume-hostile", "train", ["--resume", "{hostile.pth}", "--output-dir", X],
+     ["hostile.pth", "Python objects"]),
+    ("train-resume-trunc", "train", ["--resume", "{trunc5000.pth}", "--output-dir", X], ["trunc5000.pth", "checkpoint"]),
+    ("train-resume-no-state", "train", ["--resume", "{good}", "--output-dir", X], ["model.pth", "train_state"]),
+    ("train-out-under-file", "train", ["--output-dir", "{afile}/run"], ["afile", "file"]),
+    # --- parity (ONNX Runtime; TensorRT through the double)
+    ("parity-missing", "parity", ["{root}/nobundle", "--backend", "onnxruntime"], ["nobundle", "model.json"]),
+    ("parity-onnx-trunc", "parity", ["{b_onnx_trunc}", "--backend", "onnxruntime"], ["model.onnx", "sha256"]),
+    ("parity-onnx-missing", "parity", ["{b_onnx_missing}", "--backend", "onnxruntime"], ["model.onnx", "not found"]),
+    ("parity-json-invalid", "parity", ["{b_json_invalid}", "--backend", "onnxruntime"], ["model.json", "JSON"]),
+    ("parity-json-future", "parity", ["{b_json_future}", "--backend", "onnxruntime"],
+     ["model.json", "format 99", "9.9.0"]),
+    ("parity-no-fixtures", "parity", ["{b_no_fixtures}", "--backend", "onnxruntime"], ["parity", "fixtures"]),
+    ("parity-wrong-shape", "parity", ["{b_wrong_shape}", "--backend", "onnxruntime"], ["model.onnx", "shape"]),
+    ("parity-threshold-2", "parity", ["{bundle}", "--pre-cluster-threshold", "2"],
+     ["--pre-cluster-threshold", "[0, 1]"]),
+    ("parity-json-under-file", "parity", ["{bundle}", "--backend", "onnxruntime", "--json", "{afile}/r.json"],
+     ["afile"]),
+    ("parity-trt-no-engine", "parity", ["{bundle}", "--backend", "tensorrt"], ["engine", "build_engine"]),
+    ("parity-trt-empty-engine", "parity", ["{b_engine_empty}", "--backend", "tensorrt"], ["engine"]),
+    # --- build_engine (the TensorRT double)
+    ("build-missing", "build_engine", ["{root}/nobundle"], ["nobundle", "not found"]),
+    ("build-onnx-trunc", "build_engine", ["{b_onnx_trunc}"], ["model.onnx", "sha256"]),
+    ("build-json-future", "build_engine", ["{b_json_future}"], ["model.json", "format 99"]),
+    ("build-batch-0", "build_engine", ["{bundle}", "--batch", "0"], ["--batch", ">= 1"]),
+    ("build-workspace-0", "build_engine", ["{bundle}", "--workspace", "0"], ["--workspace", ">= 1"]),
+    ("build-dla-neg", "build_engine", ["{bundle}", "--dla-core", "-1"], ["--dla-core", ">= 0"]),
+    ("build-int8-no-images", "build_engine", ["{bundle}", "--int8"], ["--calib-images"]),
+    ("build-wrong-shape", "build_engine", ["{b_wrong_shape}"], ["model.json"]),
+    # --- emulate
+    ("emulate-missing", "emulate", ["{root}/nobundle", "--input", "{clip.mp4}"], ["nobundle"]),
+    ("emulate-input-missing", "emulate", ["{bundle}", "--input", "{root}/none.mp4"], ["none.mp4", "not found"]),
+    ("emulate-input-corrupt", "emulate", ["{bundle}", "--input", "{corrupt.mp4}"], ["corrupt.mp4", "video"]),
+    ("emulate-out-is-input", "emulate", ["{bundle}", "--input", "{clip_copy.mp4}", "--out", "{clip_copy.mp4}"],
+     ["clip_copy.mp4", "destroy the input"]),
+    ("emulate-max-frames-neg", "emulate", ["{bundle}", "--input", "{clip.mp4}", "--max-frames", "-1"],
+     ["--max-frames", ">= 0"]),
+    ("emulate-out-under-file", "emulate", ["{bundle}", "--input", "{clip.mp4}", "--out", "{afile}/a.mp4"],
+     ["afile"]),
+    ("emulate-no-labels", "emulate", ["{b_no_labels}", "--input", "{clip.mp4}"], ["labels.txt"]),
+    ("emulate-config-corrupt", "emulate", ["{b_cfg_corrupt}", "--input", "{clip.mp4}"], ["infer_config.txt"]),
+    # --- make_clip
+    ("clip-size-0", "make_clip", ["{root}/out/c.mp4", "--size", "0", "0"], ["--size", ">= 1"]),
+    ("clip-fps-0", "make_clip", ["{root}/out/c.mp4", "--fps", "0"], ["--fps", ">= 1"]),
+    ("clip-seconds-neg", "make_clip", ["{root}/out/c.mp4", "--seconds", "-1"], ["--seconds", "> 0"]),
+    ("clip-under-file", "make_clip", ["{afile}/c.mp4"], ["afile"]),
+    ("clip-is-folder", "make_clip", ["{notes}"], ["notes", "folder"]),
+    # --- benchmarks
+    ("trt-fps-iterations-0", "trt_fps", ["{bundle}", "--iterations", "0"], ["--iterations", ">= 1"]),
+    ("trt-fps-missing", "trt_fps", ["{root}/nobundle"], ["nobundle"]),
+    ("parser-fps-iterations-0", "parser_fps", ["--iterations", "0"], ["--iterations", ">= 1"]),
+    ("parser-fps-head-0", "parser_fps", ["--heads", "0x3"], ["--heads", "ANCHORSxCLASSES"]),
+    ("ds-perf-missing", "deepstream_perf", ["{root}/none.log"], ["none.log"]),
+    ("ds-perf-no-perf", "deepstream_perf", ["{text.pth}"], ["text.pth", "PERF"]),
+    ("host-fps-iters-0", "host_fps", ["--model-path", "{good}", "--iters", "0"], ["--iters", ">= 1"]),
+    ("host-fps-trunc", "host_fps", ["--model-path", "{trunc5000.pth}"], ["trunc5000.pth", "checkpoint"]),
+    ("fp16-missing", "fp16_numerics", ["--model-path", "{root}/nope.pth"], ["nope.pth", "not found"]),
+]
+TABLE = []
+
+
+def _fill(argv, corpus):
+    import re
+    return [re.sub(r"\{([^{}]+)\}", lambda m: corpus[m.group(1)], a) for a in argv]
+
+
+def _listing(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, corpus, monkeypatch):
+    name, cli, argv, words = case
+    monkeypatch.chdir(corpus["cwd"])
+    _engine_double(monkeypatch)
+    watched = [corpus["root"], os.path.join(corpus["root"], "out"), corpus["bundle"], corpus["notes"],
+               corpus["cwd"]] + [corpus[k] for k in corpus if k.startswith("b_")]
+    before = {w: _listing(w) for w in watched}
+    code, out, err, escaped = invoke(cli, _fill(argv, corpus))
+    lines = [line for line in err.splitlines() if line.strip()]
+    TABLE.append((name, cli, " ".join(argv), code, lines[0] if len(lines) == 1 else repr(lines)))
+    assert escaped is None, "a traceback escaped:\n" + escaped
+    assert code not in (0, 1), "expected a bad-input exit code, got {} (stdout: {})".format(code, out[-300:])
+    assert len(lines) == 1, "expected one line on stderr, got:\n" + err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], "{!r} not in the message {!r}".format(word, lines[0])
+    assert {w: _listing(w) for w in watched} == before, "the case left something behind"
+    assert not os.path.exists(corpus["marker"]), "the hostile pickle ran"
+
+
+def test_table_of_cases():
+    """Every command has cases; with EDGEEXPORT_BAD_INPUT_TABLE set, the table of this run is written there."""
+    assert set(c[1] for c in CASES) == set(CLI_MODULES)
+    out = os.environ.get("EDGEEXPORT_BAD_INPUT_TABLE")
+    if out and TABLE:
+        rows = ["| case | command | arguments | exit | stderr |", "|---|---|---|---|---|"]
+        rows += ["| {} | {} | `{}` | {} | {} |".format(n, c, a.replace("|", "\\|"), code, msg.replace("|", "\\|"))
+                 for n, c, a, code, msg in TABLE]
+        open(out, "w").write("\n".join(rows) + "\n")
+
+
+SUBPROCESS_CASES = [
+    (["export.py", "--model-path", "{trunc5000.pth}", "--output-dir", X], "trunc5000.pth"),
+    (["-m", "edgeexport.export", "--model-path", "{hostile.pth}", "--output-dir", X], "hostile.pth"),
+    (["-m", "edgeexport.train", "--epochs", "0"], "--epochs"),
+    (["-m", "training.train", "-b", "0"], "--batch-size"),
+    (["-m", "edgeexport.parity", "{b_json_future}", "--backend", "onnxruntime"], "format 99"),
+    (["-m", "edgeexport.build_engine", "{b_onnx_trunc}"], "sha256"),
+    (["-m", "edgeexport.emulate", "{bundle}", "--input", "{corrupt.mp4}"], "corrupt.mp4"),
+    (["-m", "edgeexport.emulate.make_clip", "{root}/out/c.mp4", "--size", "0", "0"], "--size"),
+    (["benchmarks/deepstream_perf.py", "{text.pth}"], "PERF"),
+]
+
+
+@pytest.mark.parametrize("argv,word", SUBPROCESS_CASES, ids=[" ".join(c[0][:2]) for c in SUBPROCESS_CASES])
+def test_real_entry_points(argv, word, corpus):
+    r = run_subprocess(_fill(argv, corpus))
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and word in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not os.path.exists(corpus["marker"])
+
+
+@pytest.mark.parametrize("script", ["edgeexport-export", "edgeexport-train", "edgeexport-parity",
+                                    "edgeexport-build-engine", "edgeexport-emulate"])
+def test_console_scripts_answer_help_and_bad_input(script):
+    exe = os.path.join(os.path.dirname(sys.executable), script)
+    r = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=120)
+    assert r.returncode == 0 and "usage" in r.stdout, r.stderr
+    r = subprocess.run([exe, "x", "--input", "x", "--model-path", "x", "--no-such-flag"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--no-such-flag" in r.stderr, r.stderr

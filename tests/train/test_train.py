@@ -1,0 +1,127 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from edgeexport.model.checkpoint import load_model, read_checkpoint
+
+from ..conftest import REPO, run_cli
+
+TINY = ["-m", "edgeexport.train.cli", "--dataset", "synthetic", "--arch", "ssdlite320_mobilenet_v3_small",
+        "--synthetic-train-size", "16", "--synthetic-val-size", "8", "--synthetic-image-size", "160", "160",
+        "-b", "8", "--lr", "0.01", "--warmup-iters", "1", "-j", "0", "--no-progress", "--threads", "2",
+        "--bn-momentum", "0.1", "--data-augmentation", "ssdlite"]
+
+
+def test_train_writes_checkpoints_metrics_and_plot(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli(TINY + ["--epochs", "2", "--output-dir", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert "mAP@.5" in r.stdout and "img/s" in r.stdout
+    hist = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1]
+    assert all(0.0 <= h["map50"] <= 1.0 and h["images_per_s"] > 0 and h["epoch_seconds"] > 0 for h in hist)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model, meta, raw = load_model(str(out / "best.pth"))
+    assert meta.labels == ["circle", "square", "triangle"] and meta.provenance["epoch"] in (0, 1)
+    assert "train_state" in read_checkpoint(str(out / "last.pth"))
+
+
+def test_progress_lines_without_a_terminal(tmp_path):
+    """Piped output gets plain progress lines (tqdm draws nothing there): a long epoch never looks hung."""
+    args = [a for a in TINY if a != "--no-progress"]
+    r = run_cli(args + ["--epochs", "1", "--output-dir", str(tmp_path / "run")],
+                env={"EDGEEXPORT_LOG_EVERY_S": "0"})
+    assert r.returncode == 0, r.stderr
+    assert "  epoch 0 1/2 loss=" in r.stdout and "  epoch 0 2/2 loss=" in r.stdout, r.stdout
+
+
+def test_resume_after_the_last_epoch_says_so(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(TINY + ["--epochs", "1", "--output-dir", str(out)]).returncode == 0
+    r = run_cli(TINY + ["--epochs", "1", "--output-dir", str(out), "--resume", str(out / "last.pth")])
+    assert r.returncode == 2 and "raise --epochs" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _weights(path):
+    return read_checkpoint(str(path))["model"]
+
+
+def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    epochs = ["--epochs", "3", "--synthetic-train-size", "48"]
+    straight = tmp_path / "straight"
+    r = run_cli(TINY + epochs + ["--output-dir", str(straight)])
+    assert r.returncode == 0, r.stderr
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable] + TINY + epochs + ["--output-dir", str(killed)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "metrics.json").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside epoch 1 (each epoch is 6 steps plus an evaluation)
+    assert proc.poll() is None, "training ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # The checkpoint on disk is whole: it loads, and it holds the last completed epoch.
+    state = read_checkpoint(str(killed / "last.pth"))["train_state"]
+    assert state["epoch"] in (0, 1)
+    assert [h["epoch"] for h in json.loads((killed / "metrics.json").read_text())][0] == 0
+    if (killed / "curves.png").exists():
+        assert (killed / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # SIGKILL can land inside a write: then only that write's hidden temporary is left, never a final name
+    # half-written. Plant one so that the sweep on resume is checked every time, not only when the kill hits.
+    (killed / ".curves.png.a1b2c3d4.tmp").write_bytes(b"\x89PNG half")
+    leftovers = [n for n in os.listdir(str(killed)) if n.endswith(".tmp")]
+    assert all(n.startswith(".") for n in leftovers), leftovers
+
+    r = run_cli(TINY + epochs + ["--output-dir", str(killed), "--resume", str(killed / "last.pth")])
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stdout
+    assert not [n for n in os.listdir(str(killed)) if n.endswith(".tmp")], "the resumed run left temporaries"
+    a, b = _weights(straight / "last.pth"), _weights(killed / "last.pth")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed training diverged from the uninterrupted run"
+    hist = json.loads((killed / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1, 2]
+
+
+def test_resume_refuses_a_checkpoint_without_train_state(tmp_path):
+    r = run_cli(TINY + ["--epochs", "1", "--output-dir", str(tmp_path / "a")])
+    assert r.returncode == 0, r.stderr
+    r = run_cli(TINY + ["--epochs", "2", "--output-dir", str(tmp_path / "b"), "--resume",
+                        str(tmp_path / "a" / "best.pth")])
+    assert r.returncode == 2 and "train_state" in r.stderr
+
+
+def test_bad_dataset_is_one_clear_error(tmp_path):
+    r = run_cli(TINY + ["--epochs", "1", "--dataset", "voc", "--data-path", str(tmp_path / "nothing"),
+                        "--output-dir", str(tmp_path / "o")])
+    assert r.returncode == 2 and "not a VOC folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_lists_the_recipe():
+    r = run_cli(["-m", "edgeexport.train.cli", "--help"])
+    for flag in ("--resume", "--amp", "--lr", "--warmup-iters", "--data-augmentation", "--seed", "--workers",
+                 "--on-bad-annotation", "--pretrained-backbone"):
+        assert flag in r.stdout
+
+
+def test_torchrun_two_processes_with_gloo(tmp_path):
+    """DistributedDataParallel through torchrun on the CPU (gloo): rank 0 evaluates and writes."""
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    args = [a for a in TINY if a not in ("--threads", "2")][1:]  # drop "-m"; one thread per process
+    r = subprocess.run([torchrun, "--nproc_per_node=2", "-m"] + args + ["--threads", "1", "--epochs", "2",
+                        "--output-dir", str(tmp_path / "ddp")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("epoch ") == 2 and r.stdout.count("trained 2 epochs") == 1  # rank 0 alone reports
+    hist = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1]
+    load_model(str(tmp_path / "ddp" / "best.pth"))

@@ -1,1 +1,0 @@
-"""Trainer for SSDLite detectors: ``python -m training.train --help``."""
