@@ -45,17 +45,17 @@ def measure(runner, x, warmup, iterations, timer=time.perf_counter, gpu_timer=No
 
 
 def main(args, trt=None, cuda=None):
-    from edgeexport.device.meta import BundleMeta
-    from edgeexport.device.naming import engine_file_name
+    from edgeexport.device.bundle import Bundle
+    from edgeexport.device.parity import find_engine
     from edgeexport.device.runners.tensorrt import TensorRTRunner
-    meta = BundleMeta.load(os.path.join(args.bundle, "model.json"))
-    engine = args.engine or os.path.join(args.bundle, engine_file_name(meta.onnx_file, meta.batch_size,
-                                                                       meta.precision))
+    bundle = Bundle(args.bundle)
+    meta = bundle.meta
+    engine = args.engine or find_engine(bundle)
     batches = args.batch_sizes or [meta.batch_size]
     board = board_name()
     h, w = meta.model.input_size
     rows = []
-    with TensorRTRunner(engine, trt=trt, cuda=cuda) as runner:
+    with TensorRTRunner(engine, trt=trt, cuda=cuda, meta=meta) as runner:
         gpu_timer = _event_timer(runner)
         for b in batches:
             x = np.random.RandomState(0).uniform(  # numpy 1.13 (JetPack 4.6)

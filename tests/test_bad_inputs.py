@@ -146,12 +146,15 @@ def corpus(small_checkpoint, small_bundle, tmp_path_factory):
 
 
 def _engine_double(monkeypatch):
-    """build_engine and the TensorRT runner see the TensorRT double (TensorRT 8.2's API) and its CUDA memory."""
+    """build_engine and the TensorRT runner see the TensorRT double (TensorRT 8.2's API, a Xavier-class GPU with
+    INT8) and its memory."""
+    from edgeexport.device.trt import api
     from tests.device.trt_double import FakeCuda, make_tensorrt
-    cuda = FakeCuda()
-    trt = make_tensorrt("8.2", cuda=cuda)
+    cuda = FakeCuda("orin")
+    trt = make_tensorrt("8.2", "orin", cuda=cuda)
     monkeypatch.setattr("edgeexport.device.runners.tensorrt.import_tensorrt", lambda: trt)
     monkeypatch.setattr("edgeexport.device.trt.cuda_memory.cuda_backend", lambda: cuda)
+    monkeypatch.setattr(api, "_PROCESS", {"logger": None, "plugins": None})
 
 
 def invoke(cli, argv):

@@ -1,26 +1,26 @@
 """Build the TensorRT engine of a bundle, under the exact file name nvinfer looks for, on the device.
 
-    python3 -m edgeexport.build_engine BUNDLE_OR_ONNX [--fp16|--fp32|--int8] [--batch N] [--workspace MB]
-        [--timing-cache FILE] [--dla-core N] [--calib-images DIR]
+    python3 -m edgeexport.build_engine BUNDLE [--fp16|--fp32|--int8] [--batch N] [--workspace MB]
+        [--timing-cache FILE] [--dla-core N] [--calib-images DIR] [--force]
 
-Parses the ONNX (every parser error printed), builds (a Jetson Nano takes 10+ minutes: a heartbeat shows it is
-alive), checks the engine's inputs and outputs against model.json, writes the engine atomically as
-``<onnx>_b<batch>_gpu<id>_<precision>.engine`` beside the ONNX, and keeps infer_config.txt pointing at it.
-Device-side: Python 3.6, numpy, tensorrt (+ pycuda or cuda-python for INT8 calibration); no torch, no onnx.
+Checks model.onnx against model.json's sha256, parses it (every parser error printed), builds (a Jetson Nano
+takes 10+ minutes: a heartbeat shows it is alive), checks the engine's inputs and outputs against model.json,
+writes the engine atomically as ``<onnx>_b<batch>_gpu<id>_<precision>.engine`` beside the ONNX with a record of
+what it was built from (``<engine>.json``), and keeps infer_config.txt pointing at it. An engine whose record
+matches is not rebuilt; one whose record does not (another model.onnx, TensorRT, GPU, precision, ...) is, with
+the reason printed. Device-side: Python 3.6, numpy, tensorrt, pycuda (or cuda-python); no torch, no onnx.
 """
 import os
-import sys
-import threading
-import time
 
-from .trt import api as trt_api
-from .bundle import check_onnx_sha256
+from .bundle import check_onnx_sha256, file_sha256
 from .cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from .configs import infer_config_text
-from .errors import EngineBuildError, InputFileError, UnsupportedPrecisionError, UsageError
+from .errors import EngineBuildError, InputFileError, UsageError
 from .fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from .meta import BundleMeta
 from .naming import engine_file_name
+from .trt import api
+from .trt.engine_record import BUILD_KEYS, EngineRecord, new_record, record_path
 
 
 def get_args_parser(add_help=True):
@@ -31,123 +31,26 @@ def get_args_parser(add_help=True):
     prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="(default)")
     prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32")
     prec.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                      help="needs --calib-images, or an existing calibration cache; not on a Jetson Nano")
+                      help="needs --calib-images, or a calibration cache made for this model; not on a Jetson Nano")
     p.add_argument("--batch", type=positive_int, help="batch size (default: the bundle's; max batch for a dynamic "
                                                        "ONNX)")
-    p.add_argument("--workspace", type=positive_int, default=1024, help="builder workspace in MiB (Nano: 256-1024)")
+    p.add_argument("--workspace", type=positive_int,
+                   help="builder workspace in MiB (default: a quarter of the GPU memory free now, 64-1024)")
     p.add_argument("--timing-cache", help="read and update this TensorRT timing cache (faster rebuilds)")
     p.add_argument("--dla-core", type=non_negative_int, help="build for this DLA core (Xavier/Orin), GPU fallback on")
     p.add_argument("--gpu-id", type=non_negative_int, default=0)
     p.add_argument("--calib-images", help="INT8: a folder of representative images")
     p.add_argument("--calib-batches", type=positive_int, default=32,
                    help="INT8: at most this many calibration batches")
-    p.add_argument("--force", action="store_true", help="rebuild even if the engine file exists")
+    p.add_argument("--force", action="store_true", help="rebuild even if the engine matches its record")
     p.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
     return p
 
 
-class Heartbeat(object):
-    """Prints the elapsed time every ``every`` seconds while a long TensorRT call runs."""
-
-    def __init__(self, what, every=30.0, out=sys.stdout):
-        self.what, self.every, self.out = what, every, out
-        self._stop = threading.Event()
-
-    def __enter__(self):
-        self.t0 = time.time()
-        self._thread = threading.Thread(target=self._run)
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(self.every):
-            print("  {} ... {:.0f} min {:02.0f} s".format(self.what, *divmod(time.time() - self.t0, 60)),
-                  file=self.out)
-            self.out.flush()
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.elapsed = time.time() - self.t0
-
-
-class EngineBuilder(object):
-    """Parse -> configure -> build, against the ``tensorrt`` module given (the real one, or a test double)."""
-
-    def __init__(self, trt, verbose=False):
-        self.trt = trt
-        self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-        self.builder = trt.Builder(self.logger)
-        self.config = self.builder.create_builder_config()
-        self.network = None
-
-    def check_precision(self, precision):
-        """Refuse a precision without a fast path on this GPU, before any slow work."""
-        if precision in ("fp16", "int8") and not trt_api.has_fast(self.builder, precision):
-            raise UnsupportedPrecisionError(
-                "this GPU has no fast {} (TensorRT's platform_has_fast_{} is false){}; build with --fp32{}".format(
-                    precision.upper(), precision, " - the Jetson Nano has no INT8" if precision == "int8" else "",
-                    "" if precision == "int8" else " (or --int8 on a GPU that has it)"))
-
-    def parse(self, onnx_path):
-        with open(onnx_path, "rb") as f:
-            data = f.read()
-        self.network = self.builder.create_network(trt_api.network_flags(self.trt))
-        self.parser = trt_api.parse_onnx(self.trt, self.network, self.logger, data)
-        return self.network
-
-    def configure(self, precision, workspace_bytes, input_name, input_shape, dynamic_batch, batch,
-                  dla_core=None, calibrator=None, timing_cache=None):
-        trt, cfg = self.trt, self.config
-        self.check_precision(precision)
-        trt_api.set_workspace(trt, cfg, workspace_bytes)
-        if precision == "fp16":
-            cfg.set_flag(trt.BuilderFlag.FP16)
-        elif precision == "int8":
-            cfg.set_flag(trt.BuilderFlag.INT8)
-            cfg.set_flag(trt.BuilderFlag.FP16)  # layers INT8 cannot take fall back to FP16, not FP32
-            cfg.int8_calibrator = calibrator
-        if dynamic_batch:
-            c, h, w = input_shape[1:]
-            profile = self.builder.create_optimization_profile()
-            profile.set_shape(input_name, (1, c, h, w), (batch, c, h, w), (batch, c, h, w))
-            cfg.add_optimization_profile(profile)
-            if precision == "int8" and hasattr(cfg, "set_calibration_profile"):
-                cfg.set_calibration_profile(profile)
-        if dla_core is not None:
-            cores = getattr(self.builder, "num_DLA_cores", 0)
-            if dla_core >= cores:
-                raise UnsupportedPrecisionError("--dla-core {} asked for, but this device has {} DLA core(s)".format(
-                    dla_core, cores))
-            cfg.default_device_type = trt.DeviceType.DLA
-            cfg.DLA_core = int(dla_core)
-            cfg.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        if timing_cache is not None:
-            cache = cfg.create_timing_cache(timing_cache)
-            cfg.set_timing_cache(cache, False)
-
-    def build(self):
-        with Heartbeat("building the engine (a Jetson Nano takes 10+ minutes)") as hb:
-            plan = trt_api.build_serialized(self.builder, self.network, self.config)
-        if plan is None:
-            raise EngineBuildError("TensorRT could not build the engine (its log above says why); try a larger "
-                                   "--workspace or --fp32")
-        self.build_seconds = hb.elapsed
-        return plan
-
-    def timing_cache_bytes(self):
-        cache = self.config.get_timing_cache() if hasattr(self.config, "get_timing_cache") else None
-        return None if cache is None else bytes(cache.serialize())
-
-
-def check_engine_io(trt, plan, meta, batch):
+def check_engine_io(trt, runtime, plan, meta, batch):
     """The engine's tensors must be the bundle's contract: names, shapes (batch aside), float32 in and out."""
-    logger = trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
-    if engine is None:
-        raise EngineBuildError("the engine just built does not deserialise")
-    io = trt_api.engine_io(trt, engine)
+    engine = api.deserialize(trt, runtime, plan, "the engine just built")
+    io = api.engine_io(trt, engine)
     got = {name: (is_in, tuple(shape), dtype) for name, is_in, shape, dtype in io}
     want = {meta.input_name: (True, tuple(meta.input_shape), "FLOAT")}
     dtypes = {"num_detections": "INT32", "detection_classes": "INT32"}
@@ -174,55 +77,89 @@ def check_engine_io(trt, plan, meta, batch):
 
 
 def resolve_target(target):
-    """(bundle folder, onnx path, BundleMeta) from a bundle folder or its model.onnx."""
+    """(bundle folder, BundleMeta) from a bundle folder or its model.onnx; model.onnx is checked against the sha256
+    in model.json."""
     if os.path.isdir(target):
         folder = target
-        meta = BundleMeta.load(os.path.join(folder, "model.json"))
-        onnx_path = os.path.join(folder, meta.onnx_file)
     elif os.path.isfile(target):
-        folder, onnx_path = os.path.dirname(os.path.abspath(target)), target
-        meta_path = os.path.join(folder, "model.json")
-        if not os.path.isfile(meta_path):
+        folder = os.path.dirname(os.path.abspath(target))
+        if not os.path.isfile(os.path.join(folder, "model.json")):
             raise InputFileError("{} has no model.json beside it: pass the bundle folder written by export.py".format(
                 target))
-        meta = BundleMeta.load(meta_path)
     else:
         raise InputFileError("not found: {} (pass the bundle folder written by export.py)".format(target))
-    check_onnx_sha256(onnx_path, meta)
-    return folder, onnx_path, meta
+    meta = BundleMeta.load(folder)
+    check_onnx_sha256(os.path.join(folder, meta.onnx_file), meta)
+    return folder, meta
+
+
+def graph_for(trt, meta, folder, precision):
+    """The ONNX to build from: the FP16 twin where TensorRT is strongly typed (11.x) and FP16 is asked for (the
+    graph carries the precision there), else model.onnx (weak typing: the builder flag chooses)."""
+    if precision == "fp16" and api.strongly_typed(trt):
+        if not meta.onnx_fp16_file:
+            raise UsageError("TensorRT {} takes FP16 only from an FP16 ONNX, and this bundle has none (exported by "
+                             "edgeexport {}): re-export it with this version, or build --fp32".format(
+                                 trt.__version__, meta.written_by or "0.1"))
+        path = os.path.join(folder, meta.onnx_fp16_file)
+        check_onnx_sha256(path, meta, sha256=meta.onnx_fp16_sha256)
+        return path
+    return os.path.join(folder, meta.onnx_file)
+
+
+def needs_fp32_nms(trt, meta, precision):
+    """EfficientNMS_TRT in FP16 on TensorRT < 8.4 returns every score minus 1 (its half path adds 1 to sort on 10
+    mantissa bits and its default scoreBits was 10 in 8.2: plugin/efficientNMSPlugin/efficientNMSParameters.h at
+    tag 8.2.1, -1 from 8.4.1; WriteNMSResult subtracts the 1 again, efficientNMSInference.cu:126-128; field reports:
+    NVIDIA/TensorRT #1758, Linaom1214/TensorRT-For-YOLO-Series #93, triple-mu/YOLOv8-TensorRT #21 on a Nano). The
+    float path forces scoreBits = -1 (efficientNMSInference.cu:716), so the plugin layer is held in FP32."""
+    return (meta.layout == "efficient_nms" and precision in ("fp16", "int8") and not api.strongly_typed(trt)
+            and api.version(trt) < (8, 4, 0))
 
 
 def main(args, trt=None, cuda=None):
-    folder, onnx_path, meta = resolve_target(args.target)
+    folder, meta = resolve_target(args.target)
     precision = args.precision or meta.precision
     batch = int(args.batch or meta.batch_size)
     if not meta.dynamic_batch and batch != meta.batch_size:
         raise UsageError("the ONNX has a static batch of {}, got --batch {}: re-export with --batch-size {} or "
-                             "--dynamic-batch".format(meta.batch_size, batch, batch))
-    engine_name = engine_file_name(os.path.basename(onnx_path), batch, precision, args.gpu_id, args.dla_core)
-    engine_path = os.path.join(os.path.dirname(os.path.abspath(onnx_path)), engine_name)
-    if os.path.isfile(engine_path) and not args.force:
-        print("engine already built: {} (pass --force to rebuild)".format(engine_path))
-        return 0
+                         "--dynamic-batch".format(meta.batch_size, batch, batch))
     if trt is None:
         from .runners.tensorrt import import_tensorrt
         trt = import_tensorrt()
-    print("TensorRT {}: building {} ({}, batch {}{})".format(getattr(trt, "__version__", "?"), engine_name,
-                                                           precision, batch, ", dynamic" if meta.dynamic_batch else ""))
+    onnx_path = graph_for(trt, meta, folder, precision)
+    onnx_file = os.path.basename(onnx_path)
+    if cuda is None:  # a CUDA context before the Builder, as NVIDIA's 8.2 samples make one (pycuda.autoinit)
+        from .trt.cuda_memory import cuda_backend
+        cuda = cuda_backend()
+    gpu = cuda.device_info()
+    engine_name = engine_file_name(onnx_file, batch, precision, args.gpu_id, args.dla_core)
+    engine_path = os.path.join(folder, engine_name)
+    from .trt.builder import EngineBuilder, default_workspace_mib
+    workspace_mib = args.workspace or default_workspace_mib(gpu)
+    nms_fp32 = needs_fp32_nms(trt, meta, precision)
+    expected = {"onnx_file": onnx_file, "onnx_sha256": meta.graph_sha256(onnx_file), "tensorrt_version":
+                trt.__version__, "gpu_name": gpu["name"], "compute_capability": gpu["compute_capability"],
+                "precision": precision, "batch_size": batch, "dynamic_batch": meta.dynamic_batch,
+                "layout": meta.layout, "dla_core": args.dla_core, "nms_fp32": nms_fp32}
+    reasons = stale_reasons(engine_path, expected, args.workspace)
+    calib_cache = os.path.join(folder, "calibration.cache")
+    if not reasons and not args.force:
+        print("engine up to date: {} (built from this {} by TensorRT {} for {}; --force rebuilds)".format(
+            engine_path, onnx_file, trt.__version__, gpu["name"]))
+        write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file,
+                           EngineRecord.load(engine_path)["workspace_mib"])
+        return 0
+    if reasons and os.path.exists(engine_path):
+        print("rebuilding {}: {}".format(engine_name, "; ".join(reasons)))
+    print("TensorRT {}: building {} ({}, batch {}{}, workspace {} MiB{}) on {}".format(
+        trt.__version__, engine_name, precision, batch, ", dynamic" if meta.dynamic_batch else "", workspace_mib,
+        ", EfficientNMS held in FP32" if nms_fp32 else "", gpu["name"]))
     builder = EngineBuilder(trt, args.verbose)
     builder.check_precision(precision)
-    calibrator, calib_cache = None, os.path.join(folder, "calibration.cache")
+    calibrator = None
     if precision == "int8":
-        if not args.calib_images and not os.path.isfile(calib_cache):
-            raise InputFileError("--int8 needs --calib-images DIR (representative frames), or an existing {}".format(
-                calib_cache))
-        if cuda is None:
-            from .trt.cuda_memory import cuda_backend
-            cuda = cuda_backend()
-        from .trt.calibrator import ImageBatcher, make_entropy_calibrator
-        batcher = ImageBatcher(args.calib_images, meta, batch, args.calib_batches) if args.calib_images else \
-            _NoImages(meta, batch)
-        calibrator = make_entropy_calibrator(trt, batcher, calib_cache, cuda)
+        calibrator = int8_calibrator(trt, args, meta, batch, calib_cache, cuda)
     timing = None
     if args.timing_cache:  # an empty cache on the first run, so that one is created and written back
         timing = b""
@@ -230,21 +167,28 @@ def main(args, trt=None, cuda=None):
             with open(args.timing_cache, "rb") as f:
                 timing = f.read()
     builder.parse(onnx_path)
-    builder.configure(precision, args.workspace << 20, meta.input_name, meta.input_shape, meta.dynamic_batch, batch,
-                      args.dla_core, calibrator, timing)
-    plan = builder.build()
-    check_engine_io(trt, plan, meta, batch)
+    builder.configure(precision, workspace_mib << 20, meta.input_name, meta.input_shape, meta.dynamic_batch,
+                      batch, args.dla_core, calibrator, timing, nms_fp32)
+    try:
+        plan = builder.build(workspace_mib)
+    finally:
+        if calibrator is not None:
+            calibrator.release()
+    if calibrator is not None:
+        calibrator.raise_if_failed()  # an error in a callback, kept out of TensorRT: no engine is written
+    check_engine_io(trt, trt.Runtime(builder.logger), plan, meta, batch)
     # An earlier build killed while writing (Ctrl-C is cleaned up, a power cut is not) may have left its
     # temporary, as large as the engine, on the board's small disk.
-    for name in remove_stale_temporaries(os.path.dirname(engine_path), [engine_name]):
+    for name in remove_stale_temporaries(folder, [engine_name, os.path.basename(record_path(engine_path))]):
         print("removed {}, left by an interrupted earlier build".format(name))
     atomic_write_bytes(engine_path, plan)
+    new_record(onnx_file, expected["onnx_sha256"], trt.__version__, gpu, precision, batch, meta.dynamic_batch,
+               meta.layout, args.dla_core, nms_fp32, workspace_mib, file_sha256(engine_path)).save(engine_path)
     if args.timing_cache:
         data = builder.timing_cache_bytes()
         if data:
             atomic_write_bytes(args.timing_cache, data)
-    atomic_write_text(os.path.join(folder, "infer_config.txt"), infer_config_text(
-        meta, precision, args.gpu_id, batch, "calibration.cache" if precision == "int8" else None))
+    write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file, workspace_mib)
     print("engine: {} ({:.1f} MB, built in {:.0f} s); infer_config.txt points at it".format(
         engine_path, len(plan) / 1e6, builder.build_seconds))
     print("next: python3 -m edgeexport.parity {} --backend tensorrt && deepstream-app -c {}".format(
@@ -252,14 +196,40 @@ def main(args, trt=None, cuda=None):
     return 0
 
 
-class _NoImages(object):
-    """INT8 with only a calibration cache: TensorRT reads the cache and never asks for a batch."""
+def stale_reasons(engine_path, expected, workspace_mib=None):
+    """Why the engine at ``engine_path`` cannot be reused for ``expected`` ([] when it can)."""
+    if not os.path.isfile(engine_path):
+        return ["no engine yet"]
+    record = EngineRecord.load(engine_path)
+    if record is None:
+        return ["it has no build record ({}): its origin is unknown".format(os.path.basename(record_path(engine_path)))]
+    reasons = record.mismatches(expected, BUILD_KEYS)
+    if workspace_mib is not None and record["workspace_mib"] != workspace_mib:
+        reasons.append("workspace_mib {} (built) vs {} (asked)".format(record["workspace_mib"], workspace_mib))
+    if record["engine_sha256"] != file_sha256(engine_path):
+        reasons.append("the engine file changed since it was built (damaged, or replaced)")
+    return reasons
 
-    def __init__(self, meta, batch):
-        self.meta, self.batch_size = meta, batch
 
-    def __iter__(self):
-        return iter(())
+def int8_calibrator(trt, args, meta, batch, calib_cache, cuda):
+    from .trt.calibrator import CacheOnly, ImageBatcher, cache_identity, cache_matches, make_entropy_calibrator
+    if args.calib_images:
+        batcher = ImageBatcher(args.calib_images, meta, batch, args.calib_batches)
+    else:
+        batcher = CacheOnly(meta, batch)
+    identity = cache_identity(meta.onnx_sha256, meta, batcher)
+    if not args.calib_images and not cache_matches(calib_cache, identity):
+        raise InputFileError("--int8 needs --calib-images DIR (representative frames), or a {} made for this "
+                             "model.onnx".format(calib_cache))
+    if os.path.isfile(calib_cache) and args.calib_images and not cache_matches(calib_cache, identity):
+        print("recalibrating: {} was made for another model.onnx or other images".format(calib_cache))
+    return make_entropy_calibrator(trt, batcher, calib_cache, cuda, identity)
+
+
+def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, workspace_mib):
+    atomic_write_text(os.path.join(folder, "infer_config.txt"), infer_config_text(
+        meta, precision, gpu_id, batch, "calibration.cache" if precision == "int8" else None, onnx_file,
+        workspace_mib))
 
 
 def cli(argv=None):

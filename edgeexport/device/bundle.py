@@ -89,16 +89,16 @@ def file_sha256(path):
     return h.hexdigest()
 
 
-def check_onnx_sha256(onnx_path, meta):
-    """model.onnx must be the file export wrote (model.json holds its sha256): a truncated or edited copy would go
-    into a long build (10+ minutes on a Nano) and give an engine of another graph. Returns the digest."""
+def check_onnx_sha256(onnx_path, meta, sha256=None):
+    """model.onnx (or ``sha256``'s graph) must be the file export wrote (model.json holds its sha256): a truncated or
+    edited copy would go into a long build (10+ minutes on a Nano) and give an engine of another graph."""
+    want = meta.onnx_sha256 if sha256 is None else sha256
     if not os.path.isfile(onnx_path):
         raise InputFileError("{} not found: the bundle is incomplete; copy it again".format(onnx_path))
     got = file_sha256(onnx_path)
-    if meta.onnx_sha256 and got != meta.onnx_sha256:
+    if want and got != want:
         raise InputFileError("{} is not the ONNX that export wrote (sha256 {}..., model.json says {}...): the copy is "
-                             "damaged or edited; copy the bundle again".format(onnx_path, got[:12],
-                                                                               meta.onnx_sha256[:12]))
+                             "damaged or edited; copy the bundle again".format(onnx_path, got[:12], want[:12]))
     return got
 
 

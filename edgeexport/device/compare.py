@@ -5,7 +5,7 @@ Used by export.py (PyTorch vs ONNX Runtime), by ``python -m edgeexport.parity`` 
 """
 import numpy as np
 
-from .postprocess import detect, efficient_nms_reference, iou_matrix, to_top_class
+from .postprocess import NMS_CANDIDATE_CAP, detect, efficient_nms_reference, iou_matrix, to_top_class
 
 # Raw tolerances by precision. fp32: the fold and the graph are exact up to float rounding.
 # fp16: measured on an H100 (folded graph in fp16 vs the fp32 original, natural photos): scores drift up to
@@ -38,9 +38,9 @@ def match_detections(ref, test, iou_threshold):
     return pairs, missing, [int(j) for j in np.nonzero(~used)[0]]
 
 
-def to_efficient_nms(outputs, score_threshold, iou_threshold, max_output_boxes):
+def to_efficient_nms(outputs, score_threshold, iou_threshold, max_output_boxes, candidate_cap=NMS_CANDIDATE_CAP):
     """{"boxes", "scores"} of a batch -> what EfficientNMS_TRT would output for it (NumPy reference)."""
-    per = [efficient_nms_reference(b, s, score_threshold, iou_threshold, max_output_boxes)
+    per = [efficient_nms_reference(b, s, score_threshold, iou_threshold, max_output_boxes, candidate_cap)
            for b, s in zip(outputs["boxes"], outputs["scores"])]
     names = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
     return {n: np.stack([p[j] for p in per]) for j, n in enumerate(names)}
@@ -124,7 +124,7 @@ class ParityReport(object):
 
 
 def compare_outputs(reference, candidate, net_w, net_h, precision, settings, threshold=None, tolerances=None,
-                    detection_iou=None, min_fraction=None):
+                    detection_iou=None, min_fraction=None, nms_candidate_cap=NMS_CANDIDATE_CAP):
     """Compare two backends' outputs on the same B inputs, detections clustered with ``settings``
     (DetectionSettings) at ``threshold`` (default: its pre-cluster threshold).
 
@@ -143,7 +143,8 @@ def compare_outputs(reference, candidate, net_w, net_h, precision, settings, thr
     min_fraction = MIN_MATCHED_FRACTION[precision] if min_fraction is None else min_fraction
     batch, num_classes = np.asarray(reference["scores"]).shape[0], np.asarray(reference["scores"]).shape[-1]
     if "detection_boxes" in candidate:  # EfficientNMS outputs: the reference goes through the plugin's algorithm
-        reference = to_efficient_nms(reference, pre_threshold, iou_threshold, candidate["detection_scores"].shape[-1])
+        reference = to_efficient_nms(reference, pre_threshold, iou_threshold, candidate["detection_scores"].shape[-1],
+                                     nms_candidate_cap)
     elif "scores" not in candidate:
         reference = to_top_class(reference)
     raw = {}

@@ -69,21 +69,25 @@ def _render(groups):
     return "\n".join(out)
 
 
-def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_calib_file=None):
-    """infer_config.txt for nvinfer, derived from ``meta`` (a BundleMeta, its detection settings included)."""
+def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_calib_file=None, onnx_file=None,
+                      workspace_mib=None):
+    """infer_config.txt for nvinfer, derived from ``meta`` (a BundleMeta, its detection settings included).
+    ``onnx_file``: the graph the engine was built from (the FP16 twin on TensorRT 11); ``workspace_mib``: what
+    build_engine used, so that nvinfer, should it ever build the engine itself, uses the same."""
     if not isinstance(meta, BundleMeta):
         raise TypeError("meta must be a BundleMeta, got {}".format(type(meta).__name__))
     settings = meta.settings
     precision = precision or meta.precision
     batch = int(batch_size or meta.batch_size)
     h, w = meta.model.input_size
+    onnx_file = onnx_file or meta.onnx_file
     prop = [
         ("gpu-id", gpu_id),
         ("net-scale-factor", _fmt(meta.net_scale_factor)),
         ("offsets", ";".join(_fmt(o) for o in meta.offsets)),
         ("model-color-format", ["rgb", "bgr"].index(meta.color_format)),
-        ("onnx-file", meta.onnx_file),
-        ("model-engine-file", engine_file_name(meta.onnx_file, batch, precision, gpu_id)),
+        ("onnx-file", onnx_file),
+        ("model-engine-file", engine_file_name(onnx_file, batch, precision, gpu_id)),
         ("labelfile-path", "labels.txt"),
         ("batch-size", batch),
         ("network-mode", network_mode(precision)),
@@ -102,6 +106,8 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
     ]
     if precision == "int8":
         prop.append(("int8-calib-file", int8_calib_file or "calibration.cache"))
+    if workspace_mib:
+        prop.append(("workspace-size", int(workspace_mib)))
     attrs = [("pre-cluster-threshold", _fmt(settings.pre_cluster_threshold)),
              ("post-cluster-threshold", _fmt(settings.post_cluster_threshold)),
              ("nms-iou-threshold", _fmt(settings.nms_iou_threshold)),

@@ -165,7 +165,7 @@ class BundleMeta(object):
 
     def __init__(self, model, color_format="rgb", fold="exact", layout="boxes_scores", opset=13, batch_size=1,
                  dynamic_batch=False, num_anchors=0, onnx_file="model.onnx", onnx_sha256="", precision="fp16",
-                 settings=None, written_by="", extra=None):
+                 settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256=""):
         if not isinstance(model, ModelMeta):
             raise TypeError("model must be a ModelMeta, got {}".format(type(model).__name__))
         self.model = model
@@ -182,12 +182,19 @@ class BundleMeta(object):
         if os.path.basename(self.onnx_file) != self.onnx_file or self.onnx_file in ("", ".", ".."):
             raise ValueError("onnx_file must be a file name inside the bundle, got {!r}".format(onnx_file))
         self.onnx_sha256 = str(onnx_sha256)
+        # The FP16 graph (fp32 inputs and outputs) that strongly typed TensorRT (11.x) builds an FP16 engine from.
+        self.onnx_fp16_file, self.onnx_fp16_sha256 = str(onnx_fp16_file), str(onnx_fp16_sha256)
         self.precision = _choice(precision, PRECISIONS, "precision")
         self.settings = settings if settings is not None else DetectionSettings()
         if not isinstance(self.settings, DetectionSettings):
             raise TypeError("settings must be DetectionSettings, got {}".format(type(self.settings).__name__))
         self.written_by = str(written_by)
         self.extra = dict(extra or {})
+
+    def graph_sha256(self, onnx_file):
+        """The sha256 export recorded for one of the bundle's graphs (model.onnx or its FP16 twin), or None."""
+        return {self.onnx_file: self.onnx_sha256, self.onnx_fp16_file: self.onnx_fp16_sha256}.get(onnx_file) \
+            if onnx_file else None
 
     # --- values nvinfer needs, all derived -------------------------------------------------------------
     @property
@@ -249,6 +256,7 @@ class BundleMeta(object):
                 "color_format": self.color_format, "fold": self.fold, "layout": self.layout, "opset": self.opset,
                 "batch_size": self.batch_size, "dynamic_batch": self.dynamic_batch,
                 "num_anchors": self.num_anchors, "onnx_file": self.onnx_file, "onnx_sha256": self.onnx_sha256,
+                "onnx_fp16_file": self.onnx_fp16_file, "onnx_fp16_sha256": self.onnx_fp16_sha256,
                 "precision": self.precision, "settings": self.settings.to_dict(),
                 # Derived, written out so a reader without this module sees the whole contract.
                 "offsets": self.offsets, "net_scale_factor": self.net_scale_factor,
@@ -281,7 +289,8 @@ class BundleMeta(object):
             return cls(ModelMeta.from_dict(d["model"]), dep["color_format"], dep["fold"], dep["layout"],
                        dep["opset"], dep["batch_size"], dep["dynamic_batch"], dep["num_anchors"], dep["onnx_file"],
                        dep["onnx_sha256"], dep.get("precision", "fp16"), DetectionSettings.from_dict(settings),
-                       d.get("written_by", ""), d.get("extra"))
+                       d.get("written_by", ""), d.get("extra"), dep.get("onnx_fp16_file", ""),
+                       dep.get("onnx_fp16_sha256", ""))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise InputFileError("{} is not an edgeexport bundle description ({}: {}); re-export the bundle with "
                                  "export.py".format(where, type(e).__name__, e))

@@ -13,6 +13,7 @@ import numpy as np
 from .bundle import check_onnx_sha256
 from .cli import ArgumentParser, probability, run_cli
 from .compare import compare_outputs, to_efficient_nms
+from .postprocess import NMS_CANDIDATE_CAP
 from .errors import InputFileError, ParityError
 from .fileio import atomic_write_text, check_output_file
 
@@ -75,10 +76,24 @@ def check_bundle(bundle, runner, precision="fp32", threshold=None):
     if meta.layout == "efficient_nms":  # the plugin drops everything below its own score_threshold
         threshold = max(threshold, settings.pre_cluster_threshold)
     got = run_backend(runner, fixtures.inputs, 1 if meta.dynamic_batch else meta.batch_size)
+    # The plugin's candidate cap is the running GPU's on TensorRT; the reference uses the same.
+    cap = getattr(runner, "nms_candidate_cap", NMS_CANDIDATE_CAP)
     if meta.layout == "efficient_nms" and "scores" in got:  # what TensorRT's EfficientNMS_TRT node would output
-        got = to_efficient_nms(got, settings.pre_cluster_threshold, settings.nms_iou_threshold, settings.topk)
+        got = to_efficient_nms(got, settings.pre_cluster_threshold, settings.nms_iou_threshold, settings.topk, cap)
     h, w = meta.model.input_size
-    return compare_outputs(fixtures.expected, got, w, h, precision, settings, threshold)
+    return compare_outputs(fixtures.expected, got, w, h, precision, settings, threshold, nms_candidate_cap=cap)
+
+
+def find_engine(bundle):
+    """The engine infer_config.txt names (build_engine keeps it pointing at what it built), else the bundle's
+    default name."""
+    import re
+    try:
+        with open(bundle.infer_config_path) as f:
+            names = re.findall(r"^model-engine-file=(.+)$", f.read(), re.M)
+    except (IOError, OSError):
+        names = []
+    return bundle.file(names[-1].strip()) if names else bundle.engine_path()
 
 
 def get_args_parser(add_help=True):
@@ -108,13 +123,15 @@ def main(args):
                                    bundle.onnx_path)
         precision = args.precision or "fp32"
     else:
-        engine = args.engine or bundle.engine_path()
+        engine = args.engine or find_engine(bundle)
         if not os.path.isfile(engine):
             raise InputFileError("engine not found: {}; build it first: python3 -m edgeexport.build_engine {}".format(
                 engine, args.bundle))
         from .runners.tensorrt import TensorRTRunner
-        runner = TensorRTRunner(engine)
-        precision = args.precision or meta.precision
+        from .trt.engine_record import EngineRecord
+        runner = TensorRTRunner(engine, meta=meta)
+        record = EngineRecord.load(engine)
+        precision = args.precision or (record["precision"] if record is not None else None) or meta.precision
     with runner:
         report = check_bundle(bundle, runner, precision, args.pre_cluster_threshold)
     print(report.table("parity: {} vs PyTorch fixtures ({} images)".format(args.backend, len(bundle.fixtures.inputs))))

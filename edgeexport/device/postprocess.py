@@ -75,7 +75,13 @@ def parse_efficient_nms(num_detections, boxes, scores, classes, net_w, net_h, th
     return Detections(px, scores[keep], cls[keep])
 
 
-def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_output_boxes):
+# EfficientNMS_TRT's pre-NMS candidate cap where a thread block has 64K registers (all but Nano/TX1/TX2-class
+# GPUs, where it is 2000): see edgeexport.device.trt.cuda_memory.nms_candidate_cap for the source.
+NMS_CANDIDATE_CAP = 5000
+
+
+def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_output_boxes,
+                            candidate_cap=NMS_CANDIDATE_CAP):
     """NumPy stand-in for TensorRT's EfficientNMS_TRT plugin (its documented algorithm) on one frame:
     drop scores below the threshold, sort all (anchor, class) pairs by score, per-class NMS (suppress IoU >
     threshold), keep the best ``max_output_boxes``. Returns the plugin's four outputs for one frame:
@@ -84,7 +90,7 @@ def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_o
     scores = np.asarray(scores, np.float32)
     anchor, cls = np.nonzero(scores >= score_threshold)
     s = scores[anchor, cls]
-    order = np.argsort(-s, kind="mergesort")[:4096]  # the plugin processes the top 4096 candidates
+    order = np.argsort(-s, kind="mergesort")[:int(candidate_cap)]  # the plugin keeps the best candidate_cap
     anchor, cls, s = anchor[order], cls[order], s[order]
     keep = []
     for c in np.unique(cls):

@@ -24,6 +24,7 @@ from ..device.parity import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS
 DEVICE_PACKAGE = os.path.dirname(os.path.abspath(_device_package.__file__))
 TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
 DEFAULT_FRAME = (1280, 720)
+FP16_ONNX = "model_fp16.onnx"  # what TensorRT 11 builds an FP16 engine from
 
 
 def _is_same_or_above(folder, path):
@@ -83,6 +84,9 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
     try:
         meta.onnx_sha256 = graph.sha256
         atomic_write_bytes(os.path.join(tmp, meta.onnx_file), graph.data)
+        if graph.fp16_data:
+            meta.onnx_fp16_file, meta.onnx_fp16_sha256 = FP16_ONNX, graph.fp16_sha256
+            atomic_write_bytes(os.path.join(tmp, FP16_ONNX), graph.fp16_data)
         os.makedirs(os.path.join(tmp, "parity"))
         np.save(os.path.join(tmp, FIXTURE_INPUTS), parity.inputs)
         np.savez(os.path.join(tmp, FIXTURE_EXPECTED), detection_threshold=np.float32(parity.threshold),
@@ -154,8 +158,16 @@ deepstream-app -c app_config_fps.txt                 # FPS (fakesink, sync=0); l
 ```
 
 `edgeexport/` is the device side of edgeexport, as is: Python 3.6, numpy and TensorRT; no torch, no onnx.
-""".format(arch=m.arch, k=m.num_classes, version=meta.written_by, src=os.path.basename(source),
-           ishape=meta.input_shape, color=meta.color_format.upper(), offsets=[round(o, 3) for o in meta.offsets],
+
+## Engines go stale, and nvinfer does not notice
+
+nvinfer loads `model-engine-file` whenever it deserialises: it does not check that the engine was built from
+this `model.onnx`. After copying a re-exported bundle over this one, run `build_engine` again: it keeps a record
+of what each engine was built from (`<engine>.json`: ONNX sha256, TensorRT version, GPU, precision, batch,
+workspace) and rebuilds when anything differs, saying why. `parity` and the TensorRT runner refuse an engine
+whose record does not match. On TensorRT 11 (strongly typed) an FP16 engine is built from `{fp16}`.
+""".format(fp16=FP16_ONNX, arch=m.arch, k=m.num_classes, version=meta.written_by,
+           src=os.path.basename(source), ishape=meta.input_shape, color=meta.color_format.upper(), offsets=[round(o, 3) for o in meta.offsets],
            outputs=", ".join("`{}` {}".format(k, v) for k, v in sorted(meta.output_shapes().items())),
            fold=meta.fold, opset=meta.opset, sha=meta.onnx_sha256, engine=engine, bundle=bundle_path,
            bundle_name=os.path.basename(bundle_path), precision=meta.precision, video=video_name,

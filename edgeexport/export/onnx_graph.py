@@ -10,6 +10,7 @@ import logging
 import warnings
 
 from ..device.errors import ExportError
+from .fp16 import fp16_twin
 from .trt_preflight import check_graph_ops
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,14 @@ def finalize_onnx(model_proto, metadata, opset, trt_version="8.2"):
 
 class OnnxGraph(object):
     """The exported graph: ``data`` (model.onnx's bytes), ``sha256`` of them, ``host_data`` (what ONNX Runtime
-    runs: the same bytes, or the graph before the EfficientNMS_TRT node), ``simplified`` (onnxsim succeeded)."""
+    runs: the same bytes, or the graph before the EfficientNMS_TRT node), ``fp16_data`` and ``host_fp16_data``
+    (their FP16 twins), ``simplified`` (onnxsim succeeded)."""
 
-    def __init__(self, data, host_data, simplified):
+    def __init__(self, data, host_data, simplified, fp16_data=None, host_fp16_data=None):
         self.data, self.host_data, self.simplified = data, host_data, simplified
+        self.fp16_data, self.host_fp16_data = fp16_data, host_fp16_data
         self.sha256 = hashlib.sha256(data).hexdigest()
+        self.fp16_sha256 = hashlib.sha256(fp16_data).hexdigest() if fp16_data else ""
 
     @property
     def has_plugin(self):
@@ -150,4 +154,6 @@ def export_onnx(deploy_model, meta, simplify_graph=True, trt_version="8.2"):
     contract = meta.to_dict()
     contract["deploy"]["onnx_sha256"] = ""
     data = finalize_onnx(proto, {"edgeexport.model_json": contract}, meta.opset, trt_version)
-    return OnnxGraph(data, data if host_data is None else host_data, simplified)
+    fp16 = fp16_twin(data)
+    host_fp16 = fp16 if host_data is None else fp16_twin(host_data)
+    return OnnxGraph(data, data if host_data is None else host_data, simplified, fp16, host_fp16)

@@ -60,9 +60,10 @@ class ExportParity(object):
     ``threshold``), the export report (a ParityReport, the hard gate), the preprocessing agreement (a dict) and the
     fold's error (a dict per fold)."""
 
-    def __init__(self, inputs, expected, threshold, report, preprocessing, fold_error, images):
+    def __init__(self, inputs, expected, threshold, report, preprocessing, fold_error, images, fp16=None):
         self.inputs, self.expected, self.threshold = inputs, expected, threshold
         self.report, self.preprocessing, self.fold_error, self.images = report, preprocessing, fold_error, images
+        self.fp16 = fp16  # the FP16 graph under ONNX Runtime against the original: the host's fp16 proxy
 
     @property
     def ok(self):
@@ -70,7 +71,8 @@ class ExportParity(object):
 
     def to_dict(self):
         return {"export": self.report.to_dict(), "preprocessing": self.preprocessing,
-                "fold_relative_error": self.fold_error, "images": self.images}
+                "fold_relative_error": self.fold_error, "images": self.images,
+                "fp16_graph": None if self.fp16 is None else self.fp16.to_dict()}
 
     def lines(self, layout):
         """The report as printed by export and saved as parity/report.txt."""
@@ -84,7 +86,15 @@ class ExportParity(object):
             "{} norm-rel {:.2e} max-rel {:.2e} (fp32 noise floor {:.2e})".format(
                 o, v[o]["norm_rel"], v[o]["max_rel"], v[o]["noise_max_rel"]) for o in ("boxes", "scores"))
             for k, v in sorted(self.fold_error.items())]
-        return [table, pre_line] + fold_lines
+        lines = [table, pre_line] + fold_lines
+        if self.fp16 is not None:
+            r = self.fp16
+            lines.append("fp16 graph (TensorRT 11's FP16 source) under ONNX Runtime vs the original: {}; {} matched, "
+                         "{} missing, {} extra ({}; fp16 tolerances)".format(
+                             ", ".join("{} max {:.3g}".format(k, v["max_abs"]) for k, v in sorted(r.raw.items())
+                                       if k not in ("top_class", "num_detections")),
+                             r.matched, r.missing, r.extra, "PASS" if r.ok else "FAIL"))
+        return lines
 
 
 def check_export(model, graph, meta, images):
@@ -106,13 +116,18 @@ def check_export(model, graph, meta, images):
             tolerances=None if exact else {"boxes": float("inf"), "scores": float("inf"), "top_score": float("inf")},
             detection_iou=None if exact else 0.5, min_fraction=None if exact else 0.0)
         pre = preprocessing_parity(model, runner, meta, images, batch)
+    fp16 = None
+    if graph.host_fp16_data is not None:
+        with OnnxRuntimeRunner(graph.host_fp16_data) as runner16:
+            fp16 = compare_outputs(expected, run_backend(runner16, inputs, batch), w, h, "fp16", meta.settings,
+                                   threshold)
     errors = {"exact": fold_error(reference, build_deploy_model(model, meta.model, "exact", meta.color_format),
                                   meta, small, BundleMeta(meta.model, meta.color_format, "exact").offsets)}
     if meta.fold == "mean_into_bias":
         errors["mean_into_bias"] = fold_error(
             reference, build_deploy_model(model, meta.model, "mean_into_bias", meta.color_format), meta, small,
             [0.0, 0.0, 0.0])
-    return ExportParity(inputs.astype(np.float32), expected, threshold, report, pre, errors, len(images))
+    return ExportParity(inputs.astype(np.float32), expected, threshold, report, pre, errors, len(images), fp16)
 
 
 @torch.no_grad()

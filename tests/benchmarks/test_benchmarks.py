@@ -1,5 +1,6 @@
 import argparse
 import json
+import os
 import shutil
 
 import numpy as np
@@ -68,18 +69,23 @@ def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
     from tests.device.trt_double import FakeCuda, make_tensorrt
     bundle = str(tmp_path / "b")
     shutil.copytree(small_bundle[0], bundle)
-    cuda = FakeCuda()
-    trt = make_tensorrt("8.2", cuda=cuda)
+    cuda = FakeCuda("nano")
+    trt = make_tensorrt("8.2", "nano", cuda=cuda)
     be.main(argparse.Namespace(target=bundle, precision=None, batch=None, workspace=256, timing_cache=None,
                                dla_core=None, gpu_id=0, calib_images=None, calib_batches=1, force=False,
-                               verbose=False), trt=trt)
+                               verbose=False), trt=trt, cuda=cuda)
     out = str(tmp_path / "trt.json")
-    trt_fps.main(argparse.Namespace(bundle=bundle, engine=None, batch_sizes=None, warmup=1, iterations=3, json=out),
-                 trt=trt, cuda=cuda)
+    args = argparse.Namespace(bundle=bundle, engine=None, batch_sizes=None, warmup=1, iterations=3, json=out)
+    trt_fps.main(args, trt=trt, cuda=cuda)
     data = json.load(open(out))
     row = data["results"][0]
     assert row["batch_size"] == 1 and row["end_to_end"]["iterations"] == 3 and row["precision"] == "fp16"
     assert data["board"]
+    # an engine without its build record is not measured: its origin is unknown
+    os.unlink(os.path.join(bundle, "model.onnx_b1_gpu0_fp16.engine.json"))
+    from edgeexport.device.errors import InputFileError
+    with pytest.raises(InputFileError, match="no build record"):
+        trt_fps.main(args, trt=trt, cuda=cuda)
 
 
 def test_parser_fps_reports_both_layouts(tmp_path):

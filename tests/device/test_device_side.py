@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from ..conftest import REPO
+from .jetson_process import BLOCKER, hide_checkout, run_in_bundle
 
 PACKAGE = os.path.join(REPO, "edgeexport")
 DEVICE_FILES = sorted(glob.glob(os.path.join(PACKAGE, "*.py")) +
@@ -96,18 +97,6 @@ def test_no_numpy_api_newer_than_jetpack_4_6(path):
     assert not [api for api in NUMPY_AFTER_1_13 if api in code], path
 
 
-BLOCKER = r'''
-import sys
-HOST = ("torch", "torchvision", "onnx", "onnxruntime", "onnxsim")
-class Block(object):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in HOST:
-            raise ImportError("blocked on the device: " + name)
-        return None
-sys.meta_path.insert(0, Block())
-'''
-
-
 def test_device_modules_import_without_torch_or_onnx():
     mods = [_module_name(f) for f in DEVICE_FILES] + ["benchmarks.trt_fps", "benchmarks.stats"]
     code = BLOCKER + "import importlib\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')\n"
@@ -115,24 +104,6 @@ def test_device_modules_import_without_torch_or_onnx():
                        stderr=subprocess.STDOUT, universal_newlines=True, timeout=120,
                        env=dict(os.environ, PYTHONPATH=REPO))
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout
-
-
-def _with_site(code):
-    # -S keeps the editable install's .pth (which points at the checkout) out; site-packages come back by hand,
-    # without their .pth files, so numpy is importable and the development edgeexport is not.
-    return "import site, sys\nfor p in site.getsitepackages():\n    sys.path.append(p)\n" + code
-
-
-def run_in_bundle(bundle, args, extra_path=(), env=None):
-    """``python -m ...`` from inside the bundle folder, with only the bundle's own edgeexport importable and
-    torch/onnx blocked: the Jetson's situation. ``extra_path``: folders put first on sys.path (a tensorrt double)."""
-    code = _with_site(BLOCKER + "sys.path[:0] = ['.'] + {!r}\nimport runpy\nsys.argv = {!r}\n"
-                      "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n".format(
-                          list(extra_path), list(args)))
-    run_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run_env.update(env or {})
-    return subprocess.run([sys.executable, "-S", "-c", code], cwd=bundle, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300, env=run_env)
 
 
 def test_bundle_device_commands_run_from_the_bundle_alone(small_bundle):
@@ -150,7 +121,7 @@ def test_bundle_device_commands_run_from_the_bundle_alone(small_bundle):
 def test_the_bundle_imports_its_own_copy(small_bundle):
     bundle = small_bundle[0]
     code = BLOCKER + "import edgeexport, edgeexport.device.parity\nprint(edgeexport.device.parity.__file__)\n"
-    r = subprocess.run([sys.executable, "-S", "-c", _with_site("sys.path.insert(0, '.')\n" + code)], cwd=bundle,
+    r = subprocess.run([sys.executable, "-c", hide_checkout("sys.path.insert(0, os.getcwd())\n" + code)], cwd=bundle,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
                        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert r.returncode == 0, r.stderr

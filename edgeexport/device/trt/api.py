@@ -1,43 +1,136 @@
-"""A thin adapter over TensorRT's Python API, chosen by feature detection (not version strings):
+"""A thin adapter over TensorRT's Python API for the generations a device meets, chosen by feature, not by name:
 
-- 8.2 (Jetson Nano, JetPack 4.6): explicit-batch network flag, ``config.max_workspace_size``,
-  ``build_serialized_network`` / ``build_engine``, the bindings API, ``execute_async_v2``;
-- 8.5 ... 10.x: ``config.set_memory_pool_limit(MemoryPoolType.WORKSPACE, n)``, named I/O tensors,
-  ``context.set_input_shape``, ``set_tensor_address`` + ``execute_async_v3``. 10.x removed the bindings API,
-  ``build_engine`` and ``execute_async_v2``.
+- 8.2 (JetPack 4.6, Jetson Nano): explicit-batch network flag, ``config.max_workspace_size``, the bindings API,
+  ``context.set_binding_shape``, ``execute_async_v2`` (NVIDIA/TensorRT tag 8.2.1, python/src/infer/pyCore.cpp);
+- 8.5 ... 10.x: ``set_memory_pool_limit``, named I/O tensors, ``set_input_shape``, ``set_tensor_address`` +
+  ``execute_async_v3`` (tag v8.6.1 has both APIs; v10.0.0 removed the bindings API, ``build_engine`` and
+  ``execute_async_v2``);
+- 11.x: strongly typed only. ``BuilderFlag`` has no FP16/INT8/OBEY_PRECISION_CONSTRAINTS, there is no
+  ``int8_calibrator``, no ``platform_has_fast_fp16/int8`` and no EXPLICIT_BATCH flag (tag v11.1,
+  python/src/infer/pyCore.cpp lines 1599-1623 and 1771-1779; NVIDIA, "Migrating from TensorRT 10.x to 11.x",
+  "Removed Python APIs and Replacements"): an FP16 engine comes from an FP16 ONNX.
 
-Every function takes the ``tensorrt`` module as ``trt`` so the tests can pass a double of either generation.
-Device-side (Python 3.6).
+Facts of behaviour, with their sources, are cited where the code depends on them. Every function takes the
+``tensorrt`` module as ``trt`` so that tests can pass a double of any generation. Device-side (Python 3.6).
 """
+import sys
+
 import numpy as np
 
-from ..errors import EngineBuildError
+from ..errors import EngineBuildError, InferenceError, InputFileError
 
 _DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.int8, "BOOL": np.bool_,
            "INT64": np.int64, "UINT8": np.uint8}
+# The ONNX node export names the EfficientNMS_TRT node; onnx-tensorrt names the plugin layer after its node
+# (onnx-tensorrt 8.2-GA builtin_op_importers.cpp FallbackPluginImporter -> ImporterContext::registerLayer).
+NMS_LAYER_NAME = "efficient_nms"
+
+# One logger and one plugin registration per process: TensorRT keeps a single logger pointer ("The logger passed
+# into createInferRuntime differs from one already provided ... TensorRT maintains only a single logger pointer",
+# NVIDIA/TensorRT issue #1475), and initLibNvInferPlugins registers the creators once.
+_PROCESS = {"logger": None, "plugins": None}
 
 
-def uses_named_tensors(engine):
-    return hasattr(engine, "num_io_tensors")
+def version(trt):
+    """(major, minor, patch) of the running TensorRT, from ``trt.__version__`` ("8.2.1.8" -> (8, 2, 1))."""
+    parts = []
+    for p in str(getattr(trt, "__version__", "0")).split(".")[:3]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple((parts + [0, 0, 0])[:3])
+
+
+def strongly_typed(trt):
+    """True where weak typing is gone (TensorRT 11.x): precision comes from the ONNX, not from builder flags."""
+    return not hasattr(getattr(trt, "BuilderFlag", None), "FP16")
+
+
+def get_logger(trt, verbose=False):
+    """The process's one TensorRT logger: prints TensorRT's messages to stderr at or above its severity and keeps
+    the errors, so that a failed build can be explained (out of memory is not "try a larger workspace")."""
+    logger = _PROCESS["logger"]
+    if logger is None:
+        class RecordingLogger(trt.ILogger):  # subclassable since 8.2 (tag 8.2.1 pyCore.cpp: PyLogger, "log")
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.min_severity = trt.ILogger.WARNING
+                self.errors = []
+
+            def log(self, severity, msg):
+                if severity <= trt.ILogger.ERROR:
+                    self.errors = (self.errors + [str(msg)])[-50:]
+                if severity <= self.min_severity:
+                    sys.stderr.write("[TensorRT] {}\n".format(msg))
+
+        logger = _PROCESS["logger"] = RecordingLogger()
+    if verbose:
+        logger.min_severity = trt.ILogger.VERBOSE
+    return logger
+
+
+def init_plugins(trt, logger):
+    """Register TensorRT's standard plugins (EfficientNMS_TRT) once per process, before parsing and before
+    deserialising: onnx-tensorrt stopped doing it itself in 10.0 (8.2-GA ModelImporter.cpp:601-602 calls
+    initLibNvInferPlugins; 10.0-GA does not, and a plugin node then fails with "Plugin not found"), and an engine
+    holding a plugin does not deserialise without it (NVIDIA's samples call trt.init_libnvinfer_plugins before
+    building and before loading: samples/python/efficientdet/build_engine.py:124 and infer.py:43 at tag 8.2.1)."""
+    if _PROCESS["plugins"] is None:
+        _PROCESS["plugins"] = bool(trt.init_libnvinfer_plugins(logger, ""))
+        if not _PROCESS["plugins"]:
+            sys.stderr.write("[edgeexport] warning: trt.init_libnvinfer_plugins returned False: EfficientNMS_TRT "
+                             "may be missing (is libnvinfer_plugin installed?)\n")
+    return _PROCESS["plugins"]
 
 
 def network_flags(trt):
-    """1 << EXPLICIT_BATCH where the flag exists (8.x; deprecated and implied in 10.x)."""
+    """1 << EXPLICIT_BATCH where the flag exists (8.x; accepted and ignored by 10.x; gone in 11.x)."""
     flag = getattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "EXPLICIT_BATCH", None)
     return 0 if flag is None else 1 << int(flag)
 
 
 def set_workspace(trt, config, nbytes):
     if hasattr(config, "set_memory_pool_limit") and hasattr(trt, "MemoryPoolType"):
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(nbytes))
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(nbytes))  # 8.4+
     else:
-        config.max_workspace_size = int(nbytes)
+        config.max_workspace_size = int(nbytes)  # 8.2
 
 
 def has_fast(builder, precision):
-    """Whether the GPU has a fast path for ``precision``; True where TensorRT no longer says (10.x)."""
+    """Whether the GPU has a fast path for ``precision``; True where TensorRT no longer says (11.x)."""
     attr = {"fp16": "platform_has_fast_fp16", "int8": "platform_has_fast_int8"}.get(precision)
     return True if attr is None else bool(getattr(builder, attr, True))
+
+
+def set_precision(trt, config, precision, calibrator=None):
+    """Weak typing (8.x - 10.x): FP16 and INT8 are builder flags; INT8 keeps FP16 for layers INT8 cannot take."""
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = calibrator
+
+
+def plugin_layers(trt, network, name=NMS_LAYER_NAME):
+    """The network's plugin layers whose name starts with ``name`` (the EfficientNMS_TRT node's layer)."""
+    kinds = [getattr(trt.LayerType, k) for k in ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3") if hasattr(trt.LayerType, k)]
+    out = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type in kinds and str(layer.name).startswith(name):
+            out.append(layer)
+    return out
+
+
+def constrain_to_fp32(trt, config, layers):
+    """Run ``layers`` in FP32 inside an FP16 build: layer precision and FP32 float outputs, and the flag that makes
+    the builder obey them (8.2: BuilderFlag.OBEY_PRECISION_CONSTRAINTS, tag 8.2.1 pyCore.cpp:714; ILayer.precision
+    and set_output_type, pyGraph.cpp:310-316)."""
+    for layer in layers:
+        layer.precision = trt.float32
+        for i in range(layer.num_outputs):
+            if layer.get_output(i).dtype in (trt.float32, trt.float16):
+                layer.set_output_type(i, trt.float32)
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
 
 
 def build_serialized(builder, network, config):
@@ -47,6 +140,21 @@ def build_serialized(builder, network, config):
         return None if plan is None else bytes(plan)
     engine = builder.build_engine(network, config)
     return None if engine is None else bytes(engine.serialize())
+
+
+def deserialize(trt, runtime, plan, where):
+    """The engine in ``plan`` (bytes), or one InputFileError naming every reason TensorRT returns None for."""
+    engine = runtime.deserialize_cuda_engine(plan)
+    if engine is None:
+        raise InputFileError(
+            "TensorRT {} cannot deserialise {}: it was built by another TensorRT version or for another GPU, its "
+            "plugins (EfficientNMS_TRT) are not registered, or the file is damaged; rebuild it here with "
+            "python3 -m edgeexport.build_engine".format(getattr(trt, "__version__", "?"), where))
+    return engine
+
+
+def uses_named_tensors(engine):
+    return hasattr(engine, "num_io_tensors")
 
 
 def dtype_name(dt):
@@ -87,10 +195,16 @@ def max_input_shape(trt, engine, name):
 
 
 def set_input_shape(engine, context, name, shape):
+    """Both APIs return False for a shape the engine's profile does not take (tensorrt-stubs 10.13:
+    ``set_input_shape(...) -> bool``; 8.2's ``set_binding_shape`` binds ``setBindingDimensions``, which returns
+    bool): that is an inference error, not something to run past."""
     if uses_named_tensors(engine):
-        context.set_input_shape(name, tuple(shape))
+        ok = context.set_input_shape(name, tuple(shape))
     else:
-        context.set_binding_shape(engine.get_binding_index(name), tuple(shape))
+        ok = context.set_binding_shape(engine.get_binding_index(name), tuple(shape))
+    if not ok:
+        raise InferenceError("TensorRT refused input {!r} of shape {} (outside the engine's optimisation profile); "
+                             "feed the batch the engine was built for".format(name, list(shape)))
 
 
 def output_shape(engine, context, name):
@@ -100,16 +214,19 @@ def output_shape(engine, context, name):
 
 
 def execute(engine, context, pointers, stream_handle):
-    """Run one inference; ``pointers``: {tensor name: device pointer}."""
+    """Run one inference; ``pointers``: {tensor name: device pointer}. ``set_tensor_address`` and both execute
+    calls return bool (tensorrt-stubs 10.13; tag 8.2.1 pyCore.cpp execute_async_v2 lambda)."""
     if hasattr(context, "execute_async_v3"):
         for name, ptr in pointers.items():
-            context.set_tensor_address(name, int(ptr))
+            if not context.set_tensor_address(name, int(ptr)):
+                raise InferenceError("TensorRT refused the address of tensor {!r}".format(name))
         ok = context.execute_async_v3(stream_handle)
     else:
         bindings = [int(pointers[engine.get_binding_name(i)]) for i in range(engine.num_bindings)]
         ok = context.execute_async_v2(bindings, stream_handle)
     if not ok:
-        raise EngineBuildError("TensorRT reported a failed inference (execute returned false)")
+        raise InferenceError("TensorRT reported a failed inference (execute returned false; its log above says "
+                             "why)")
 
 
 def parse_onnx(trt, network, logger, onnx_bytes):
@@ -121,6 +238,6 @@ def parse_onnx(trt, network, logger, onnx_bytes):
     for i in range(parser.num_errors):
         e = parser.get_error(i)
         node = e.node() if hasattr(e, "node") else -1
-        errors.append("  [{}] node {}: {}".format(i, node, e.desc() if hasattr(e, "desc") else e))
-    raise EngineBuildError("TensorRT's ONNX parser rejected the model ({} error(s)):\n{}".format(
-        len(errors), "\n".join(errors) or "  (no error text)"))
+        errors.append("[{}] node {}: {}".format(i, node, e.desc() if hasattr(e, "desc") else e))
+    raise EngineBuildError("TensorRT's ONNX parser rejected the model ({} error(s)): {}".format(
+        len(errors), "; ".join(errors) or "(no error text)"))
