@@ -1,7 +1,7 @@
 """NumPy reference of what happens after the network in DeepStream: the parser's candidate list and
 nvinfer's cluster-mode=2 (per-class NMS), plus the inverse of its stretch resize.
 
-Device-side (Python 3.6, numpy only). The C++ parser in jetson/ is tested against ``parse_boxes_scores``.
+Device-side (Python 3.6, numpy only). The C++ parser in edgeexport/device/parser/ is tested against ``parse_boxes_scores``.
 """
 import numpy as np
 

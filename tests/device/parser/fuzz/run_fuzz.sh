@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer run of the parser under AddressSanitizer + UndefinedBehaviorSanitizer.
-#   bash jetson/parser/fuzz/run_fuzz.sh [SECONDS]      (default 60; needs clang: apt-get install clang)
+#   bash tests/device/parser/fuzz/run_fuzz.sh [SECONDS]      (default 60; needs clang: apt-get install clang)
 # Prints the executions and findings; exits non-zero on a finding.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
