@@ -121,6 +121,10 @@ def main(args, trt=None, cuda=None):
     folder, meta = resolve_target(args.target)
     precision = args.precision or meta.precision
     batch = int(args.batch or meta.batch_size)
+    if args.dla_core is not None and precision == "fp32":
+        # nvinfer builds FP32-on-DLA as FP16 with a warning (nvdsinfer_model_builder.cpp:1063-1067 @6.0.1) but
+        # keeps "fp32" in the engine's name; DLA runs FP16 and INT8 only
+        raise UsageError("DLA runs FP16 or INT8 only: build --fp16 or --int8 with --dla-core, or --fp32 without it")
     if not meta.dynamic_batch and batch != meta.batch_size:
         raise UsageError("the ONNX has a static batch of {}, got --batch {}: re-export with --batch-size {} or "
                          "--dynamic-batch".format(meta.batch_size, batch, batch))
@@ -148,7 +152,7 @@ def main(args, trt=None, cuda=None):
         print("engine up to date: {} (built from this {} by TensorRT {} for {}; --force rebuilds)".format(
             engine_path, onnx_file, trt.__version__, gpu["name"]))
         write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file,
-                           EngineRecord.load(engine_path)["workspace_mib"])
+                           EngineRecord.load(engine_path)["workspace_mib"], args.dla_core)
         return 0
     if reasons and os.path.exists(engine_path):
         print("rebuilding {}: {}".format(engine_name, "; ".join(reasons)))
@@ -188,7 +192,7 @@ def main(args, trt=None, cuda=None):
         data = builder.timing_cache_bytes()
         if data:
             atomic_write_bytes(args.timing_cache, data)
-    write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file, workspace_mib)
+    write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file, workspace_mib, args.dla_core)
     print("engine: {} ({:.1f} MB, built in {:.0f} s); infer_config.txt points at it".format(
         engine_path, len(plan) / 1e6, builder.build_seconds))
     print("next: python3 -m edgeexport.parity {} --backend tensorrt && deepstream-app -c {}".format(
@@ -226,10 +230,10 @@ def int8_calibrator(trt, args, meta, batch, calib_cache, cuda):
     return make_entropy_calibrator(trt, batcher, calib_cache, cuda, identity)
 
 
-def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, workspace_mib):
+def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, workspace_mib, dla_core=None):
     atomic_write_text(os.path.join(folder, "infer_config.txt"), infer_config_text(
         meta, precision, gpu_id, batch, "calibration.cache" if precision == "int8" else None, onnx_file,
-        workspace_mib))
+        workspace_mib, dla_core))
 
 
 def cli(argv=None):

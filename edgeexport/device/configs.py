@@ -70,10 +70,12 @@ def _render(groups):
 
 
 def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_calib_file=None, onnx_file=None,
-                      workspace_mib=None):
+                      workspace_mib=None, dla_core=None):
     """infer_config.txt for nvinfer, derived from ``meta`` (a BundleMeta, its detection settings included).
     ``onnx_file``: the graph the engine was built from (the FP16 twin on TensorRT 11); ``workspace_mib``: what
-    build_engine used, so that nvinfer, should it ever build the engine itself, uses the same."""
+    build_engine used, so that nvinfer, should it ever build the engine itself, uses the same; ``dla_core``: the
+    DLA core the engine was built for (nvinfer then names it ``_dla<N>_`` and must be told to use that core, or it
+    looks for a ``_gpu<id>_`` engine and builds one: nvdsinfer_model_builder.cpp:712-719 @6.0.1)."""
     if not isinstance(meta, BundleMeta):
         raise TypeError("meta must be a BundleMeta, got {}".format(type(meta).__name__))
     settings = meta.settings
@@ -87,7 +89,7 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
         ("offsets", ";".join(_fmt(o) for o in meta.offsets)),
         ("model-color-format", ["rgb", "bgr"].index(meta.color_format)),
         ("onnx-file", onnx_file),
-        ("model-engine-file", engine_file_name(onnx_file, batch, precision, gpu_id)),
+        ("model-engine-file", engine_file_name(onnx_file, batch, precision, gpu_id, dla_core)),
         ("labelfile-path", "labels.txt"),
         ("batch-size", batch),
         ("network-mode", network_mode(precision)),
@@ -104,6 +106,8 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
         ("custom-lib-path", PARSER_LIBRARY),
         ("cluster-mode", 4 if meta.layout == "efficient_nms" else 2),
     ]
+    if dla_core is not None:
+        prop += [("enable-dla", 1), ("use-dla-core", int(dla_core))]
     if precision == "int8":
         prop.append(("int8-calib-file", int8_calib_file or "calibration.cache"))
     if workspace_mib:

@@ -13,6 +13,7 @@ import json
 import os
 
 from .errors import BundleFormatError, InputFileError
+from .postprocess import NMS_CANDIDATE_CAP
 
 ARCHS = ("ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_small")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -165,7 +166,8 @@ class BundleMeta(object):
 
     def __init__(self, model, color_format="rgb", fold="exact", layout="boxes_scores", opset=13, batch_size=1,
                  dynamic_batch=False, num_anchors=0, onnx_file="model.onnx", onnx_sha256="", precision="fp16",
-                 settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256=""):
+                 settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256="",
+                 max_output_boxes=None):
         if not isinstance(model, ModelMeta):
             raise TypeError("model must be a ModelMeta, got {}".format(type(model).__name__))
         self.model = model
@@ -190,6 +192,15 @@ class BundleMeta(object):
             raise TypeError("settings must be DetectionSettings, got {}".format(type(self.settings).__name__))
         self.written_by = str(written_by)
         self.extra = dict(extra or {})
+        # EfficientNMS_TRT keeps max_output_boxes per image, across classes; nvinfer's topk is per class and it
+        # applies it in cluster-mode 4 as well (nvdsinfer_context_impl_output_parsing.cpp:451-461 @6.0.1). Any
+        # per-image cut would drop a class's boxes that nvinfer's per-class topk keeps, so the plugin keeps as many
+        # rows as it can select at all (its candidate cap, or every anchor x class when fewer): nvinfer's topk
+        # decides, and both layouts keep the same boxes for the same --topk.
+        if max_output_boxes is None:
+            every = self.num_anchors * self.model.num_classes
+            max_output_boxes = min(every, NMS_CANDIDATE_CAP) if every else self.settings.topk
+        self.max_output_boxes = int(max_output_boxes)
 
     def graph_sha256(self, onnx_file):
         """The sha256 export recorded for one of the bundle's graphs (model.onnx or its FP16 twin), or None."""
@@ -199,8 +210,8 @@ class BundleMeta(object):
     # --- values nvinfer needs, all derived -------------------------------------------------------------
     @property
     def max_detections(self):
-        """Rows of the EfficientNMS_TRT outputs: its ``max_output_boxes`` is the topk of the settings."""
-        return self.settings.topk
+        """Rows of the EfficientNMS_TRT outputs (its ``max_output_boxes``)."""
+        return self.max_output_boxes
 
     @property
     def channel_order(self):
@@ -258,6 +269,7 @@ class BundleMeta(object):
                 "num_anchors": self.num_anchors, "onnx_file": self.onnx_file, "onnx_sha256": self.onnx_sha256,
                 "onnx_fp16_file": self.onnx_fp16_file, "onnx_fp16_sha256": self.onnx_fp16_sha256,
                 "precision": self.precision, "settings": self.settings.to_dict(),
+                "max_output_boxes": self.max_output_boxes,
                 # Derived, written out so a reader without this module sees the whole contract.
                 "offsets": self.offsets, "net_scale_factor": self.net_scale_factor,
                 "input": {"name": self.input_name, "shape": self.input_shape, "dtype": "float32"},
@@ -290,7 +302,10 @@ class BundleMeta(object):
                        dep["opset"], dep["batch_size"], dep["dynamic_batch"], dep["num_anchors"], dep["onnx_file"],
                        dep["onnx_sha256"], dep.get("precision", "fp16"), DetectionSettings.from_dict(settings),
                        d.get("written_by", ""), d.get("extra"), dep.get("onnx_fp16_file", ""),
-                       dep.get("onnx_fp16_sha256", ""))
+                       dep.get("onnx_fp16_sha256", ""),
+                       # earlier bundles: the plugin kept topk rows (format 1 named them max_detections)
+                       dep.get("max_output_boxes", dep.get("max_detections", DetectionSettings.from_dict(
+                           settings).topk)))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise InputFileError("{} is not an edgeexport bundle description ({}: {}); re-export the bundle with "
                                  "export.py".format(where, type(e).__name__, e))

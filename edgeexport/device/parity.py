@@ -79,7 +79,8 @@ def check_bundle(bundle, runner, precision="fp32", threshold=None):
     # The plugin's candidate cap is the running GPU's on TensorRT; the reference uses the same.
     cap = getattr(runner, "nms_candidate_cap", NMS_CANDIDATE_CAP)
     if meta.layout == "efficient_nms" and "scores" in got:  # what TensorRT's EfficientNMS_TRT node would output
-        got = to_efficient_nms(got, settings.pre_cluster_threshold, settings.nms_iou_threshold, settings.topk, cap)
+        got = to_efficient_nms(got, settings.pre_cluster_threshold, settings.nms_iou_threshold, meta.max_output_boxes,
+                               cap)
     h, w = meta.model.input_size
     return compare_outputs(fixtures.expected, got, w, h, precision, settings, threshold, nms_candidate_cap=cap)
 

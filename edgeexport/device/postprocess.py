@@ -1,5 +1,5 @@
-"""NumPy reference of what happens after the network in DeepStream: the parser's candidate list and
-nvinfer's cluster-mode=2 (per-class NMS), plus the inverse of its stretch resize.
+"""NumPy reference of what happens after the network in DeepStream: the parser's candidate list, nvinfer's
+clustering (cluster-mode 2 and 4, per-class attributes), and its mapping of boxes back into the frame.
 
 Device-side (Python 3.6, numpy only). The C++ parser in edgeexport/device/parser/ is tested against ``parse_boxes_scores``.
 """
@@ -123,48 +123,128 @@ def iou_matrix(a, b):
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def nms_cluster(dets, pre_thresholds, iou_threshold, topk=-1, post_threshold=0.0, net_w=None, net_h=None):
-    """nvinfer's cluster-mode=2 on a parser's candidates: drop scores below the class's pre-cluster threshold,
-    then per class: stable sort by score, greedy NMS (suppress IoU > threshold), keep score > post threshold,
-    keep the top ``topk`` (all when topk <= 0). Boxes are first clipped to the network input as nvinfer does.
-    Returns Detections ordered by class, then score.
-    """
-    boxes = dets.boxes.copy()
-    if net_w is not None:
-        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, net_w)
-        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, net_h)
-    out_b, out_s, out_c = [], [], []
-    for c in np.unique(dets.classes):
-        pre = pre_thresholds[min(int(c), len(pre_thresholds) - 1)]
-        idx = np.nonzero((dets.classes == c) & (dets.scores >= pre))[0]
+class ClassAttrs(object):
+    """One class's ``[class-attrs-*]`` values as nvinfer holds them, with gst-nvinfer's defaults
+    (gstnvinfer_property_parser.h:20-27 @6.0.1: pre-cluster 0.2, post-cluster 0.0, NMS IoU 0.3, topk -1 = all)
+    and its detection filters (0 = off), which apply in frame pixels when the objects are attached."""
+
+    KEYS = {"pre-cluster-threshold": "pre", "post-cluster-threshold": "post", "nms-iou-threshold": "iou",
+            "topk": "topk", "detected-min-w": "min_w", "detected-min-h": "min_h", "detected-max-w": "max_w",
+            "detected-max-h": "max_h", "roi-top-offset": "roi_top", "roi-bottom-offset": "roi_bottom"}
+    INTEGER_KEYS = ("topk", "detected-min-w", "detected-min-h", "detected-max-w", "detected-max-h",
+                    "roi-top-offset", "roi-bottom-offset")
+
+    def __init__(self, pre=0.2, post=0.0, iou=0.3, topk=-1, min_w=0, min_h=0, max_w=0, max_h=0, roi_top=0,
+                 roi_bottom=0):
+        # nvinfer keeps thresholds and confidences as float: compare in float32 as it does
+        self.pre, self.post, self.iou = np.float32(pre), np.float32(post), float(iou)
+        self.topk = int(topk)
+        self.min_w, self.min_h, self.max_w, self.max_h = int(min_w), int(min_h), int(max_w), int(max_h)
+        self.roi_top, self.roi_bottom = int(roi_top), int(roi_bottom)
+
+    @classmethod
+    def from_settings(cls, settings):
+        """What export's ``[class-attrs-all]`` says (a DetectionSettings)."""
+        return cls(settings.pre_cluster_threshold, settings.post_cluster_threshold, settings.nms_iou_threshold,
+                   settings.topk)
+
+    def copy(self):
+        other = ClassAttrs.__new__(ClassAttrs)
+        other.__dict__.update(self.__dict__)
+        return other
+
+
+CLUSTER_NMS, CLUSTER_NONE = 2, 4  # nvinfer's cluster-mode values (NvDsInferClusterMode)
+
+
+def _top_k(order, scores, topk):
+    """nvinfer's filterTopKOutputs: stable sort by confidence (descending), keep the first topk; topk < 0 keeps all,
+    topk = 0 keeps none (nvdsinfer_context_impl_output_parsing.cpp:175-187 @6.0.1)."""
+    order = order[np.argsort(-scores[order], kind="mergesort")]  # mergesort is stable (numpy 1.13 has no "stable")
+    return order if topk < 0 else order[:topk]
+
+
+def cluster(dets, attrs, cluster_mode=CLUSTER_NMS):
+    """nvinfer's post-processing of a custom parser's candidates (network pixels), class attributes per class
+    (``attrs[c]``, one ClassAttrs per num-detected-classes). Source: DeepStream 6.0.1
+    sources/libs/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp, the same in 6.3:
+
+    - preClusteringThreshold (:154-169), in every mode: drop classes >= num-detected-classes and confidences below
+      the class's pre-cluster threshold;
+    - cluster-mode 2, clusterAndFillDetectionOutputNMS (:236-275): per class in class order, stable sort by
+      confidence, greedy NMS keeping a box whose IoU with every kept one is <= the class's nms-iou-threshold, keep
+      confidence > post-cluster threshold, then the class's topk;
+    - cluster-mode 4, fillUnclusteredOutput (:451-482): per class in class order, the class's topk, nothing else.
+
+    No clipping: nvinfer clips only in its own DetectNet parser (:119-135), never a custom parser's boxes.
+    Returns Detections ordered by class, then as kept."""
+    num_classes = len(attrs)
+    scores = dets.scores.astype(np.float32)
+    pre = np.asarray([a.pre for a in attrs], np.float32)
+    valid = (dets.classes >= 0) & (dets.classes < num_classes)
+    cls = np.where(valid, dets.classes, 0)
+    keep = valid & ~(scores < pre[cls])
+    kept = []
+    for c in range(num_classes):
+        a = attrs[c]
+        idx = np.nonzero(keep & (dets.classes == c))[0]
         if not len(idx):
             continue
-        # mergesort is stable; kind="stable" needs numpy 1.15 and JetPack 4.6 has 1.13
-        idx = idx[np.argsort(-dets.scores[idx], kind="mergesort")]
-        ious = iou_matrix(boxes[idx], boxes[idx])
-        suppressed = np.zeros(len(idx), bool)
-        kept = []
-        for i in range(len(idx)):
-            if suppressed[i]:
-                continue
-            kept.append(i)
-            suppressed |= ious[i] > iou_threshold
-        kept = [i for i in kept if dets.scores[idx[i]] > post_threshold]
-        if topk is not None and topk > 0:
-            kept = kept[:topk]
-        sel = idx[kept]
-        out_b.append(boxes[sel])
-        out_s.append(dets.scores[sel])
-        out_c.append(dets.classes[sel])
-    if not out_b:
-        return Detections(np.zeros((0, 4)), [], [])
-    return Detections(np.concatenate(out_b), np.concatenate(out_s), np.concatenate(out_c))
+        if cluster_mode == CLUSTER_NMS:
+            idx = idx[np.argsort(-scores[idx], kind="mergesort")]
+            ious = iou_matrix(dets.boxes[idx], dets.boxes[idx])
+            suppressed = np.zeros(len(idx), bool)
+            chosen = []
+            for i in range(len(idx)):  # kept iff no earlier kept box overlaps it by more than the threshold
+                if not suppressed[i]:
+                    chosen.append(i)
+                    suppressed |= ious[i] > a.iou
+            idx = idx[chosen]
+            idx = idx[scores[idx] > a.post]
+        kept.append(_top_k(idx, scores, a.topk))
+    sel = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    return Detections(dets.boxes[sel], dets.scores[sel], dets.classes[sel])
+
+
+class FrameScale(object):
+    """How nvinfer scaled one frame into the network input (gstnvinfer.cpp get_converted_buffer): the ratios
+    network/source and the padding offsets, plus the frame's height for the ROI filters."""
+
+    def __init__(self, ratio_x, ratio_y, offset_left=0, offset_top=0, frame_height=0):
+        self.ratio_x, self.ratio_y = float(ratio_x), float(ratio_y)
+        self.offset_left, self.offset_top = int(offset_left), int(offset_top)
+        self.frame_height = int(frame_height)
+
+    @classmethod
+    def stretch(cls, net_w, net_h, frame_w, frame_h):
+        """maintain-aspect-ratio=0: the frame, rounded down to even size as nvinfer crops it, stretched to the
+        network input."""
+        return cls(net_w / float(int(frame_w) & ~1), net_h / float(int(frame_h) & ~1), 0, 0, frame_h)
+
+
+def to_frame(dets, scale, attrs=None):
+    """nvinfer's attach_metadata_detector (gstnvinfer_meta_utils.cpp:58-82 @6.0.1): boxes from network pixels to
+    frame pixels, ``left = (left - offset_left) / ratio_x``, ``width /= ratio_x``, then the class's detection
+    filters in frame pixels (detected-min/max-w/h, roi-top/bottom-offset) when ``attrs`` is given."""
+    b = dets.boxes.astype(np.float64)
+    left = (b[:, 0] - scale.offset_left) / scale.ratio_x
+    top = (b[:, 1] - scale.offset_top) / scale.ratio_y
+    width = (b[:, 2] - b[:, 0]) / scale.ratio_x
+    height = (b[:, 3] - b[:, 1]) / scale.ratio_y
+    ok = np.ones(len(dets), bool)
+    if attrs is not None:
+        for i, c in enumerate(dets.classes):
+            a = attrs[int(c)]
+            ok[i] = not (width[i] < a.min_w or height[i] < a.min_h or (a.max_w > 0 and width[i] > a.max_w) or
+                         (a.max_h > 0 and height[i] > a.max_h) or top[i] < a.roi_top or
+                         top[i] + height[i] > scale.frame_height - a.roi_bottom)
+    boxes = np.stack([left, top, left + width, top + height], 1)[ok]
+    return Detections(boxes, dets.scores[ok], dets.classes[ok])
 
 
 def scale_to_frame(dets, net_w, net_h, frame_w, frame_h):
-    """Map boxes from network pixels to frame pixels, as nvinfer does for maintain-aspect-ratio=0 (a stretch)."""
-    s = np.asarray([frame_w / float(net_w), frame_h / float(net_h)] * 2, np.float32)
-    return Detections(dets.boxes * s, dets.scores, dets.classes)
+    """Boxes from network pixels to a frame stretched into the network (maintain-aspect-ratio=0, no filters)."""
+    return to_frame(dets, FrameScale.stretch(net_w, net_h, frame_w, frame_h))
 
 
 def to_top_class(outputs):
@@ -174,15 +254,18 @@ def to_top_class(outputs):
 
 
 def detect(outputs, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk=-1):
-    """Image ``i`` of a batch of graph outputs -> parser candidates -> nvinfer clustering, for either layout."""
+    """Image ``i`` of a batch of graph outputs -> parser candidates -> nvinfer clustering, for any layout (the
+    EfficientNMS_TRT layout runs in cluster-mode 4: the plugin has clustered, nvinfer applies only topk)."""
     thr = [pre_threshold] * num_classes
-    if "detection_boxes" in outputs:  # the plugin has clustered already (cluster-mode=4)
-        return parse_efficient_nms(outputs["num_detections"][i], outputs["detection_boxes"][i],
+    attrs = [ClassAttrs(pre_threshold, 0.0, iou_threshold, topk) for _ in range(num_classes)]
+    if "detection_boxes" in outputs:
+        cand = parse_efficient_nms(outputs["num_detections"][i], outputs["detection_boxes"][i],
                                    outputs["detection_scores"][i], outputs["detection_classes"][i], net_w, net_h,
                                    thr, num_classes)
+        return cluster(cand, attrs, CLUSTER_NONE)
     if "scores" in outputs:
         cand = parse_boxes_scores(outputs["boxes"][i], outputs["scores"][i], net_w, net_h, thr, num_classes)
     else:
         cand = parse_top_class(outputs["boxes"][i], outputs["top_score"][i], outputs["top_class"][i], net_w, net_h,
                                thr, num_classes)
-    return nms_cluster(cand, thr, iou_threshold, topk, net_w=net_w, net_h=net_h)
+    return cluster(cand, attrs, CLUSTER_NMS)

@@ -1,9 +1,10 @@
 """nvinfer on the host: one frame in, the detections DeepStream would attach to it out. A check before a Jetson.
 
-Reads infer_config.txt with GKeyFile; prepares each frame as nvinfer does (stretch with the configured
-scaling-filter, colour order, offsets, net-scale-factor); runs ONNX Runtime (TensorRT with --backend tensorrt);
-parses with the built C++ parser library (the .so DeepStream loads); clusters as cluster-mode=2 (pre-cluster
-threshold, per-class NMS, topk); maps boxes back to the frame as nvinfer does; draws and writes the video.
+Reads infer_config.txt as gst-nvinfer does (edgeexport.device.nvinfer_config); prepares each frame as nvinfer
+does (even crop, stretch or aspect-kept scaling with the configured scaling-filter, colour order, offsets,
+net-scale-factor); runs ONNX Runtime (TensorRT with --backend tensorrt); parses with the built C++ parser library
+(the .so DeepStream loads); clusters as nvinfer does (cluster-mode 2 or 4, attributes per class); maps boxes back
+to the frame and applies the per-class detection filters as nvinfer does; draws and writes the video.
 Host-side (numpy, OpenCV, ctypes; onnxruntime).
 """
 import hashlib
@@ -14,69 +15,10 @@ import numpy as np
 
 from ..device.configs import PARSER_SOURCES
 from ..device.errors import ConfigError, InputFileError
-from ..device.keyfile import KeyFile
+from ..device.nvinfer_config import NvInferConfig
 from ..device.parity import GRAPH_BEFORE_NMS
-from ..device.postprocess import efficient_nms_reference, nms_cluster, scale_to_frame
-from ..device.preprocess import nvinfer_preprocess
-
-class NvInferConfig(object):
-    """The subset of infer_config.txt the emulation honours, read through GLib's GKeyFile."""
-
-    def __init__(self, path):
-        self.path, self.folder = path, os.path.dirname(os.path.abspath(path))
-        kf = KeyFile(path)
-        g = "property"
-        dims = [int(v) for v in kf.string(g, "infer-dims").split(";")]
-        if len(dims) != 3:
-            raise ConfigError("{}: infer-dims must be C;H;W, got {}".format(path, dims))
-        self.net_c, self.net_h, self.net_w = dims
-        self.net_scale_factor = kf.double(g, "net-scale-factor")
-        self.offsets = kf.double_list(g, "offsets")
-        self.color_format = ["rgb", "bgr"][kf.integer(g, "model-color-format")]
-        self.scaling_filter = kf.integer(g, "scaling-filter") if "scaling-filter" in kf.keys(g) else 0
-        if "maintain-aspect-ratio" in kf.keys(g) and kf.integer(g, "maintain-aspect-ratio"):
-            raise ConfigError("{}: maintain-aspect-ratio=1 is not emulated (the bundle writes 0)".format(path))
-        self.onnx_file = os.path.join(self.folder, kf.string(g, "onnx-file"))
-        self.engine_file = os.path.join(self.folder, kf.string(g, "model-engine-file"))
-        self.labels_file = os.path.join(self.folder, kf.string(g, "labelfile-path"))
-        self.custom_lib = os.path.join(self.folder, kf.string(g, "custom-lib-path"))
-        self.parse_func = kf.string(g, "parse-bbox-func-name")
-        self.num_classes = kf.integer(g, "num-detected-classes")
-        self.output_names = kf.string_list(g, "output-blob-names")
-        self.batch_size = kf.integer(g, "batch-size")
-        self.cluster_mode = kf.integer(g, "cluster-mode")
-        if self.cluster_mode not in (2, 4):
-            raise ConfigError("{}: cluster-mode {} is not emulated (2 = NMS, 4 = none)".format(path, self.cluster_mode))
-        attrs = {"pre-cluster-threshold": 0.2, "post-cluster-threshold": 0.0, "nms-iou-threshold": 0.3, "topk": -1}
-        per_class = [dict(attrs) for _ in range(self.num_classes)]
-        for group in kf.groups():  # class-attrs-all first, then class-attrs-<id> overrides (nvinfer's order)
-            if group == "class-attrs-all":
-                targets = range(self.num_classes)
-            elif group.startswith("class-attrs-") and group[len("class-attrs-"):].isdigit():
-                targets = [int(group[len("class-attrs-"):])]
-            else:
-                continue
-            for key in kf.keys(group):
-                if key in attrs:
-                    value = kf.integer(group, key) if key == "topk" else kf.double(group, key)
-                    for c in targets:
-                        if c < self.num_classes:
-                            per_class[c][key] = value
-        self.class_attrs = per_class
-        try:
-            with open(self.labels_file) as f:
-                self.labels = [line.strip() for line in f if line.strip()]
-        except (IOError, OSError, UnicodeDecodeError) as e:
-            raise InputFileError("cannot read labelfile-path {} of {}: {}".format(
-                self.labels_file, path, getattr(e, "strerror", None) or e))
-        if len(self.labels) < self.num_classes:
-            raise ConfigError("{} lists {} labels, fewer than num-detected-classes={} in {}".format(
-                self.labels_file, len(self.labels), self.num_classes, path))
-
-    @property
-    def pre_thresholds(self):
-        return [a["pre-cluster-threshold"] for a in self.class_attrs]
-
+from ..device.postprocess import cluster, efficient_nms_reference, to_frame
+from ..device.preprocess import network_input_from_8bit, scale_frame
 
 def _parser_sources_hash(folder):
     h = hashlib.sha256()
@@ -160,9 +102,10 @@ class Emulator(object):
 
     def detect(self, frame_rgb):
         c = self.cfg
-        x = nvinfer_preprocess(frame_rgb, c.net_w, c.net_h, c.offsets, c.net_scale_factor, c.color_format,
-                               c.scaling_filter)
-        if c.batch_size > 1:  # a static-batch engine: nvinfer fills the batch; we pad with copies
+        small, scale = scale_frame(frame_rgb, c.net_w, c.net_h, c.scaling_filter, c.maintain_aspect_ratio,
+                                   c.symmetric_padding)
+        x = network_input_from_8bit(small, c.offsets, c.net_scale_factor, c.color_format)
+        if c.batch_size > 1:  # nvinfer fills the batch from other streams; one stream here: pad with copies
             x = np.repeat(x, c.batch_size, 0)
         t = time.perf_counter()
         out = self.runner.infer({"input": x})
@@ -175,14 +118,4 @@ class Emulator(object):
                                                "detection_classes"), nms)}
         frame_outputs = [(name, out[name][0]) for name in c.output_names]
         cand = self.parser.parse(self.layout, frame_outputs, c.net_w, c.net_h, c.pre_thresholds, c.num_classes)
-        if c.cluster_mode == 2:
-            # pre-cluster thresholds are per class; NMS IoU, topk and post-cluster threshold are taken from
-            # class 0 (export writes only [class-attrs-all]; per-class overrides of those three are not emulated)
-            iou = c.class_attrs[0]["nms-iou-threshold"]
-            topk = c.class_attrs[0]["topk"]
-            post = c.class_attrs[0]["post-cluster-threshold"]
-            dets = nms_cluster(cand, c.pre_thresholds, iou, topk, post, c.net_w, c.net_h)
-        else:
-            dets = cand
-        h, w = frame_rgb.shape[:2]
-        return scale_to_frame(dets, c.net_w, c.net_h, w, h)
+        return to_frame(cluster(cand, c.class_attrs, c.cluster_mode), scale, c.class_attrs)

@@ -34,8 +34,10 @@ def get_args_parser(add_help=True):
                         "TensorRT's EfficientNMS_TRT plugin in the graph (nvinfer cluster-mode=4), using the "
                         "pre-cluster threshold, NMS IoU and topk below")
     g.add_argument("--opset", type=positive_int, default=13, help="TensorRT 8.2 (Jetson Nano) parses up to 13")
-    g.add_argument("--batch-size", type=positive_int, default=1)
-    g.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (else static)")
+    g.add_argument("--batch-size", type=positive_int, default=1,
+                   help="engine batch (one per stream); above 1 the ONNX batch axis is dynamic, as nvinfer needs")
+    g.add_argument("--dynamic-batch", action="store_true", default=None,
+                   help="a dynamic batch axis also for --batch-size 1")
     g.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     g.add_argument("--trt-version", default="8.2", choices=["8.2", "8.4", "none"],
                    help="check the graph's operators against this TensorRT's ONNX parser")
@@ -44,7 +46,8 @@ def get_args_parser(add_help=True):
     g.add_argument("--pre-cluster-threshold", type=probability, default=0.4)
     g.add_argument("--nms-iou-threshold", type=probability, default=0.55)
     g.add_argument("--topk", type=positive_int, default=100,
-                   help="detections kept per class (nvinfer) = max_output_boxes (efficient_nms)")
+                   help="detections kept per class (nvinfer topk; efficient_nms: max_output_boxes = topk x classes, "
+                        "nvinfer then cuts each class to topk)")
     g.add_argument("--video", help="a clip for app_config.txt: copied into the bundle, its size sets streammux")
     g = p.add_argument_group("preprocessing report (torchvision's float resize vs nvinfer's 8-bit stretch)")
     g.add_argument("--preprocess-min-agreement", type=probability, default=None,

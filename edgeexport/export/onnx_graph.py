@@ -150,7 +150,7 @@ def export_onnx(deploy_model, meta, simplify_graph=True, trt_version="8.2"):
         host_data = proto.SerializeToString()
         s = meta.settings
         proto = append_efficient_nms(proto, meta.model.num_classes, s.pre_cluster_threshold, s.nms_iou_threshold,
-                                     s.topk)
+                                     meta.max_output_boxes)
     contract = meta.to_dict()
     contract["deploy"]["onnx_sha256"] = ""
     data = finalize_onnx(proto, {"edgeexport.model_json": contract}, meta.opset, trt_version)

@@ -9,7 +9,7 @@ import os
 import time
 
 from .. import __version__
-from ..device.errors import ParityError
+from ..device.errors import ParityError, UsageError
 from ..device.meta import BundleMeta, DetectionSettings
 
 
@@ -33,26 +33,38 @@ def load_source(model, labels=None, image_mean=None, image_std=None, arch=None):
         net, meta, _ = load_model(path, labels, image_mean, image_std, arch)
         return net, meta, path
     if labels is None:
-        from ..device.errors import UsageError
         raise UsageError("an in-memory model carries no class names: pass labels=[...] (the K foreground classes)")
     meta = describe_model(model, labels)
     return model.eval(), meta, type(model).__name__
 
 
+def batch_axis(batch_size, dynamic_batch=None):
+    """Whether the ONNX batch axis is dynamic. When nvinfer builds an engine from onnx-file itself (no engine, or a
+    stale one), it gives the input the profile min 1, opt = max = batch-size on the GPU (DeepStream 6.0.1
+    nvdsinfer_model_builder.cpp createDynamicParams, :866-889): a static batch of N > 1 cannot take that profile.
+    So a batch above 1 is a dynamic axis (max = batch_size); a static one is refused with the reason."""
+    if batch_size > 1 and dynamic_batch is False:
+        raise UsageError("a static batch of {} cannot be built by nvinfer, which gives the ONNX input a batch "
+                         "profile of 1..{} when it builds the engine itself: export it with a dynamic batch "
+                         "(the default for --batch-size above 1)".format(batch_size, batch_size))
+    return bool(dynamic_batch) or batch_size > 1
+
+
 def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="rgb", fold="exact", batch_size=1,
-                  dynamic_batch=False, opset=13, precision="fp16", settings=None, simplify=True, trt_version="8.2",
+                  dynamic_batch=None, opset=13, precision="fp16", settings=None, simplify=True, trt_version="8.2",
                   force=False, video=None, images=None, preprocess_min_agreement=None, image_mean=None,
                   image_std=None, arch=None, echo=print):
     """Export ``model`` (a model.pth path, or an in-memory torchvision SSDLite with ``labels``) to a DeepStream
     bundle in ``output_dir``. Raises ParityError (nothing written) when the ONNX graph does not reproduce the
     original model, and when ``preprocess_min_agreement`` is set and nvinfer's preprocessing agrees less.
-    Returns ExportResult."""
+    ``dynamic_batch`` None: dynamic when ``batch_size`` > 1 (see batch_axis). Returns ExportResult."""
     from .bundle import check_output_dir, write_bundle
     from .deploy import build_deploy_model
     from .onnx_graph import export_onnx
     from .parity import check_export, fixture_images
 
     t0 = time.perf_counter()
+    dynamic_batch = batch_axis(batch_size, dynamic_batch)
     check_output_dir(output_dir, force)
     if video is not None:
         from ..data.frames import video_frame_size

@@ -320,6 +320,27 @@ def test_dla_core_configured_or_refused(bundle):
         be.main(_args(bundle, dla_core=0, force=True), trt=_double("8.2", "nano")[0], cuda=FakeCuda("nano"))
 
 
+def test_dla_engines_have_a_fixed_batch_and_the_config_names_them_as_nvinfer_does(dynamic_bundle, tmp_path):
+    """nvinfer names a DLA engine _dla<N>_ and gives DLA builds min = opt = max batch (nvdsinfer_model_builder.cpp
+    :712-719 and createDynamicParams :866-877 @6.0.1); it must be told enable-dla / use-dla-core to look for it."""
+    from edgeexport.device.keyfile import KeyFile
+    bundle = str(tmp_path / "b")
+    shutil.copytree(dynamic_bundle, bundle)
+    trt, cuda = _double("10", gpu="orin")
+    be.main(_args(bundle, dla_core=1, batch=4), trt=trt, cuda=cuda)
+    plan = _plan(trt, os.path.join(bundle, "model.onnx_b4_dla1_fp16.engine"))
+    assert plan["profiles"][0]["input"] == [[4, 3, 320, 320]] * 3
+    kf = KeyFile(os.path.join(bundle, "infer_config.txt"))
+    assert kf.string("property", "model-engine-file") == "model.onnx_b4_dla1_fp16.engine"
+    assert kf.integer("property", "enable-dla") == 1 and kf.integer("property", "use-dla-core") == 1
+    be.main(_args(bundle, batch=4), trt=trt, cuda=cuda)  # the GPU engine keeps nvinfer's 1..batch profile
+    assert _plan(trt, os.path.join(bundle, "model.onnx_b4_gpu0_fp16.engine"))["profiles"][0]["input"][0] == \
+        [1, 3, 320, 320]
+    assert "enable-dla" not in KeyFile(os.path.join(bundle, "infer_config.txt")).keys("property")
+    with pytest.raises(UsageError, match="DLA runs FP16 or INT8 only"):
+        be.main(_args(bundle, dla_core=1, batch=4, precision="fp32"), trt=trt, cuda=cuda)
+
+
 def test_timing_cache_is_read_written_and_created(bundle, tmp_path):
     cache = tmp_path / "timing.cache"
     cache.write_bytes(b"old")

@@ -5,8 +5,13 @@ from torchvision.ops import batched_nms
 
 from edgeexport.device.compare import compare_outputs, match_detections
 from edgeexport.device.meta import DetectionSettings
-from edgeexport.device.postprocess import (Detections, iou_matrix, nms_cluster, parse_boxes_scores, parse_top_class,
-                                           scale_to_frame, to_top_class)
+from edgeexport.device.postprocess import (CLUSTER_NMS, CLUSTER_NONE, ClassAttrs, Detections, FrameScale, cluster,
+                                           iou_matrix, parse_boxes_scores, parse_top_class, scale_to_frame, to_frame,
+                                           to_top_class)
+
+
+def nms_cluster(d, pre, iou, topk=-1, post_threshold=0.0):
+    return cluster(d, [ClassAttrs(p, post_threshold, iou, topk) for p in pre], CLUSTER_NMS)
 
 S = DetectionSettings(0.3, 0.55, 100)
 
@@ -56,6 +61,55 @@ def test_scale_to_frame_and_iou():
     d = scale_to_frame(Detections([[10, 20, 30, 40]], [1], [0]), 100, 100, 1920, 1080)
     assert d.boxes[0].tolist() == pytest.approx([192, 216, 576, 432])
     assert iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(1 / 3)
+
+
+def test_topk_zero_keeps_nothing_and_topk_is_per_class_in_class_order():
+    """filterTopKOutputs cuts each class separately (nvdsinfer_context_impl_output_parsing.cpp:175-187, 273)."""
+    b = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50], [60, 60, 70, 70]], np.float32)
+    d = Detections(b, [0.5, 0.9, 0.8, 0.7], [1, 1, 0, 0])
+    out = cluster(d, [ClassAttrs(0.1, 0, 0.5, 1), ClassAttrs(0.1, 0, 0.5, 1)])
+    assert out.classes.tolist() == [0, 1] and out.scores.tolist() == pytest.approx([0.8, 0.9])
+    assert len(cluster(d, [ClassAttrs(0.1, 0, 0.5, 0)] * 2)) == 0
+    mixed = cluster(d, [ClassAttrs(0.1, 0, 0.5, 0), ClassAttrs(0.1, 0, 0.5, -1)])
+    assert mixed.classes.tolist() == [1, 1]
+
+
+def test_cluster_mode_4_thresholds_and_cuts_per_class_but_does_not_suppress():
+    """fillUnclusteredOutput: pre-cluster threshold (preClusteringThreshold runs in every mode) and topk per
+    class; no NMS and no post-cluster threshold."""
+    b = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 9, 9]], np.float32)
+    d = Detections(b, [0.3, 0.9, 0.8, 0.6], [0, 0, 1, 2])
+    attrs = [ClassAttrs(0.5, 0.95, 0.1, 5), ClassAttrs(0.5, 0.95, 0.1, 5), ClassAttrs(0.7, 0, 0.1, 5)]
+    out = cluster(d, attrs, CLUSTER_NONE)
+    assert out.classes.tolist() == [0, 1] and out.scores.tolist() == pytest.approx([0.9, 0.8])
+    assert len(cluster(d, attrs, CLUSTER_NMS)) == 0  # mode 2 applies the post-cluster threshold 0.95
+
+
+def test_per_class_nms_iou_post_threshold_and_classes_beyond_the_config():
+    b = np.array([[0, 0, 10, 10], [0, 0, 10, 12], [0, 0, 10, 10], [0, 0, 10, 12], [0, 0, 5, 5]], np.float32)
+    d = Detections(b, [0.9, 0.8, 0.9, 0.8, 0.99], [0, 0, 1, 1, 7])
+    out = cluster(d, [ClassAttrs(0.1, 0, 0.9, -1), ClassAttrs(0.1, 0.85, 0.5, -1)])
+    # class 0: IoU 0.83 <= 0.9 keeps both; class 1: suppressed by IoU 0.5; class 7 is beyond num-detected-classes
+    assert out.classes.tolist() == [0, 0, 1] and out.scores.tolist() == pytest.approx([0.9, 0.8, 0.9])
+
+
+def test_boxes_outside_the_network_input_are_not_clipped():
+    """nvinfer clips only its own DetectNet parser's boxes (output_parsing.cpp:119-135), not a custom parser's."""
+    d = Detections([[-20, -10, 340, 330]], [0.9], [0])
+    out = cluster(d, [ClassAttrs(0.1, 0, 0.5, -1)])
+    assert out.boxes[0].tolist() == [-20, -10, 340, 330]
+    assert to_frame(out, FrameScale.stretch(320, 320, 640, 640)).boxes[0].tolist() == [-40, -20, 680, 660]
+
+
+def test_to_frame_padding_offsets_and_detection_filters():
+    """attach_metadata_detector: (left - offset) / ratio, then detected-min/max and ROI filters in frame pixels."""
+    scale = FrameScale(0.5, 0.5, 10, 20, frame_height=400)
+    d = Detections([[20, 30, 60, 80], [10, 20, 14, 24], [20, 30, 60, 200]], [0.9, 0.8, 0.7], [0, 0, 0])
+    assert to_frame(d, scale).boxes[0].tolist() == pytest.approx([20, 20, 100, 120])
+    a = ClassAttrs(0.1, 0, 0.5, -1, min_w=10, min_h=10, roi_bottom=50)
+    out = to_frame(d, scale, [a])
+    assert out.scores.tolist() == pytest.approx([0.9])  # 8x8 too small; the third reaches past 400 - 50
+    assert to_frame(d, scale, [ClassAttrs(max_w=50)]).scores.tolist() == pytest.approx([0.8])
 
 
 def test_compare_passes_identical_and_fails_perturbed():

@@ -2,6 +2,7 @@
 shapes the model was trained on."""
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -64,10 +65,17 @@ def test_emulate_reads_the_config_with_gkeyfile_and_refuses_what_it_cannot_emula
     bundle = str(tmp_path / "b")
     shutil.copytree(str(trained_bundle / "bundle"), bundle)
     cfg = os.path.join(bundle, "infer_config.txt")
-    text = open(cfg).read().replace("maintain-aspect-ratio=0", "maintain-aspect-ratio=1")
-    open(cfg, "w").write(text)
-    r = run_cli(["-m", "edgeexport.emulate", bundle, "--input", str(trained_bundle / "clip.mp4")])
-    assert r.returncode == 2 and "maintain-aspect-ratio" in r.stderr
+    original = open(cfg).read()
+    args = ["-m", "edgeexport.emulate", bundle, "--input", str(trained_bundle / "clip.mp4"), "--max-frames", "3"]
+    open(cfg, "w").write(original.replace("maintain-aspect-ratio=0", "maintain-aspect-ratio=true"))
+    r = run_cli(args)
+    assert r.returncode == 0, r.stderr  # a GLib boolean, emulated (letterboxed into the network input)
+    for change, message in (("cluster-mode=2", "cluster-mode 1 is not emulated"), ("topk=", "topk must be >= 0")):
+        text = original.replace("cluster-mode=2", "cluster-mode=1") if change == "cluster-mode=2" else \
+            re.sub(r"^topk=.*$", "topk=-1", original, flags=re.M)
+        open(cfg, "w").write(text)
+        r = run_cli(args)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_emulate_missing_input_is_one_clear_error(trained_bundle):
@@ -80,13 +88,21 @@ def test_clip_ground_truth_is_written(trained_bundle):
     assert len(truth["frames"]) == 20 and len(truth["frames"][0]["objects"]) == 3
 
 
-def test_efficient_nms_bundle_emulates_like_the_default_layout(trained_bundle, tmp_path):
-    nms = str(tmp_path / "nms")
-    r = run_cli(["export.py", "--model-path", str(trained_bundle / "train" / "last.pth"), "--output-dir", nms,
-                 "--layout", "efficient_nms", "--pre-cluster-threshold", "0.3", "--preprocess-min-agreement", "0"])
-    assert r.returncode == 0, r.stderr
+@pytest.mark.parametrize("topk", [None, 1])
+def test_efficient_nms_bundle_emulates_like_the_default_layout(trained_bundle, tmp_path, topk):
+    """Both layouts keep the same boxes for the same flags. With --topk 1 and a low threshold every class has
+    many candidates: a plugin that cut per image (max_output_boxes = topk) would lose classes nvinfer keeps."""
+    bundles = {"default": str(trained_bundle / "bundle")}
+    for layout in ("boxes_scores", "efficient_nms") if topk else ("efficient_nms",):
+        out = str(tmp_path / layout)
+        extra = ["--topk", str(topk), "--pre-cluster-threshold", "0.05"] if topk else \
+            ["--pre-cluster-threshold", "0.3"]
+        r = run_cli(["export.py", "--model-path", str(trained_bundle / "train" / "last.pth"), "--output-dir", out,
+                     "--layout", layout, "--preprocess-min-agreement", "0"] + extra)
+        assert r.returncode == 0, r.stderr
+        bundles["default" if layout == "boxes_scores" else "nms"] = out
     outs = {}
-    for name, bundle in (("default", str(trained_bundle / "bundle")), ("nms", nms)):
+    for name, bundle in sorted(bundles.items()):
         out = str(tmp_path / (name + ".json"))
         r = run_cli(["-m", "edgeexport.emulate", bundle, "--input", str(trained_bundle / "clip.mp4"), "--json", out,
                      "--no-progress"])
@@ -100,4 +116,6 @@ def test_efficient_nms_bundle_emulates_like_the_default_layout(trained_bundle, t
                         [o["class_id"] for o in b["objects"]])
         pairs, miss, ext = match_detections(da, db, 0.99)
         matched, total = matched + len(pairs), total + len(pairs) + len(miss) + len(ext)
+        if topk:
+            assert len(set(da.classes.tolist())) == len(da)  # one box per class and frame
     assert total > 0 and matched == total

@@ -165,7 +165,8 @@ def test_efficient_nms_variant(small_checkpoint, tmp_path):
     node = [n for n in model.graph.node if n.op_type == "EfficientNMS_TRT"]
     assert len(node) == 1 and node[0].domain == "TRT"
     attrs = {a.name: helper.get_attribute_value(a) for a in node[0].attribute}
-    assert attrs["max_output_boxes"] == 100 and attrs["background_class"] == -1 and attrs["box_coding"] == 0
+    # the plugin keeps all it selects (its 5000-candidate cap): nvinfer's per-class topk (mode 4 too) then cuts
+    assert attrs["max_output_boxes"] == 5000 and attrs["background_class"] == -1 and attrs["box_coding"] == 0
     assert abs(attrs["score_threshold"] - 0.4) < 1e-6 and abs(attrs["iou_threshold"] - 0.55) < 1e-6
     assert "class_agnostic" not in attrs  # unknown to TensorRT 8.2's plugin
     assert [o.name for o in model.graph.output] == ["num_detections", "detection_boxes", "detection_scores",
@@ -175,7 +176,7 @@ def test_efficient_nms_variant(small_checkpoint, tmp_path):
     assert [o.name for o in before_nms.graph.output] == ["boxes", "scores"]
     if keyfile.available():
         kf = keyfile.KeyFile(str(out / "infer_config.txt"))
-        assert kf.integer("property", "cluster-mode") == 4
+        assert kf.integer("property", "cluster-mode") == 4 and kf.integer("class-attrs-all", "topk") == 100
         assert kf.string("property", "parse-bbox-func-name") == "NvDsInferParseEdgeExportNMS"
     r = run_cli(["-m", "edgeexport.parity", str(out), "--backend", "onnxruntime"])
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr

@@ -83,7 +83,8 @@ bool finite4(const float *b) {
 
 void push(std::vector<NvDsInferObjectDetectionInfo> &out, const float *box, NvDsInferNetworkInfo const &net,
           unsigned cls, float score) {
-    NvDsInferObjectDetectionInfo o;
+    // Value-initialised: newer nvdsinfer.h releases append fields to this struct, which must not hold garbage.
+    NvDsInferObjectDetectionInfo o{};
     const float w = (float)net.width, h = (float)net.height;
     o.classId = cls;
     o.left = box[0] * w;

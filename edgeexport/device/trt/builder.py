@@ -96,7 +96,10 @@ class EngineBuilder(object):
         if dynamic_batch:
             c, h, w = input_shape[1:]
             profile = self.builder.create_optimization_profile()
-            profile.set_shape(input_name, (1, c, h, w), (batch, c, h, w), (batch, c, h, w))
+            # nvinfer's profiles: 1..batch on the GPU, a fixed batch on DLA (nvdsinfer_model_builder.cpp
+            # createDynamicParams, :866-877 @6.0.1); an engine built otherwise is one nvinfer would not build
+            low = batch if dla_core is not None else 1
+            profile.set_shape(input_name, (low, c, h, w), (batch, c, h, w), (batch, c, h, w))
             cfg.add_optimization_profile(profile)
             if precision == "int8" and hasattr(cfg, "set_calibration_profile"):
                 cfg.set_calibration_profile(profile)
