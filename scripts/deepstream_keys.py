@@ -1,13 +1,15 @@
 """Extract the config keys DeepStream's own parsers accept, per group, from a DeepStream source tree.
 
-    python scripts/deepstream_keys.py DS_TREE VERSION [DS_TREE VERSION ...] --out tests/device/deepstream_keys.json
+    python scripts/deepstream_keys.py DS_ROOT VERSION [DS_ROOT VERSION ...] --out tests/device/deepstream_keys.json
 
-DS_TREE is the root of a DeepStream `sources/` release (e.g. a branch of the public mirror
-hiennguyen9874/deepstream-sources: `git archive 6.0.1 sources | tar x`). The keys are read from the parse
-functions themselves: every `g_strcmp0 (*key, NAME)` inside deepstream-app's parse_<group>() and inside
-gst-nvinfer's property and class-attrs parsers, NAME resolved through the #defines of the same tree. A key outside
-these lists makes deepstream-app warn "Unknown key" and nvinfer ignore it, so the tests check every key we write
-against them. The output (key names only) is committed; CI does not need the DeepStream tree.
+DS_ROOT is a DeepStream release tree holding sources/ and samples/ (e.g. a branch of the public mirror
+hiennguyen9874/deepstream-sources: `git archive 6.0.1 sources samples | tar x`). The keys are read from the parse
+functions themselves: every `g_strcmp0 (*key, NAME)` and `g_key_file_get_*(key_file, group, NAME, ...)` inside
+deepstream-app's parse_<group>(), gst-nvinfer's property and class-attrs parsers and nvmsgconv's sensor/place/
+analytics parsers, NAME resolved through the #defines of the same tree; the IOU tracker's keys from the release's
+own samples/configs/deepstream-app/config_tracker_IOU.yml. A key outside these lists makes deepstream-app warn
+"Unknown key" and the others ignore it, so the tests check every key we write against them. The output (key names
+only) is committed; CI does not need the DeepStream tree.
 """
 import argparse
 import json
@@ -24,6 +26,8 @@ APP_FUNCTIONS = {
 }
 NVINFER_FUNCTIONS = {"gst_nvinfer_parse_props": "property", "gst_nvinfer_parse_other_attribute": "property",
                      "gst_nvinfer_parse_class_attrs": "class-attrs"}
+MSGCONV_FUNCTIONS = {"nvds_msg2p_parse_sensor": "sensor", "nvds_msg2p_parse_place": "place",
+                     "nvds_msg2p_parse_analytics": "analytics"}
 FILES = {
     "app": ["apps/apps-common/src/deepstream_config_file_parser.c",
             "apps/sample_apps/deepstream-app/deepstream_app_config_parser.c"],
@@ -31,10 +35,14 @@ FILES = {
                     "apps/sample_apps/deepstream-app/deepstream_app.h"],
     "nvinfer": ["gst-plugins/gst-nvinfer/gstnvinfer_property_parser.cpp"],
     "nvinfer_headers": ["gst-plugins/gst-nvinfer/gstnvinfer_property_parser.h"],
+    "msgconv": ["libs/nvmsgconv/deepstream_schema/deepstream_schema.cpp"],
+    "msgconv_headers": ["libs/nvmsgconv/deepstream_schema/deepstream_schema.h"],
 }
+IOU_SAMPLE = "samples/configs/deepstream-app/config_tracker_IOU.yml"
 DEFINE = re.compile(r'^\s*#define\s+(\w+)\s+"([^"]*)"', re.M)
-FUNCTION = re.compile(r'^(?:static\s+)?gboolean\s+(\w+)\s*\(', re.M)
-KEY_COMPARE = re.compile(r'g_strcmp0\s*\(\s*\*?key\s*,\s*(\w+|"[^"]*")\s*\)')
+FUNCTION = re.compile(r'^(?:static\s+)?(?:gboolean|bool)\s+(\w+)\s*\(', re.M)
+KEY_COMPARE = re.compile(r'g_strcmp0\s*\(\s*\*?key\s*,\s*(\w+|"[^"]*")\s*\)'
+                         r'|g_key_file_get_\w+\s*\(\s*key_file\s*,\s*\w+\s*,\s*(\w+|"[^"]*")')
 
 
 def read(tree, rel):
@@ -57,27 +65,54 @@ def keys_by_function(tree, sources, headers, functions):
             group = functions.get(name)
             if group is None:
                 continue
-            for token in KEY_COMPARE.findall(text[begin:end]):
+            for pair in KEY_COMPARE.findall(text[begin:end]):
+                token = pair[0] or pair[1]
                 key = token.strip('"') if token.startswith('"') else defines.get(token)
                 if key is not None:
                     out.setdefault(group, set()).add(key)
     return {g: sorted(k) for g, k in sorted(out.items())}
 
 
+def yaml_keys(path):
+    """Section -> keys of a tracker YAML (two levels, as DeepStream's tracker configs are written)."""
+    out, section = {}, None
+    try:
+        with open(path) as f:
+            lines = f.readlines()
+    except (IOError, OSError):
+        return {}
+    for line in lines:
+        body = line.split("#", 1)[0].rstrip()
+        if not body.strip() or body.startswith("%"):
+            continue
+        m = re.match(r"^(\s*)([A-Za-z0-9_]+):", body)
+        if not m:
+            continue
+        if not m.group(1):
+            section = m.group(2)
+            out.setdefault(section, [])
+        elif section:
+            out[section].append(m.group(2))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("trees", nargs="+", help="DS_TREE VERSION pairs (DS_TREE holds apps/ and gst-plugins/)")
+    p.add_argument("trees", nargs="+", help="DS_ROOT VERSION pairs (DS_ROOT holds sources/ and samples/)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     if len(args.trees) % 2:
         p.error("give DS_TREE VERSION pairs")
     result = {}
-    for tree, version in zip(args.trees[::2], args.trees[1::2]):
+    for root, version in zip(args.trees[::2], args.trees[1::2]):
+        tree = os.path.join(root, "sources")
         if not os.path.isdir(os.path.join(tree, "gst-plugins", "gst-nvinfer")):
-            p.error("{} is not a DeepStream sources/ tree (no gst-plugins/gst-nvinfer)".format(tree))
+            p.error("{} is not a DeepStream release tree (no sources/gst-plugins/gst-nvinfer)".format(root))
         result[version] = {
             "deepstream-app": keys_by_function(tree, FILES["app"], FILES["app_headers"], APP_FUNCTIONS),
             "nvinfer": keys_by_function(tree, FILES["nvinfer"], FILES["nvinfer_headers"], NVINFER_FUNCTIONS),
+            "nvmsgconv": keys_by_function(tree, FILES["msgconv"], FILES["msgconv_headers"], MSGCONV_FUNCTIONS),
+            "tracker_iou_yml": yaml_keys(os.path.join(root, IOU_SAMPLE)),
         }
         print("{}: {} deepstream-app groups, {} nvinfer property keys".format(
             version, len(result[version]["deepstream-app"]), len(result[version]["nvinfer"].get("property", []))))

@@ -27,6 +27,7 @@ MARKER = "HOSTILE_PICKLE_RAN"
 CLI_MODULES = {
     "export": "edgeexport.export.cli", "train": "edgeexport.train.cli", "parity": "edgeexport.device.parity",
     "build_engine": "edgeexport.device.build_engine", "emulate": "edgeexport.emulate.cli",
+    "deepstream_config": "edgeexport.device.deepstream_config",
     "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
     "parser_fps": "benchmarks.parser_fps", "deepstream_perf": "benchmarks.deepstream_perf",
     "host_fps": "benchmarks.host_fps", "fp16_numerics": "benchmarks.fp16_numerics",
@@ -292,6 +293,17 @@ CASES = [
     ("build-dla-neg", "build_engine", ["{bundle}", "--dla-core", "-1"], ["--dla-core", ">= 0"]),
     ("build-int8-no-images", "build_engine", ["{bundle}", "--int8"], ["--calib-images"]),
     ("build-wrong-shape", "build_engine", ["{b_wrong_shape}"], ["model.json"]),
+    # --- deepstream_config
+    ("dsconfig-missing", "deepstream_config", ["{root}/nobundle", "--source", "{clip.mp4}"], ["nobundle"]),
+    ("dsconfig-json-future", "deepstream_config", ["{b_json_future}", "--source", "{clip.mp4}"], ["format 99"]),
+    ("dsconfig-source-missing", "deepstream_config", ["{bundle}", "--source", "{root}/none.mp4"], ["none.mp4"]),
+    ("dsconfig-camera-mode", "deepstream_config", ["{bundle}", "--source", "/dev/video0:0x0"], ["camera mode"]),
+    ("dsconfig-broker", "deepstream_config", ["{bundle}", "--source", "{clip.mp4}", "--sink", "msgbroker",
+                                              "--broker", "mqtt:/x"], ["--broker"]),
+    ("dsconfig-rtsp-port-0", "deepstream_config", ["{bundle}", "--source", "{clip.mp4}", "--rtsp-port", "0"],
+     ["--rtsp-port", ">= 1"]),
+    ("dsconfig-batch", "deepstream_config", ["{bundle}", "--source", "{clip.mp4}", "--source", "{clip.mp4}"],
+     ["--batch-size 2"]),
     # --- emulate
     ("emulate-missing", "emulate", ["{root}/nobundle", "--input", "{clip.mp4}"], ["nobundle"]),
     ("emulate-input-missing", "emulate", ["{bundle}", "--input", "{root}/none.mp4"], ["none.mp4", "not found"]),
@@ -372,6 +384,7 @@ SUBPROCESS_CASES = [
     (["-m", "training.train", "-b", "0"], "--batch-size"),
     (["-m", "edgeexport.parity", "{b_json_future}", "--backend", "onnxruntime"], "format 99"),
     (["-m", "edgeexport.build_engine", "{b_onnx_trunc}"], "sha256"),
+    (["-m", "edgeexport.deepstream_config", "{bundle}", "--source", "{root}/none.mp4"], "none.mp4"),
     (["-m", "edgeexport.emulate", "{bundle}", "--input", "{corrupt.mp4}"], "corrupt.mp4"),
     (["-m", "edgeexport.emulate.make_clip", "{root}/out/c.mp4", "--size", "0", "0"], "--size"),
     (["benchmarks/deepstream_perf.py", "{text.pth}"], "PERF"),
@@ -387,7 +400,7 @@ def test_real_entry_points(argv, word, corpus):
 
 
 @pytest.mark.parametrize("script", ["edgeexport-export", "edgeexport-train", "edgeexport-parity",
-                                    "edgeexport-build-engine", "edgeexport-emulate"])
+                                    "edgeexport-build-engine", "edgeexport-emulate", "edgeexport-deepstream-config"])
 def test_console_scripts_answer_help_and_bad_input(script):
     exe = os.path.join(os.path.dirname(sys.executable), script)
     r = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,

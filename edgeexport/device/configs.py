@@ -1,49 +1,12 @@
-"""Render nvinfer's infer_config.txt and deepstream-app's app_config.txt from a BundleMeta.
+"""Render nvinfer's infer_config.txt from a BundleMeta (deepstream-app configs: deepstream_config.py).
 
 Every value comes from the metadata; none is typed by hand. Paths are relative to the config file, which is how
-nvinfer and deepstream-app resolve them. Only keys that DeepStream 6.0.1 knows are written.
+nvinfer resolves them. Every key is one gst-nvinfer's parser reads in 6.0.1 and 6.3 (tests/device/
+deepstream_keys.json).
 Device-side safe (Python 3.6).
 """
 from .meta import BundleMeta
 from .naming import engine_file_name, network_mode
-
-# Keys documented for DeepStream 6.0 (Gst-nvinfer and deepstream-app reference tables of the 6.0 developer
-# guide). Tests check every emitted key against these sets.
-NVINFER_PROPERTY_KEYS_DS60 = frozenset("""
-num-detected-classes net-scale-factor model-file proto-file int8-calib-file batch-size model-engine-file uff-file
-onnx-file enable-dbscan labelfile-path mean-file gie-unique-id operate-on-gie-id operate-on-class-ids interval
-input-object-min-width input-object-min-height input-object-max-width input-object-max-height uff-input-blob-name
-network-mode offsets output-blob-names output-tensor-meta parse-bbox-func-name parse-bbox-instance-mask-func-name
-custom-lib-path model-color-format classifier-async-mode process-mode classifier-threshold secondary-reinfer-interval
-uff-input-order infer-dims uff-input-dims tlt-encoded-model tlt-model-key segmentation-threshold workspace-size
-force-implicit-batch-dim gpu-id parse-classifier-func-name custom-network-config maintain-aspect-ratio
-symmetric-padding scaling-filter scaling-compute-hw network-type cluster-mode filter-out-class-ids enable-dla
-use-dla-core output-io-formats layer-device-precision network-input-order engine-create-func-name
-output-instance-mask
-""".split())
-NVINFER_CLASS_ATTR_KEYS_DS60 = frozenset("""
-threshold pre-cluster-threshold post-cluster-threshold eps group-threshold minBoxes dbscan-min-score
-nms-iou-threshold topk roi-top-offset roi-bottom-offset detected-min-w detected-min-h detected-max-w detected-max-h
-""".split())
-APP_KEYS_DS60 = {
-    "application": frozenset("enable-perf-measurement perf-measurement-interval-sec gie-kitti-output-dir "
-                             "kitti-track-output-dir".split()),
-    "tiled-display": frozenset("enable rows columns width height gpu-id nvbuf-memory-type".split()),
-    "source": frozenset("enable type uri num-sources gpu-id cudadec-memtype nvbuf-memory-type camera-width "
-                        "camera-height camera-fps-n camera-fps-d camera-v4l2-dev-node drop-frame-interval "
-                        "intra-decode-enable latency camera-id select-rtp-protocol".split()),
-    "streammux": frozenset("gpu-id live-source batch-size batched-push-timeout width height enable-padding "
-                           "nvbuf-memory-type buffer-pool-size attach-sys-ts-as-ntp".split()),
-    "primary-gie": frozenset("enable gpu-id gie-unique-id nvbuf-memory-type config-file batch-size "
-                             "model-engine-file interval labelfile-path bbox-border-color0 bbox-bg-color0 "
-                             "operate-on-gie-id operate-on-class-ids plugin-type".split()),
-    "osd": frozenset("enable gpu-id border-width text-size text-color text-bg-color font show-clock "
-                     "clock-x-offset clock-y-offset clock-text-size clock-color nvbuf-memory-type process-mode "
-                     "display-text display-bbox display-mask".split()),
-    "sink": frozenset("enable type sync source-id gpu-id nvbuf-memory-type container codec bitrate output-file "
-                      "iframeinterval rtsp-port udp-port profile qos width height".split()),
-    "tests": frozenset(["file-loop"]),
-}
 
 PARSER_FUNCTIONS = {"boxes_scores": "NvDsInferParseEdgeExport", "top_class": "NvDsInferParseEdgeExportTopClass",
                     "efficient_nms": "NvDsInferParseEdgeExportNMS"}
@@ -58,8 +21,9 @@ def _fmt(x):
     return "{:.6g}".format(x)
 
 
-def _render(groups):
-    out = []
+def render_groups(groups, header=None):
+    """Key-file text from ``groups``: (name, [(key, value)], comment or None) each, in order."""
+    out = ["# " + line for line in header.splitlines()] + [""] if header else []
     for name, items, comment in groups:
         if comment:
             out += ["# " + line for line in comment.splitlines()]
@@ -119,37 +83,4 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
     head = ("nvinfer config written by edgeexport from model.json; every value is derived, do not edit by hand:\n"
             "re-export instead. offsets = 255*mean ({} order); the 1/(255*std) scale is folded into the first\n"
             "convolution, hence net-scale-factor=1.").format(meta.color_format.upper())
-    return _render([("property", prop, head), ("class-attrs-all", attrs, None)])
-
-
-def app_config_text(frame_width, frame_height, video_uri="file://input.mp4", fps_variant=False,
-                    output_file="out.mp4", infer_config="infer_config.txt", perf_interval=5):
-    """deepstream-app config: file source -> streammux at the source's resolution -> primary-gie -> osd -> sink.
-
-    ``fps_variant``: a fakesink with sync=0 and no OSD, so the measured FPS is the pipeline's, not the clock's.
-    """
-    groups = [
-        ("application", [("enable-perf-measurement", 1), ("perf-measurement-interval-sec", perf_interval)],
-         "deepstream-app config written by edgeexport" + (" (FPS variant: fakesink, sync=0)" if fps_variant else "")),
-        ("tiled-display", [("enable", 0), ("rows", 1), ("columns", 1), ("width", frame_width),
-                           ("height", frame_height), ("gpu-id", 0), ("nvbuf-memory-type", 0)], None),
-        ("source0", [("enable", 1), ("type", 3), ("uri", video_uri), ("num-sources", 1), ("gpu-id", 0),
-                     ("cudadec-memtype", 0)], "type 3 = URI; relative file:// URIs resolve against this file"),
-        ("streammux", [("gpu-id", 0), ("live-source", 0), ("batch-size", 1), ("batched-push-timeout", 40000),
-                       ("width", frame_width), ("height", frame_height), ("enable-padding", 0),
-                       ("nvbuf-memory-type", 0)], "at the source's own resolution: no extra scaling"),
-        ("primary-gie", [("enable", 1), ("gpu-id", 0), ("gie-unique-id", 1), ("nvbuf-memory-type", 0),
-                         ("config-file", infer_config)], None),
-        ("osd", [("enable", 0 if fps_variant else 1), ("gpu-id", 0), ("border-width", 2), ("text-size", 14),
-                 ("text-color", "1;1;1;1"), ("text-bg-color", "0.3;0.3;0.3;1"), ("font", "Serif"),
-                 ("show-clock", 0), ("nvbuf-memory-type", 0)], None),
-    ]
-    if fps_variant:
-        sink = [("enable", 1), ("type", 1), ("sync", 0), ("source-id", 0), ("gpu-id", 0)]
-        comment = "type 1 = FakeSink"
-    else:
-        sink = [("enable", 1), ("type", 3), ("sync", 0), ("source-id", 0), ("gpu-id", 0), ("container", 1),
-                ("codec", 1), ("bitrate", 4000000), ("output-file", output_file)]
-        comment = "type 3 = File; container 1 = mp4; codec 1 = H.264"
-    groups += [("sink0", sink, comment), ("tests", [("file-loop", 0)], None)]
-    return _render(groups)
+    return render_groups([("property", prop, head), ("class-attrs-all", attrs, None)])

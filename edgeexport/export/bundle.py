@@ -14,7 +14,9 @@ import numpy as np
 from .. import device as _device_package
 from ..data.frames import video_frame_size
 from ..device.bundle import Bundle
-from ..device.configs import PARSER_BUILD_DIR, PARSER_SOURCES, app_config_text, infer_config_text
+from ..device.configs import PARSER_BUILD_DIR, PARSER_SOURCES, infer_config_text
+from ..device.deepstream_config import app_config
+from ..device.streams import Sink, Source
 from ..device.errors import InputFileError, OutputExistsError
 from ..device.fileio import atomic_write_bytes, atomic_write_text, make_temporary_folder, remove_stale_temporaries
 from ..device.meta import MODEL_JSON, is_bundle_folder
@@ -96,12 +98,15 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
         atomic_write_text(os.path.join(tmp, "parity", "report.json"), json.dumps(parity.to_dict(), indent=1) + "\n")
         atomic_write_text(os.path.join(tmp, "parity", "report.txt"), "\n".join(parity.lines(meta.layout)) + "\n")
         atomic_write_text(os.path.join(tmp, "labels.txt"), "\n".join(meta.model.labels) + "\n")
-        uri = "file://" + video_name
         if video:
             shutil.copy2(video, os.path.join(tmp, video_name))
         atomic_write_text(os.path.join(tmp, "infer_config.txt"), infer_config_text(meta))
-        atomic_write_text(os.path.join(tmp, "app_config.txt"), app_config_text(frame_w, frame_h, uri))
-        atomic_write_text(os.path.join(tmp, "app_config_fps.txt"), app_config_text(frame_w, frame_h, uri, True))
+        # the bundle's clip (relative to the config, so the bundle stays portable), at its own size; hardware
+        # encoder (deepstream_config --encoder sw writes one for an Orin Nano, which has none)
+        clip = Source("file", video_name, path=os.path.join(tmp, video_name), size=(frame_w, frame_h))
+        for name, sink in (("app_config.txt", Sink("file", path="out.mp4")), ("app_config_fps.txt", Sink("fake"))):
+            cfg = app_config(meta, tmp, [clip], [sink], tmp, encoder="hw")
+            atomic_write_text(os.path.join(tmp, name), cfg.text)
         copy_device_side(tmp)
         atomic_write_text(os.path.join(tmp, "README.md"), bundle_readme(meta, source, path, video_name))
         meta.save(os.path.join(tmp, MODEL_JSON))
@@ -153,8 +158,11 @@ cmake -S {parser_src} -B {parser_build} -DCMAKE_BUILD_TYPE=Release && cmake --bu
 python3 -m edgeexport.build_engine . --{precision}           # writes {engine}
 python3 -m edgeexport.parity . --backend tensorrt    # TensorRT vs PyTorch's own numbers (parity/)
 cp /path/to/your/clip.mp4 {video}                     # or edit uri= in app_config.txt
-deepstream-app -c app_config.txt                     # annotated video -> out.mp4
+deepstream-app -c app_config.txt                     # annotated video -> ./out.mp4 (relative to where it runs)
 deepstream-app -c app_config_fps.txt                 # FPS (fakesink, sync=0); look for **PERF lines
+# cameras, streams, a tracker, RTSP out, metadata to a broker: write a config for them
+python3 -m edgeexport.deepstream_config . --source rtsp://CAMERA/stream --sink display --sink rtsp \\
+    --tracker iou             # then: deepstream-app -c deepstream_app.txt (N sources: export --batch-size N)
 ```
 
 `edgeexport/` is the device side of edgeexport, as is: Python 3.6, numpy and TensorRT; no torch, no onnx.

@@ -3,11 +3,12 @@ import os
 import pytest
 
 from edgeexport.device import keyfile
-from edgeexport.device.configs import (APP_KEYS_DS60, NVINFER_CLASS_ATTR_KEYS_DS60, NVINFER_PROPERTY_KEYS_DS60,
-                                       PARSER_FUNCTIONS, app_config_text, infer_config_text)
+from edgeexport.device.configs import PARSER_FUNCTIONS, infer_config_text
 from edgeexport.device.errors import ConfigError
 from edgeexport.device.meta import BundleMeta, DetectionSettings, ModelMeta
 from edgeexport.device.naming import engine_file_name
+
+from .deepstream_keys import DS_VERSIONS, app_keys_known, nvinfer_keys
 
 pytestmark = pytest.mark.skipif(not keyfile.available(), reason="libglib-2.0 is not installed")
 
@@ -26,8 +27,9 @@ def test_infer_config_values_are_derived_and_keys_documented(color, layout, prec
                  settings=DetectionSettings(0.35, 0.5, 50))
     kf = keyfile.KeyFile(text=infer_config_text(meta))
     assert kf.groups() == ["property", "class-attrs-all"]
-    assert set(kf.keys("property")) <= NVINFER_PROPERTY_KEYS_DS60
-    assert set(kf.keys("class-attrs-all")) <= NVINFER_CLASS_ATTR_KEYS_DS60
+    for v in DS_VERSIONS:  # every key is one gst-nvinfer's parser reads, in each version
+        assert set(kf.keys("property")) <= nvinfer_keys(v, "property"), v
+        assert set(kf.keys("class-attrs-all")) <= nvinfer_keys(v, "class-attrs"), v
     # read back with GLib's typed getters, as nvinfer does
     assert kf.double("property", "net-scale-factor") == 1.0
     assert kf.double_list("property", "offsets") == pytest.approx(meta.offsets, abs=1e-3)
@@ -53,18 +55,12 @@ def test_infer_config_values_are_derived_and_keys_documented(color, layout, prec
         assert not os.path.isabs(kf.string("property", key)), key  # relative to the config file
 
 
-@pytest.mark.parametrize("fps", [False, True])
-def test_app_config_keys_documented_and_streammux_at_source_size(fps):
-    kf = keyfile.KeyFile(text=app_config_text(1920, 1080, "file://clip.mp4", fps_variant=fps))
-    for group in kf.groups():
-        base = group.rstrip("0123456789")
-        assert base in APP_KEYS_DS60, group
-        assert set(kf.keys(group)) <= APP_KEYS_DS60[base], group
-    assert (kf.integer("streammux", "width"), kf.integer("streammux", "height")) == (1920, 1080)
-    assert kf.string("primary-gie", "config-file") == "infer_config.txt"
-    assert kf.integer("sink0", "type") == (1 if fps else 3)
-    assert kf.integer("sink0", "sync") == 0
-    assert kf.boolean("application", "enable-perf-measurement")
+def test_dla_config_names_the_dla_engine_and_tells_nvinfer_to_use_it():
+    kf = keyfile.KeyFile(text=infer_config_text(_meta(batch_size=2, dynamic_batch=True), "fp16", 0, 2, dla_core=1))
+    assert kf.string("property", "model-engine-file") == "model.onnx_b2_dla1_fp16.engine"
+    assert kf.integer("property", "enable-dla") == 1 and kf.integer("property", "use-dla-core") == 1
+    for v in DS_VERSIONS:
+        assert set(kf.keys("property")) <= nvinfer_keys(v, "property"), v
 
 
 def test_bundle_configs_read_by_gkeyfile(small_bundle):
@@ -74,8 +70,14 @@ def test_bundle_configs_read_by_gkeyfile(small_bundle):
     assert kf.double_list("property", "offsets") == pytest.approx(meta.offsets, abs=1e-3)
     assert os.path.isfile(os.path.join(path, kf.string("property", "onnx-file")))
     assert os.path.isfile(os.path.join(path, kf.string("property", "labelfile-path")))
-    app = keyfile.KeyFile(os.path.join(path, "app_config.txt"))
-    assert os.path.isfile(os.path.join(path, app.string("primary-gie", "config-file")))
+    for name, sink_type in (("app_config.txt", 3), ("app_config_fps.txt", 1)):
+        app = keyfile.KeyFile(os.path.join(path, name))
+        assert app_keys_known(app) == []
+        assert os.path.isfile(os.path.join(path, app.string("primary-gie", "config-file")))
+        assert app.string("source0", "uri") == "file://input.mp4"  # relative: the bundle stays portable
+        assert app.integer("source0", "type") == 2 and app.integer("sink0", "type") == sink_type
+        assert app.integer("sink0", "sync") == 0 and app.boolean("application", "enable-perf-measurement")
+    assert keyfile.KeyFile(os.path.join(path, "app_config.txt")).integer("sink0", "enc-type") == 0
 
 
 def test_gkeyfile_errors_are_config_errors(tmp_path):
