@@ -1,5 +1,6 @@
 """Run a bundle the way DeepStream would, on this host: ``python -m edgeexport.emulate BUNDLE --input clip.mp4
 --out annotated.mp4 --json detections.json`` (also ``edgeexport-emulate``). See edgeexport.emulate.nvinfer."""
+import contextlib
 import json
 import os
 import time
@@ -18,14 +19,16 @@ def get_args_parser(add_help=True):
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames (0: all)")
     p.add_argument("--fps", type=positive_int, default=15, help="frame rate of the annotated video")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("metadata to a broker, as DeepStream's nvmsgconv + nvmsgbroker send it")
+    g.add_argument("--publish", metavar="URL", help="mqtt://HOST:PORT/TOPIC")
+    g.add_argument("--payload", default="full", choices=["full", "minimal"],
+                   help="full: one message per object; minimal: one per frame (msg-conv-payload-type 0 / 1)")
+    g.add_argument("--msg-interval", type=positive_int, default=30,
+                   help="every Nth frame, as nvmsgconv's frame-interval (deepstream-app's default 30)")
     return p
 
 
 def main(args):
-    from tqdm import tqdm
-    from .nvinfer import Emulator
-    from ..data.frames import iter_frames
-    from .video import VideoOut, draw
     for out in (args.out, args.json):
         if out is not None:
             check_output_file(out, inputs=[args.input])
@@ -33,30 +36,43 @@ def main(args):
     if args.out and args.json and os.path.abspath(args.out) == os.path.abspath(args.json):
         from ..device.errors import UsageError
         raise UsageError("--out and --json name the same file {}".format(args.out))
-    frames_json = []
+    from .nvinfer import Emulator
+    from .video import VideoOut
     t0 = time.perf_counter()
-    video = VideoOut(args.out, args.fps) if args.out else None
-    with Emulator(args.bundle, args.backend) as emu:
+    with contextlib.ExitStack() as stack:
+        publisher = None
+        if args.publish:
+            from .publish import Publisher
+            publisher = stack.enter_context(Publisher(args.publish, args.payload, args.msg_interval, args.bundle,
+                                                      args.input))
+        emu = stack.enter_context(Emulator(args.bundle, args.backend))
+        video = stack.enter_context(VideoOut(args.out, args.fps)) if args.out else None
+        frames_json = _run(args, emu, video, publisher)
+    return _report(args, frames_json, emu.infer_seconds, video, time.perf_counter() - t0, publisher)
+
+
+def _run(args, emu, video, publisher):
+    """Detections per frame (as JSON-ready dicts); frames drawn into ``video`` and sent to ``publisher``."""
+    from tqdm import tqdm
+    from ..data.frames import iter_frames
+    from ..device.msgconv import Detection
+    from .video import draw
+    frames_json = []
+    for i, frame in tqdm(iter_frames(args.input), desc="emulate", unit="frame", disable=args.no_progress or None):
+        if args.max_frames and i >= args.max_frames:
+            break
+        dets = emu.detect(frame)
+        frames_json.append({"frame": i, "objects": dets.to_list(emu.cfg.labels)})
+        if publisher is not None:
+            publisher.frame(i, [Detection.from_box(b, emu.cfg.labels[int(c)], s)
+                                for b, s, c in zip(dets.boxes, dets.scores, dets.classes)])
         if video is not None:
-            video.__enter__()
-        try:
-            for i, frame in tqdm(iter_frames(args.input), desc="emulate", unit="frame",
-                                 disable=args.no_progress or None):
-                if args.max_frames and i >= args.max_frames:
-                    break
-                dets = emu.detect(frame)
-                frames_json.append({"frame": i, "objects": dets.to_list(emu.cfg.labels)})
-                if video is not None:
-                    video.write(draw(frame, dets, emu.cfg.labels))
-        except BaseException as e:
-            if video is not None:
-                video.__exit__(type(e), e, None)
-            raise
-        if video is not None:
-            video.__exit__(None, None, None)
-        infer_s = emu.infer_seconds
+            video.write(draw(frame, dets, emu.cfg.labels))
+    return frames_json
+
+
+def _report(args, frames_json, infer_s, video, wall, publisher):
     n = len(frames_json)
-    wall = time.perf_counter() - t0
     summary = {"frames": n, "fps_end_to_end": n / wall if wall else 0.0,
                "fps_inference_only": n / infer_s if infer_s else 0.0, "backend": args.backend,
                "detections": sum(len(f["objects"]) for f in frames_json)}
@@ -66,6 +82,9 @@ def main(args):
           "FPS inference only, {detections} detections".format(**summary))
     if args.out:
         print("annotated video: {} ({} frames)".format(args.out, video.frames))
+    if publisher is not None:
+        print("published {} messages ({} payload, every {}th frame) to {}".format(
+            publisher.sent, args.payload, args.msg_interval, args.publish))
     return 0
 
 
