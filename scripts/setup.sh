@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 # emulate --publish). Installed once; without apt (or root) the tests that need them say so and skip.
 DEBIAN_PACKAGES="python3-gi python3-numpy gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-libav mosquitto"
+  gstreamer1.0-libav gir1.2-gst-rtsp-server-1.0 mosquitto"
 missing=""
 for pkg in $DEBIAN_PACKAGES; do
   case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null)" in ii*) ;; *) missing="$missing $pkg" ;; esac

@@ -195,8 +195,10 @@ def main(args, trt=None, cuda=None):
     write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file, workspace_mib, args.dla_core)
     print("engine: {} ({:.1f} MB, built in {:.0f} s); infer_config.txt points at it".format(
         engine_path, len(plan) / 1e6, builder.build_seconds))
-    print("next: python3 -m edgeexport.parity {} --backend tensorrt && deepstream-app -c {}".format(
-        folder, os.path.join(folder, "app_config.txt")))
+    # deepstream-app takes a file sink's output-file relative to where it runs (deepstream_config_file_parser.c
+    # :1399-1402 @6.0.1): run it from the bundle, where the README says out.mp4 lands
+    print("next: python3 -m edgeexport.parity {} --backend tensorrt && cd {} && deepstream-app -c app_config.txt".format(
+        folder, folder))
     return 0
 
 

@@ -124,12 +124,13 @@ class ParityReport(object):
 
 
 def compare_outputs(reference, candidate, net_w, net_h, precision, settings, threshold=None, tolerances=None,
-                    detection_iou=None, min_fraction=None, nms_candidate_cap=NMS_CANDIDATE_CAP):
+                    detection_iou=None, min_fraction=None, nms_candidate_cap=NMS_CANDIDATE_CAP, num_classes=None):
     """Compare two backends' outputs on the same B inputs, detections clustered with ``settings``
     (DetectionSettings) at ``threshold`` (default: its pre-cluster threshold).
 
     ``reference``: {"boxes": [B,N,4], "scores": [B,N,K]} (the bundle's fixtures). ``candidate``: the same, or the
-    "top_class" layout {"boxes", "top_score", "top_class"}, in which case the reference is reduced to it first.
+    "top_class" layout {"boxes", "top_score", "top_class"}, in which case the reference is reduced to it first; or
+    both in the same layout (then ``num_classes`` says K where there are no per-class scores).
     Raw: max and p99 absolute error per float output (``top_class``: the fraction of anchors whose class differs,
     reported, not judged: near-ties flip legitimately). Detections: both sides go through the same nvinfer-style
     clustering, then are matched by class and IoU.
@@ -141,11 +142,16 @@ def compare_outputs(reference, candidate, net_w, net_h, precision, settings, thr
     tolerances = dict(RAW_TOLERANCE[precision], **(tolerances or {}))
     detection_iou = DETECTION_IOU[precision] if detection_iou is None else detection_iou
     min_fraction = MIN_MATCHED_FRACTION[precision] if min_fraction is None else min_fraction
-    batch, num_classes = np.asarray(reference["scores"]).shape[0], np.asarray(reference["scores"]).shape[-1]
-    if "detection_boxes" in candidate:  # EfficientNMS outputs: the reference goes through the plugin's algorithm
+    if "scores" in reference:
+        num_classes = np.asarray(reference["scores"]).shape[-1]
+    elif num_classes is None:
+        raise ValueError("a reference without per-class scores needs num_classes")
+    batch = len(np.asarray(reference["boxes"] if "boxes" in reference else reference["detection_boxes"]))
+    if "detection_boxes" in candidate and "detection_boxes" not in reference:
+        # EfficientNMS outputs: the reference goes through the plugin's algorithm
         reference = to_efficient_nms(reference, pre_threshold, iou_threshold, candidate["detection_scores"].shape[-1],
                                      nms_candidate_cap)
-    elif "scores" not in candidate:
+    elif "scores" not in candidate and "scores" in reference:
         reference = to_top_class(reference)
     raw = {}
     for name in [n for n in ("boxes", "scores", "top_score", "top_class", "num_detections") if n in candidate]:

@@ -14,7 +14,6 @@ Device-side (Python 3.6).
 """
 import math
 import os
-import sys
 
 from .bundle import INFER_CONFIG, Bundle
 from .cli import ArgumentParser, non_negative_int, positive_int, run_cli
@@ -292,10 +291,9 @@ def configured_precision(bundle):
     return bundle.meta.precision
 
 
-def get_args_parser(add_help=True):
-    p = ArgumentParser(description="Write a deepstream-app config for a bundle: sources, tracker, sinks.",
-                       add_help=add_help)
-    p.add_argument("bundle", help="the bundle folder export.py wrote")
+def add_stream_arguments(p):
+    """The options that say what runs: sources, sinks, tracker, engine. Shared by this writer and the pyds app
+    (edgeexport.deepstream_app), so both read a source and a sink the same way."""
     p.add_argument("--source", action="append", default=[], metavar="S",
                    help="a file, an image folder, rtsp://..., http://..., /dev/videoN[:WxH@FPS] or csi://N[:WxH@FPS]; "
                         "repeat for several streams (batch = number of sources)")
@@ -303,8 +301,7 @@ def get_args_parser(add_help=True):
                    help="display, file (mp4), rtsp (RTSP server), fake (FPS only) or msgbroker; repeatable "
                         "(default: file)")
     p.add_argument("--tracker", default="none", choices=["none", "iou", "nvdcf"])
-    p.add_argument("--out", help="the config to write (default: BUNDLE/deepstream_app.txt)")
-    p.add_argument("--output-file", default="out.mp4", help="the file sink's mp4, relative to --out's folder")
+    p.add_argument("--output-file", default="out.mp4", help="the file sink's mp4")
     p.add_argument("--rtsp-port", type=positive_int, default=8554)
     p.add_argument("--broker", help="for --sink msgbroker: mqtt://HOST:PORT/TOPIC, kafka://..., amqp://USER:PASS@...")
     p.add_argument("--payload", default="full", choices=sorted(PAYLOAD_TYPES),
@@ -318,18 +315,12 @@ def get_args_parser(add_help=True):
     p.add_argument("--precision", choices=["fp16", "fp32", "int8"],
                    help="engine precision (default: what infer_config.txt names, i.e. what build_engine built)")
     p.add_argument("--dla-core", type=non_negative_int, help="the engine was built for this DLA core")
-    p.add_argument("--gpu-id", type=int, default=0)
+    p.add_argument("--gpu-id", type=non_negative_int, default=0)
     p.add_argument("--deepstream-version", help="DeepStream to write for (default: the one installed here)")
     return p
 
 
-def main(args):
-    bundle = Bundle(args.bundle)
-    out = os.path.abspath(args.out or os.path.join(bundle.path, "deepstream_app.txt"))
-    folder = os.path.dirname(out)
-    if not os.path.isdir(folder):
-        raise UsageError("--out {}: folder {} does not exist".format(args.out, folder))
-    check_output_file(out)
+def sinks_from_args(args):
     sinks = []
     for kind in args.sink or ["file"]:
         if kind == "msgbroker":
@@ -341,6 +332,27 @@ def main(args):
                               port=args.rtsp_port if kind == "rtsp" else None))
     if args.broker and not any(s.kind == "msgbroker" for s in sinks):
         raise UsageError("--broker is given but no --sink msgbroker")
+    return sinks
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description="Write a deepstream-app config for a bundle: sources, tracker, sinks.",
+                       add_help=add_help)
+    p.add_argument("bundle", help="the bundle folder export.py wrote")
+    add_stream_arguments(p)
+    p.add_argument("--out", help="the config to write (default: BUNDLE/deepstream_app.txt); --output-file is "
+                                 "relative to its folder, where the printed command runs deepstream-app")
+    return p
+
+
+def main(args):
+    bundle = Bundle(args.bundle)
+    out = os.path.abspath(args.out or os.path.join(bundle.path, "deepstream_app.txt"))
+    folder = os.path.dirname(out)
+    if not os.path.isdir(folder):
+        raise UsageError("--out {}: folder {} does not exist".format(args.out, folder))
+    check_output_file(out)
+    sinks = sinks_from_args(args)
     ds = deepstream_for(args.deepstream_version)
     sources, written = prepare_sources(args.source, folder)
     try:

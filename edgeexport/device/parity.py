@@ -1,6 +1,7 @@
 """Check a backend against the bundle's fixtures (the original PyTorch model's own fp32 numbers).
 
     python3 -m edgeexport.parity BUNDLE [--backend tensorrt|onnxruntime] [--engine FILE] [--precision fp16]
+    python3 -m edgeexport.parity BUNDLE --dump DIR      (DIR: what `deepstream_app --dump DIR N` saved)
 
 Prints a table (max error per output; detections matched / missing / extra) and exits 1 out of tolerance.
 Device-side: Python 3.6, numpy, and tensorrt + pycuda for the TensorRT backend; no torch, no onnx.
@@ -85,6 +86,65 @@ def check_bundle(bundle, runner, precision="fp32", threshold=None):
     return compare_outputs(fixtures.expected, got, w, h, precision, settings, threshold, nms_candidate_cap=cap)
 
 
+DUMP_FRAME_SUFFIX, DUMP_OUTPUTS_SUFFIX = "_rgba.npy", "_outputs.npz"
+
+
+def read_dump(folder):
+    """[(name, RGB frame, {output: array})] of a ``deepstream_app --dump`` folder, in name order."""
+    try:
+        names = sorted(n[:-len(DUMP_FRAME_SUFFIX)] for n in os.listdir(folder) if n.endswith(DUMP_FRAME_SUFFIX))
+    except (IOError, OSError) as e:
+        raise InputFileError("cannot read --dump {}: {}".format(folder, e.strerror or e))
+    if not names:
+        raise InputFileError("{} holds no *{} frames: make it with python3 -m edgeexport.deepstream_app BUNDLE "
+                             "--source ... --dump {} N".format(folder, DUMP_FRAME_SUFFIX, folder))
+    out = []
+    for name in names:
+        frame_path = os.path.join(folder, name + DUMP_FRAME_SUFFIX)
+        try:
+            frame = np.load(frame_path)
+            with np.load(os.path.join(folder, name + DUMP_OUTPUTS_SUFFIX)) as z:
+                outputs = {k: z[k] for k in z.files}
+        except Exception as e:  # anything that is not a readable frame + outputs pair is "not a dump", by design
+            raise InputFileError("{} is not a readable dump frame with its outputs ({})".format(
+                frame_path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4):
+            raise InputFileError("{} is {} {}, not an RGBA frame".format(frame_path, frame.dtype, frame.shape))
+        out.append((name, np.ascontiguousarray(frame[..., :3]), outputs))
+    return out
+
+
+def check_dump(bundle, folder, runner, precision, threshold=None):
+    """DeepStream's own outputs (``deepstream_app --dump``: the frames nvinfer received, its raw output tensors)
+    against ``runner`` (ONNX Runtime over the bundle's graph) on the same frames, prepared as infer_config.txt
+    says nvinfer prepares them. What differs is what the board does differently: nvinfer's real scaling and colour
+    conversion, and the engine's precision. Returns a ParityReport."""
+    from .nvinfer_config import NvInferConfig
+    from .preprocess import network_input_from_8bit, scale_frame
+    meta, settings = bundle.meta, bundle.meta.settings
+    cfg = NvInferConfig(bundle.infer_config_path)
+    frames = read_dump(folder)
+    inputs = np.concatenate([network_input_from_8bit(scale_frame(f, cfg.net_w, cfg.net_h, cfg.scaling_filter,
+                                                                 cfg.maintain_aspect_ratio, cfg.symmetric_padding)[0],
+                                                     cfg.offsets, cfg.net_scale_factor, cfg.color_format)
+                             for _, f, _ in frames])
+    reference = run_backend(runner, inputs, 1 if meta.dynamic_batch else meta.batch_size)
+    dumped = {}
+    for name, _, outputs in frames:
+        missing = sorted(set(meta.output_names) - set(outputs))
+        if missing:
+            raise InputFileError("{}{} lacks outputs {} (it has {})".format(
+                os.path.join(folder, name), DUMP_OUTPUTS_SUFFIX, missing, sorted(outputs)))
+        for k in meta.output_names:
+            dumped.setdefault(k, []).append(outputs[k])
+    candidate = {k: np.stack(v) for k, v in dumped.items()}
+    if threshold is None:
+        threshold = settings.pre_cluster_threshold
+    h, w = meta.model.input_size
+    return compare_outputs(reference, candidate, w, h, precision, settings, threshold,
+                           num_classes=meta.model.num_classes)
+
+
 def find_engine(bundle):
     """The engine infer_config.txt names (build_engine keeps it pointing at what it built), else the bundle's
     default name."""
@@ -107,6 +167,10 @@ def get_args_parser(add_help=True):
     p.add_argument("--pre-cluster-threshold", type=probability, default=None,
                    help="score threshold of the detections compared (default: the one the fixtures were made at)")
     p.add_argument("--json", help="also write the report here")
+    p.add_argument("--dump", metavar="DIR",
+                   help="instead: DeepStream's own outputs saved by `deepstream_app --dump DIR N` against ONNX "
+                        "Runtime on the same frames (measures nvinfer's real scaling and colour conversion); "
+                        "needs onnxruntime where it runs (or copy DIR to the host)")
     return p
 
 
@@ -117,6 +181,8 @@ def main(args):
     bundle.fixtures  # a bundle without readable fixtures fails before any runtime starts
     if args.json:
         check_output_file(args.json)
+    if args.dump:
+        return main_dump(args, bundle)
     if args.backend == "onnxruntime":
         from .runners.onnxruntime import OnnxRuntimeRunner
         check_onnx_sha256(bundle.onnx_path, meta)
@@ -141,6 +207,27 @@ def main(args):
     if not report.ok:
         raise ParityError("{} is out of {} tolerance against the PyTorch fixtures{}".format(
             args.backend, precision, "" if report.compared else " (no detection was compared)"))
+    return 0
+
+
+def main_dump(args, bundle):
+    from .deepstream_config import configured_precision
+    from .runners.onnxruntime import OnnxRuntimeRunner
+    meta = bundle.meta
+    check_onnx_sha256(bundle.onnx_path, meta)
+    runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else bundle.onnx_path)
+    precision = args.precision or configured_precision(bundle)
+    with runner:
+        report = check_dump(bundle, args.dump, runner, precision, args.pre_cluster_threshold)
+    print(report.table("parity: DeepStream's outputs ({}) vs ONNX Runtime on the same frames, prepared as nvinfer "
+                       "is configured to".format(args.dump)))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+    if not report.ok:
+        raise ParityError("DeepStream's outputs are out of {} tolerance against ONNX Runtime on the same frames{}: "
+                          "nvinfer's scaling or colour conversion differs from infer_config.txt, or the engine's "
+                          "precision costs more".format(precision, "" if report.compared else
+                                                        " (no detection was compared)"))
     return 0
 
 
