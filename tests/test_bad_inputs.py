@@ -27,7 +27,7 @@ MARKER = "HOSTILE_PICKLE_RAN"
 CLI_MODULES = {
     "export": "edgeexport.export.cli", "train": "edgeexport.train.cli", "parity": "edgeexport.device.parity",
     "build_engine": "edgeexport.device.build_engine", "emulate": "edgeexport.emulate.cli",
-    "deepstream_config": "edgeexport.device.deepstream_config",
+    "deepstream_config": "edgeexport.device.deepstream_config", "deepstream_app": "edgeexport.device.deepstream_app",
     "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
     "parser_fps": "benchmarks.parser_fps", "deepstream_perf": "benchmarks.deepstream_perf",
     "host_fps": "benchmarks.host_fps", "fp16_numerics": "benchmarks.fp16_numerics",
@@ -304,6 +304,13 @@ CASES = [
      ["--rtsp-port", ">= 1"]),
     ("dsconfig-batch", "deepstream_config", ["{bundle}", "--source", "{clip.mp4}", "--source", "{clip.mp4}"],
      ["--batch-size 2"]),
+    # --- the pyds app (stops before GStreamer: no pyds here)
+    ("dsapp-missing", "deepstream_app", ["{root}/nobundle", "--source", "{clip.mp4}"], ["nobundle"]),
+    ("dsapp-source-missing", "deepstream_app", ["{bundle}", "--source", "{root}/none.mp4"], ["none.mp4"]),
+    ("dsapp-dump-n", "deepstream_app", ["{bundle}", "--source", "{clip.mp4}", "--dump", "{root}/d", "-1"],
+     ["--dump"]),
+    ("dsapp-coco-no-images", "deepstream_app", ["{bundle}", "--source", "{clip.mp4}", "--coco-out",
+                                                "{root}/out/c.json"], ["--coco-out"]),
     # --- emulate
     ("emulate-missing", "emulate", ["{root}/nobundle", "--input", "{clip.mp4}"], ["nobundle"]),
     ("emulate-input-missing", "emulate", ["{bundle}", "--input", "{root}/none.mp4"], ["none.mp4", "not found"]),
@@ -400,7 +407,8 @@ def test_real_entry_points(argv, word, corpus):
 
 
 @pytest.mark.parametrize("script", ["edgeexport-export", "edgeexport-train", "edgeexport-parity",
-                                    "edgeexport-build-engine", "edgeexport-emulate", "edgeexport-deepstream-config"])
+                                    "edgeexport-build-engine", "edgeexport-emulate", "edgeexport-deepstream-config",
+                                    "edgeexport-deepstream-app"])
 def test_console_scripts_answer_help_and_bad_input(script):
     exe = os.path.join(os.path.dirname(sys.executable), script)
     r = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,

@@ -74,7 +74,8 @@ def test_version_is_written_once_and_installed_as_such():
 def test_console_scripts_are_the_cli_entry_points():
     scripts = _pyproject()["project"]["scripts"]
     assert set(scripts) == {"edgeexport-train", "edgeexport-export", "edgeexport-emulate",
-                            "edgeexport-build-engine", "edgeexport-parity", "edgeexport-deepstream-config"}
+                            "edgeexport-build-engine", "edgeexport-parity", "edgeexport-deepstream-config",
+                            "edgeexport-deepstream-app"}
     for target in scripts.values():
         module, func = target.split(":")
         mod = importlib.import_module(module)

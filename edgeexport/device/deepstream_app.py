@@ -30,13 +30,12 @@ import numpy as np
 from .bundle import Bundle
 from .cli import ArgumentParser, run_cli
 from .deepstream_config import (PAYLOAD_TYPES, RTSP_MOUNT, TILED, add_stream_arguments,
-                                configured_precision, iou_tracker_yaml, msgconv_config_text, mux_size,
+                                iou_tracker_yaml, msgconv_config_text, mux_size,
                                 prepare_sources, sinks_from_args)
 from .deepstream_install import deepstream_for, has_hardware_encoder
 from .errors import BackendUnavailableError, InferenceError, UsageError
 from .fileio import atomic_write_text, check_output_file
 from .mjpeg_avi import read_frame_list
-from .naming import engine_file_name
 
 NVMM_CAPS = "video/x-raw(memory:NVMM)"
 NVBUF_MEM_CUDA_UNIFIED = 3  # NvBufSurfaceMemType: on dGPU, frames the CPU can map (get_nvds_buf_surface)
@@ -240,7 +239,7 @@ class App(object):
 
     # --- the pipeline -------------------------------------------------------------------------------------------
     def build(self):
-        Gst, el, args, meta = self.Gst, self.el, self.args, self.bundle.meta
+        Gst, el, args = self.Gst, self.el, self.args
         n = len(self.sources)
         pipeline = Gst.Pipeline.new("edgeexport")
         w, h = mux_size(self.sources, args.mux_size)
@@ -255,11 +254,9 @@ class App(object):
             pipeline.add(b)
             if b.get_static_pad("src").link(request_pad(mux, "sink_{}".format(i))) != Gst.PadLinkReturn.OK:
                 raise BackendUnavailableError("cannot link source {} to nvstreammux".format(i))
-        precision = args.precision or configured_precision(self.bundle)
+        # batch = the number of sources; the engine is the one infer_config.txt names (as in deepstream_config)
         extra = {"output_tensor_meta": True} if self.dump_dir else {}
-        infer = el.make("nvinfer", "infer", config_file_path=self.bundle.infer_config_path, batch_size=n,
-                        model_engine_file=self.bundle.file(engine_file_name(meta.onnx_file, n, precision,
-                                                                            args.gpu_id, args.dla_core)), **extra)
+        infer = el.make("nvinfer", "infer", config_file_path=self.bundle.infer_config_path, batch_size=n, **extra)
         chain = [mux]
         if self.dump_dir:
             # RGBA frames for get_nvds_buf_surface, and nvinfer's raw outputs attached as tensor metadata
@@ -434,11 +431,6 @@ def main(args, Gst=None, GLib=None, pyds=None, elements=None, echo=print):
         if os.path.exists(args.dump[0]) and (not os.path.isdir(args.dump[0]) or os.listdir(args.dump[0])):
             raise UsageError("--dump {}: not an empty folder (a dump goes into an empty or new folder)".format(
                 args.dump[0]))
-    if args.coco_out:
-        check_output_file(args.coco_out)
-    for s in sinks_from_args(args):
-        if s.kind == "file":
-            check_output_file(s.path)
     sinks = sinks_from_args(args)
     ds = deepstream_for(args.deepstream_version)
     if args.tracker != "none" or any(s.kind == "msgbroker" for s in sinks):
@@ -459,6 +451,9 @@ def main(args, Gst=None, GLib=None, pyds=None, elements=None, echo=print):
             raise UsageError("{} sources need an engine of batch {}; this bundle's ONNX has a {} batch of {}: "
                              "re-export it with --batch-size {}".format(
                                  n, n, "dynamic (max)" if meta.dynamic_batch else "static", meta.batch_size, n))
+        for path in [args.coco_out] + [s.path for s in sinks if s.kind == "file"]:
+            if path:
+                check_output_file(path)  # once the inputs are known good: it may create the output's folder
         if Gst is None:
             Gst, GLib, pyds = import_gstreamer()
         Gst.init(None)

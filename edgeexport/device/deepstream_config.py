@@ -23,7 +23,6 @@ from .errors import UsageError
 from .fileio import atomic_write_text, check_output_file
 from .mjpeg_avi import list_images, write_mjpeg_avi
 from .meta import PRECISIONS
-from .naming import engine_file_name
 from .streams import SINK_KINDS, Broker, Sink, Source
 
 DEFAULT_MUX = (1920, 1080)
@@ -191,8 +190,7 @@ def mux_size(sources, given=None):
 
 
 def app_config(meta, bundle_dir, sources, sinks, folder, tracker="none", ds=None, gpu_id=0, mux=None,
-               encoder="auto", precision=None, payload="full", msg_interval=MSG_FRAME_INTERVAL, perf_interval=5,
-               dla_core=None):
+               encoder="auto", payload="full", msg_interval=MSG_FRAME_INTERVAL, perf_interval=5):
     """The deepstream-app config for the bundle in ``bundle_dir`` (its BundleMeta ``meta``) with ``sources`` and
     ``sinks``, to be written into ``folder``. Returns an AppConfig."""
     if not sources:
@@ -215,14 +213,12 @@ def app_config(meta, bundle_dir, sources, sinks, folder, tracker="none", ds=None
     for sink in sinks:
         if sink.kind == "msgbroker":
             sink.broker.lib = ds.protocol_adaptor(sink.broker.scheme)
-    precision = precision or meta.precision
     w, h = mux_size(sources, mux)
     live = any(s.live for s in sources)
     enc_type = _encoder(encoder, notes) if any(s.kind in ("file", "rtsp") for s in sinks) else ENC_HW
     visual = any(s.kind in ("display", "file", "rtsp") for s in sinks)
     cols = int(math.ceil(math.sqrt(n)))  # as square as it gets: 3 streams on 2x2, 5 on 3x2
     rows = int(math.ceil(n / float(cols)))
-    engine = engine_file_name(meta.onnx_file, n, precision, gpu_id, dla_core)
     groups = [("application", [("enable-perf-measurement", 1), ("perf-measurement-interval-sec", perf_interval)],
                "deepstream-app config written by edgeexport: {} source(s), sinks: {}".format(
                    n, ", ".join(s.kind for s in sinks)))]
@@ -241,16 +237,15 @@ def app_config(meta, bundle_dir, sources, sinks, folder, tracker="none", ds=None
                                  ("enable-padding", 0), ("nvbuf-memory-type", 0)],
                    "{}x{}: {}".format(w, h, "the source's own size" if n == 1 and mux is None and sources[0].size
                                       else "every source scaled to it")))
-    # batch-size and model-engine-file here override infer_config.txt's (deepstream_primary_gie_bin.c:134-161
-    # @6.0.1): N sources, an engine built for batch N (build_engine --batch N)
+    # batch-size here overrides infer_config.txt's (deepstream_primary_gie_bin.c:134-135 @6.0.1); the engine stays
+    # the one infer_config.txt names (build_engine keeps it naming what it built): one with a larger batch serves
+    # (nvinfer rebuilds only when the engine's max batch is below batch-size, nvdsinfer_context_impl.cpp:1621-1630)
     groups.append(("primary-gie", [("enable", 1), ("gpu-id", gpu_id), ("gie-unique-id", 1),
                                    ("nvbuf-memory-type", 0),
                                    ("config-file", _rel(os.path.join(bundle_dir, INFER_CONFIG), folder)),
-                                   ("batch-size", n), ("model-engine-file", _rel(os.path.join(bundle_dir, engine),
-                                                                                 folder))],
-                   "engine for batch {}: python3 -m edgeexport.build_engine {} --batch {} --{}{}".format(
-                       n, _rel(bundle_dir, folder), n, precision,
-                       "" if dla_core is None else " --dla-core {}".format(dla_core))))
+                                   ("batch-size", n)],
+                   "an engine for batch {} or more: python3 -m edgeexport.build_engine {} --batch {}".format(
+                       n, _rel(bundle_dir, folder), n)))
     extra = {}
     if tracker != "none":
         group, files = tracker_group(tracker, ds, folder)
@@ -312,9 +307,6 @@ def add_stream_arguments(p):
                    help="nvstreammux resolution (default: the source's own size for one source, else 1920x1080)")
     p.add_argument("--encoder", default="auto", choices=["auto", "hw", "sw"],
                    help="file/RTSP encoder: auto = software on a Jetson Orin Nano (no NVENC), hardware elsewhere")
-    p.add_argument("--precision", choices=["fp16", "fp32", "int8"],
-                   help="engine precision (default: what infer_config.txt names, i.e. what build_engine built)")
-    p.add_argument("--dla-core", type=non_negative_int, help="the engine was built for this DLA core")
     p.add_argument("--gpu-id", type=non_negative_int, default=0)
     p.add_argument("--deepstream-version", help="DeepStream to write for (default: the one installed here)")
     return p
@@ -357,8 +349,7 @@ def main(args):
     sources, written = prepare_sources(args.source, folder)
     try:
         cfg = app_config(bundle.meta, bundle.path, sources, sinks, folder, args.tracker, ds, args.gpu_id,
-                         args.mux_size, args.encoder, args.precision or configured_precision(bundle), args.payload,
-                         args.msg_interval, dla_core=args.dla_core)
+                         args.mux_size, args.encoder, args.payload, args.msg_interval)
     except BaseException:
         for path in written:
             if os.path.exists(path):

@@ -83,7 +83,8 @@ bool finite4(const float *b) {
 
 void push(std::vector<NvDsInferObjectDetectionInfo> &out, const float *box, NvDsInferNetworkInfo const &net,
           unsigned cls, float score) {
-    // Value-initialised: newer nvdsinfer.h releases append fields to this struct, which must not hold garbage.
+    // Value-initialised: a later nvdsinfer.h may append members to this struct (6.0.1-6.3 have the same six),
+    // and those must not hold stack garbage.
     NvDsInferObjectDetectionInfo o{};
     const float w = (float)net.width, h = (float)net.height;
     o.classId = cls;
