@@ -13,7 +13,7 @@ the reason printed. Device-side: Python 3.6, numpy, tensorrt, pycuda (or cuda-py
 import os
 
 from .bundle import check_onnx_sha256, file_sha256
-from .cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from .cli import ArgumentParser, non_negative_float, non_negative_int, positive_int, run_cli
 from .configs import infer_config_text
 from .errors import EngineBuildError, InputFileError, UsageError
 from .fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
@@ -22,6 +22,8 @@ from .naming import engine_file_name
 from .trt import api
 from .trt.engine_record import BUILD_KEYS, EngineRecord, new_record, record_path
 
+
+DEFAULT_MAX_MAP_DROP = 1.0  # mAP points an INT8 engine may lose against the fp32 graph (issue: INT8)
 
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Build a bundle's TensorRT engine under nvinfer's own file name.",
@@ -40,6 +42,10 @@ def get_args_parser(add_help=True):
     p.add_argument("--dla-core", type=non_negative_int, help="build for this DLA core (Xavier/Orin), GPU fallback on")
     p.add_argument("--gpu-id", type=non_negative_int, default=0)
     p.add_argument("--calib-images", help="INT8: a folder of representative images")
+    p.add_argument("--max-map-drop", type=non_negative_float, metavar="POINTS",
+                   help="INT8: refuse (and remove) an engine whose mAP on the bundle's validation set falls more "
+                        "than this many points below the fp32 graph's on the same path (default {:g}; needs "
+                        "export --val-data and pycocotools)".format(DEFAULT_MAX_MAP_DROP))
     p.add_argument("--calib-batches", type=positive_int, default=32,
                    help="INT8: at most this many calibration batches")
     p.add_argument("--force", action="store_true", help="rebuild even if the engine matches its record")
@@ -159,6 +165,8 @@ def main(args, trt=None, cuda=None):
     print("TensorRT {}: building {} ({}, batch {}{}, workspace {} MiB{}) on {}".format(
         trt.__version__, engine_name, precision, batch, ", dynamic" if meta.dynamic_batch else "", workspace_mib,
         ", EfficientNMS held in FP32" if nms_fp32 else "", gpu["name"]))
+    max_drop = getattr(args, "max_map_drop", None)
+    accuracy_check = int8_reference(folder, meta, max_drop is not None) if precision == "int8" else None
     builder = EngineBuilder(trt, args.verbose)
     builder.check_precision(precision)
     calibrator = None
@@ -188,6 +196,9 @@ def main(args, trt=None, cuda=None):
     atomic_write_bytes(engine_path, plan)
     new_record(onnx_file, expected["onnx_sha256"], trt.__version__, gpu, precision, batch, meta.dynamic_batch,
                meta.layout, args.dla_core, nms_fp32, workspace_mib, file_sha256(engine_path)).save(engine_path)
+    if accuracy_check is not None:
+        check_int8_accuracy(folder, meta, engine_path, trt, cuda,
+                            DEFAULT_MAX_MAP_DROP if max_drop is None else max_drop, accuracy_check)
     if args.timing_cache:
         data = builder.timing_cache_bytes()
         if data:
@@ -200,6 +211,53 @@ def main(args, trt=None, cuda=None):
     print("next: python3 -m edgeexport.parity {} --backend tensorrt && cd {} && deepstream-app -c app_config.txt".format(
         folder, folder))
     return 0
+
+
+def int8_reference(folder, meta, limit_given=False):
+    """The mAP an INT8 engine is held to: the nvinfer row export recorded on the bundle's validation set (the same
+    path with the fp32 graph), or None when the bundle has no validation set (said, not silently skipped).
+    Checked before the slow build: the set is readable and a mAP library is installed."""
+    from .coco_eval import scorer
+    from .evaluate import VALIDATION_DIR
+    recorded = {r["backend"]: r for r in (meta.validation or {}).get("rows", [])}
+    if "nvinfer" not in recorded or not os.path.isfile(os.path.join(folder, VALIDATION_DIR, "annotations.json")):
+        if limit_given:
+            raise UsageError("--max-map-drop needs the bundle's validation set: export with --val-data")
+        print("note: this bundle has no validation set, so the INT8 engine's accuracy is not checked (export with "
+              "--val-data to have it checked against --max-map-drop)")
+        return None
+    scorer()  # a missing mAP library fails now, not after a 10-minute build
+    return recorded["nvinfer"]
+
+
+def check_int8_accuracy(folder, meta, engine_path, trt, cuda, max_drop, reference):
+    """Evaluate the built INT8 engine through nvinfer's path on the bundle's validation set; beyond ``max_drop``
+    points below ``reference`` (the fp32 graph on the same path) the engine and its record are removed."""
+    from .bundle import Bundle
+    from .coco_eval import ValidationSet
+    from .eval_rows import NvInferRow
+    from .evaluate import VALIDATION_DIR, run_rows, table_rows
+    from .runners.tensorrt import TensorRTRunner
+    bundle = Bundle(folder)
+    vdir = os.path.join(folder, VALIDATION_DIR)
+    vset = ValidationSet.load(os.path.join(vdir, "annotations.json"))
+    row = NvInferRow(bundle, meta.validation.get("score_threshold", 0.01),
+                     runner=TensorRTRunner(engine_path, trt=trt, cuda=cuda, meta=meta))
+    row.name = "tensorrt"
+    with row:
+        detections, seconds, ids = run_rows([row], vset)
+    got = table_rows(detections, seconds, vset, meta.model.labels, ids)[0]["map"]
+    drop = 100.0 * (reference["map"] - got)
+    if drop > max_drop:
+        for path in (engine_path, record_path(engine_path)):
+            if os.path.exists(path):
+                os.unlink(path)
+        raise EngineBuildError(
+            "INT8 engine refused and removed: mAP {:.4f} on the bundle's {} validation images against {:.4f} with the "
+            "fp32 graph on the same path, a drop of {:.2f} points > --max-map-drop {:g}: calibrate with more, more "
+            "representative --calib-images, or build --fp16".format(got, len(ids), reference["map"], drop, max_drop))
+    print("INT8 accuracy: mAP {:.4f} on {} validation images, {:.2f} points below the fp32 graph's {:.4f} "
+          "(limit {:g})".format(got, len(ids), drop, reference["map"], max_drop))
 
 
 def stale_reasons(engine_path, expected, workspace_mib=None):

@@ -167,7 +167,7 @@ class BundleMeta(object):
     def __init__(self, model, color_format="rgb", fold="exact", layout="boxes_scores", opset=13, batch_size=1,
                  dynamic_batch=False, num_anchors=0, onnx_file="model.onnx", onnx_sha256="", precision="fp16",
                  settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256="",
-                 max_output_boxes=None):
+                 max_output_boxes=None, validation=None):
         if not isinstance(model, ModelMeta):
             raise TypeError("model must be a ModelMeta, got {}".format(type(model).__name__))
         self.model = model
@@ -192,6 +192,8 @@ class BundleMeta(object):
             raise TypeError("settings must be DetectionSettings, got {}".format(type(self.settings).__name__))
         self.written_by = str(written_by)
         self.extra = dict(extra or {})
+        # export --val-data: the set (in the bundle's validation/) and the mAP of each row on it
+        self.validation = dict(validation) if validation else None
         # EfficientNMS_TRT keeps max_output_boxes per image, across classes; nvinfer's topk is per class and it
         # applies it in cluster-mode 4 as well (nvdsinfer_context_impl_output_parsing.cpp:451-461 @6.0.1). Any
         # per-image cut would drop a class's boxes that nvinfer's per-class topk keeps, so the plugin keeps as many
@@ -277,6 +279,7 @@ class BundleMeta(object):
                 "box_format": "x1y1x2y2, normalised to [0, 1] of the network input",
             },
             "extra": self.extra,
+            "validation": self.validation,
         }
 
     @classmethod
@@ -305,7 +308,7 @@ class BundleMeta(object):
                        dep.get("onnx_fp16_sha256", ""),
                        # earlier bundles: the plugin kept topk rows (format 1 named them max_detections)
                        dep.get("max_output_boxes", dep.get("max_detections", DetectionSettings.from_dict(
-                           settings).topk)))
+                           settings).topk)), d.get("validation"))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise InputFileError("{} is not an edgeexport bundle description ({}: {}); re-export the bundle with "
                                  "export.py".format(where, type(e).__name__, e))

@@ -7,50 +7,21 @@ net-scale-factor); runs ONNX Runtime (TensorRT with --backend tensorrt); parses 
 to the frame and applies the per-class detection filters as nvinfer does; draws and writes the video.
 Host-side (numpy, OpenCV, ctypes; onnxruntime).
 """
-import hashlib
 import os
 import time
 
 import numpy as np
 
-from ..device.configs import PARSER_SOURCES
 from ..device.errors import ConfigError, InputFileError
 from ..device.nvinfer_config import NvInferConfig
 from ..device.parity import GRAPH_BEFORE_NMS
 from ..device.postprocess import cluster, efficient_nms_reference, to_frame
 from ..device.preprocess import network_input_from_8bit, scale_frame
 
-def _parser_sources_hash(folder):
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            p = os.path.join(root, name)
-            h.update(os.path.relpath(p, folder).encode())
-            with open(p, "rb") as f:
-                h.update(f.read())
-    return h.hexdigest()[:16]
-
-
 def load_parser(cfg):
-    """The parser .so the config names when it exists and loads here; else a host build of the bundle's own
-    parser sources, kept in ~/.cache/edgeexport (never inside the bundle, whose build/ is the Jetson's)."""
-    from .parser_library import ParserLibrary, build_parser
-    shim = os.path.join(os.path.dirname(cfg.custom_lib), "libedgeexport_parser_shim.so")
-    if os.path.isfile(cfg.custom_lib) and os.path.isfile(shim):
-        try:
-            return ParserLibrary(cfg.custom_lib, shim)
-        except OSError:
-            pass  # another architecture's build (the Jetson's): build for this host below
-    src = os.path.join(cfg.folder, PARSER_SOURCES)
-    if not os.path.isfile(os.path.join(src, "CMakeLists.txt")):
-        raise InputFileError("no parser library at {} and no parser sources in {}".format(cfg.custom_lib, src))
-    cache = os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME", "~/.cache")), "edgeexport",
-                         "parser-" + _parser_sources_hash(src))
-    lib = os.path.join(cache, "libnvdsparsebbox_edgeexport.so")
-    if not os.path.isfile(lib):
-        build_parser(cache, src)
-    return ParserLibrary(lib)
+    """The C++ parser for ``cfg``'s bundle (edgeexport.device.parser_library.load_bundle_parser)."""
+    from ..device.parser_library import load_bundle_parser
+    return load_bundle_parser(cfg.folder, cfg.custom_lib)
 
 
 def efficient_nms_attributes(onnx_path):

@@ -66,10 +66,11 @@ def copy_device_side(dst):
             shutil.copy2(os.path.join(TOP_PACKAGE, name), os.path.join(dst, "edgeexport", name))
 
 
-def write_bundle(output_dir, meta, graph, parity, video=None, force=False, source="model.pth"):
+def write_bundle(output_dir, meta, graph, parity, video=None, force=False, source="model.pth", validate=None):
     """Write the bundle of ``meta`` (BundleMeta, its sha256 set from ``graph``), ``graph`` (OnnxGraph) and
     ``parity`` (ExportParity) into ``output_dir``; ``video`` (path, optional) goes into app_config.txt and the
-    bundle. Returns the Bundle."""
+    bundle; ``validate(folder)`` runs on the complete bundle before it is moved into place (and may add to
+    ``meta``). Returns the Bundle."""
     path = check_output_dir(output_dir, force)
     frame_w, frame_h = DEFAULT_FRAME
     video_name = "input.mp4"
@@ -110,6 +111,9 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
         copy_device_side(tmp)
         atomic_write_text(os.path.join(tmp, "README.md"), bundle_readme(meta, source, path, video_name))
         meta.save(os.path.join(tmp, MODEL_JSON))
+        if validate is not None:
+            validate(tmp)
+            meta.save(os.path.join(tmp, MODEL_JSON))
         _replace_folder(tmp, path)
         tmp = None
     finally:

@@ -6,9 +6,11 @@
 Folds the normalisation into the first convolution, writes model.onnx (opset 13, TensorRT 8.2-compatible),
 checks parity against the original PyTorch model, and writes the configs, labels, fixtures and README.
 """
+import os
+
 from ..device.cli import ArgumentParser, positive_float, positive_int, probability, run_cli
 from ..device.meta import ARCHS, LAYOUTS
-from ..device.errors import InputFileError
+from ..device.errors import InputFileError, UsageError
 
 # Below this, the preprocessing report prints a warning line (it fails export only when a minimum is set).
 PREPROCESS_WARN_BELOW = 0.8
@@ -49,6 +51,12 @@ def get_args_parser(add_help=True):
                    help="detections kept per class (nvinfer topk; efficient_nms: max_output_boxes = topk x classes, "
                         "nvinfer then cuts each class to topk)")
     g.add_argument("--video", help="a clip for app_config.txt: copied into the bundle, its size sets streammux")
+    g = p.add_argument_group("validation set (copied into the bundle; its mAP per backend recorded in model.json)")
+    g.add_argument("--val-data", metavar="KIND[:PATH]",
+                   help="voc:VOC_ROOT, coco:ANNOTATIONS.json (images beside it, or --val-images), synthetic[:N]")
+    g.add_argument("--val-images", help="coco: the image folder")
+    g.add_argument("--val-split", help="voc: ImageSets/Main/<split>.txt")
+    g.add_argument("--val-max-images", type=positive_int, default=300, help="copy at most this many images")
     g = p.add_argument_group("preprocessing report (torchvision's float resize vs nvinfer's 8-bit stretch)")
     g.add_argument("--preprocess-min-agreement", type=probability, default=None,
                    help="fail export below this detection agreement (default: report, and warn below "
@@ -69,6 +77,24 @@ def read_labels_file(path):
     return labels
 
 
+def validation_dataset(args):
+    """--val-data KIND[:PATH] as a host dataset, opened (and checked) before the slow stages."""
+    if not args.val_data:
+        return None
+    from ..data.validation import open_dataset
+    kind, _, path = args.val_data.partition(":")
+    if kind == "synthetic":
+        if path and not path.isdigit():
+            raise UsageError("--val-data synthetic[:N]: N must be a number of images, got {!r}".format(path))
+        return open_dataset("synthetic", synthetic_size=int(path or 200), seed=2)
+    if kind not in ("voc", "coco") or not path:
+        raise UsageError("--val-data must be voc:VOC_ROOT, coco:ANNOTATIONS.json or synthetic[:N], got {!r}".format(
+            args.val_data))
+    if kind == "coco":
+        return open_dataset("coco", args.val_images or os.path.dirname(os.path.abspath(path)), ann_file=path)
+    return open_dataset("voc", path, split=args.val_split)
+
+
 def main(args):
     from ..device.meta import DetectionSettings
     from ..device.naming import engine_file_name
@@ -82,7 +108,7 @@ def main(args):
                            args.batch_size, args.dynamic_batch, args.opset, args.precision, settings,
                            not args.no_simplify, args.trt_version, args.force, args.video,
                            preprocess_min_agreement=minimum, image_mean=args.image_mean, image_std=args.image_std,
-                           arch=args.arch)
+                           arch=args.arch, val_data=validation_dataset(args), val_max_images=args.val_max_images)
     agreement = result.parity.preprocessing["agreement"]
     if minimum is None and agreement < PREPROCESS_WARN_BELOW:
         print("warning: torchvision's and nvinfer's preprocessing agree on {:.1%} of detections: the model was "

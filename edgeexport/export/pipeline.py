@@ -5,6 +5,7 @@
 ``export_bundle`` is the Python API; ``export.py`` / ``python -m edgeexport.export`` is its command line.
 Host-side (torch, onnx, onnxruntime).
 """
+import functools
 import os
 import time
 
@@ -38,6 +39,41 @@ def load_source(model, labels=None, image_mean=None, image_std=None, arch=None):
     return model.eval(), meta, type(model).__name__
 
 
+VALIDATION_ROWS = ("pytorch", "onnxruntime", "nvinfer")
+VALIDATION_THRESHOLD = 0.01
+
+
+def record_validation(folder, net, meta, dataset, max_images, echo=print):
+    """Copy the validation images into the (temporary) bundle ``folder``, evaluate the pytorch, onnxruntime and
+    nvinfer rows on them, and record the table in ``meta.validation``: the device's evaluate then prints its drop
+    against PyTorch, and build_engine --int8 compares its engine with the nvinfer row, without torch."""
+    from ..data.validation import save_validation_set, to_validation_set
+    from ..device.bundle import Bundle
+    from ..device.eval_rows import NvInferRow, OnnxRuntimeRow, host_parser
+    from ..device.evaluate import VALIDATION_DIR, format_table, run_rows, table_rows
+    from ..model.predict import PyTorchRow
+    vdir = os.path.join(folder, VALIDATION_DIR)
+    vset = to_validation_set(dataset, vdir, max_images, copy=True, name="annotations.json")
+    save_validation_set(vset, vdir)
+    bundle = Bundle(folder)
+    rows = [PyTorchRow.from_model(net, meta.model, VALIDATION_THRESHOLD),
+            OnnxRuntimeRow(bundle, VALIDATION_THRESHOLD),
+            NvInferRow(bundle, VALIDATION_THRESHOLD, parser=host_parser(bundle))]
+    for r in rows[1:]:
+        r.__enter__()
+    try:
+        detections, seconds, ids = run_rows(rows, vset)
+    finally:
+        for r in rows[1:]:
+            r.__exit__(None, None, None)
+    table = table_rows(detections, seconds, vset, meta.model.labels, ids)
+    echo(format_table(table, "validation: {} images ({} threshold {})".format(len(ids), "score",
+                                                                              VALIDATION_THRESHOLD)))
+    meta.validation = {"images": len(ids), "score_threshold": VALIDATION_THRESHOLD,
+                       "source": type(dataset).__name__,
+                       "rows": [{k: r[k] for k in ("backend", "map", "map50", "per_class")} for r in table]}
+
+
 def batch_axis(batch_size, dynamic_batch=None):
     """Whether the ONNX batch axis is dynamic. When nvinfer builds an engine from onnx-file itself (no engine, or a
     stale one), it gives the input the profile min 1, opt = max = batch-size on the GPU (DeepStream 6.0.1
@@ -53,11 +89,13 @@ def batch_axis(batch_size, dynamic_batch=None):
 def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="rgb", fold="exact", batch_size=1,
                   dynamic_batch=None, opset=13, precision="fp16", settings=None, simplify=True, trt_version="8.2",
                   force=False, video=None, images=None, preprocess_min_agreement=None, image_mean=None,
-                  image_std=None, arch=None, echo=print):
+                  image_std=None, arch=None, echo=print, val_data=None, val_max_images=300):
     """Export ``model`` (a model.pth path, or an in-memory torchvision SSDLite with ``labels``) to a DeepStream
     bundle in ``output_dir``. Raises ParityError (nothing written) when the ONNX graph does not reproduce the
     original model, and when ``preprocess_min_agreement`` is set and nvinfer's preprocessing agrees less.
-    ``dynamic_batch`` None: dynamic when ``batch_size`` > 1 (see batch_axis). Returns ExportResult."""
+    ``dynamic_batch`` None: dynamic when ``batch_size`` > 1 (see batch_axis). ``val_data``: a host dataset
+    (edgeexport.data) whose first ``val_max_images`` images go into the bundle's validation/ with the mAP of the
+    pytorch, onnxruntime and nvinfer rows recorded in model.json. Returns ExportResult."""
     from .bundle import check_output_dir, write_bundle
     from .deploy import build_deploy_model
     from .onnx_graph import export_onnx
@@ -91,7 +129,9 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
             pre, preprocess_min_agreement))
     meta.extra = {"simplified": graph.simplified, "trt_version_checked": trt_version,
                   "export_seconds": round(time.perf_counter() - t0, 2)}
-    bundle = write_bundle(output_dir, meta, graph, parity, video, force, source)
+    validate = None if val_data is None else functools.partial(
+        record_validation, net=net, meta=meta, dataset=val_data, max_images=val_max_images, echo=echo)
+    bundle = write_bundle(output_dir, meta, graph, parity, video, force, source, validate)
     timings = {"load_and_fold_s": t1 - t0, "onnx_s": t2 - t1, "parity_s": t3 - t2,
                "total_s": time.perf_counter() - t0}
     return ExportResult(bundle, parity, timings)

@@ -25,5 +25,5 @@ def parser_build():
 
 @pytest.fixture(scope="session")
 def parser(parser_build):
-    from edgeexport.emulate.parser_library import ParserLibrary
+    from edgeexport.device.parser_library import ParserLibrary
     return ParserLibrary.from_build_dir(parser_build)

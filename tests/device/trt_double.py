@@ -135,11 +135,13 @@ class BackendMemory(object):
 
 
 def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_output=None, cuda=None,
-                  build_fails_with=None):
+                  build_fails_with=None, int8_box_shift=0.0):
     """A fresh double module. ``gpu``: a GPUS key (what the builder reports and the engine is bound to);
     ``parser_errors``: descriptions the parser reports instead of parsing; ``rename_output``: (old, new) to build a
     wrong engine; ``cuda``: the memory inference reads (FakeCuda, BackendMemory, ...); ``build_fails_with``: an
-    error message the builder logs before returning None (e.g. an out-of-memory one)."""
+    error message the builder logs before returning None (e.g. an out-of-memory one). ``int8_box_shift``: a TEST
+    KNOB, not TensorRT's behaviour: INT8 engines move every box by this much (normalised), standing in for the
+    accuracy a poor calibration costs (how much real INT8 costs depends on the calibration; a double cannot know)."""
     if generation not in GENERATIONS:
         raise ValueError("generation must be one of {}".format(sorted(GENERATIONS)))
     version = GENERATIONS[generation]
@@ -569,6 +571,8 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
             outs = dict(zip([o.name for o in self._session.get_outputs()], self._session.run(None, feeds)))
             if self._nms is not None:
                 outs = self._plugin(outs)
+            if int8_box_shift and "INT8" in self._engine._plan["flags"] and "boxes" in outs:
+                outs["boxes"] = outs["boxes"] + np.float32(int8_box_shift)
             for name, _, _, _ in [io for io in self._engine._io if not io[1]]:
                 arr = np.ascontiguousarray(outs[name])
                 memory.write(pointers[name], arr)

@@ -1,7 +1,8 @@
 """Call the C++ bbox parser (the very .so DeepStream loads) from Python, through the host shim.
 
-Used by ``python -m edgeexport.emulate`` and by the tests that feed the parser real graph outputs. Builds the
-CMake project on first use when the library is missing. Host-side (ctypes, numpy).
+Used by ``python -m edgeexport.emulate``, the ``nvinfer`` row of ``evaluate`` and the tests that feed the parser
+real graph outputs. Builds the CMake project (host headers) on first use when the library is missing.
+Device-side safe (Python 3.6; ctypes, numpy, cmake and a compiler to build it).
 """
 import ctypes
 import os
@@ -9,14 +10,16 @@ import subprocess
 
 import numpy as np
 
-from ..device.configs import PARSER_FUNCTIONS
-from ..device.errors import BackendUnavailableError
-from ..device.postprocess import Detections
+import hashlib
+
+from .configs import PARSER_FUNCTIONS, PARSER_SOURCES as BUNDLE_PARSER_SOURCES
+from .errors import BackendUnavailableError, InputFileError
+from .postprocess import Detections
 
 MAX_DIMS = 8
 DATA_TYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int8): 2, np.dtype(np.int32): 3}
 # The parser sources the bundle ships (package data of edgeexport.device).
-PARSER_SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device", "parser")
+PARSER_SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parser")
 
 
 class InferDims(ctypes.Structure):
@@ -114,3 +117,37 @@ class ParserLibrary(object):
         if not ok:
             raise BackendUnavailableError("the parser rejected the outputs (see its log line on stderr)")
         return dets
+
+
+def _sources_hash(folder):
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            p = os.path.join(root, name)
+            h.update(os.path.relpath(p, folder).encode())
+            with open(p, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def load_bundle_parser(bundle_dir, custom_lib=None):
+    """The parser .so a bundle's config names when it exists and loads here with its host shim; else a host build
+    of the bundle's own parser sources, kept in ~/.cache/edgeexport (never inside the bundle, whose build/ is the
+    Jetson's)."""
+    if custom_lib:
+        shim = os.path.join(os.path.dirname(custom_lib), "libedgeexport_parser_shim.so")
+        if os.path.isfile(custom_lib) and os.path.isfile(shim):
+            try:
+                return ParserLibrary(custom_lib, shim)
+            except OSError:
+                pass  # another architecture's build (the Jetson's): build for this host below
+    src = os.path.join(bundle_dir, BUNDLE_PARSER_SOURCES)
+    if not os.path.isfile(os.path.join(src, "CMakeLists.txt")):
+        raise InputFileError("no parser library at {} and no parser sources in {}".format(custom_lib, src))
+    cache = os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME", "~/.cache")), "edgeexport",
+                         "parser-" + _sources_hash(src))
+    lib = os.path.join(cache, "libnvdsparsebbox_edgeexport.so")
+    if not os.path.isfile(lib):
+        build_parser(cache, src)
+    return ParserLibrary(lib)

@@ -1,0 +1,50 @@
+"""The ``pytorch`` row of ``evaluate``: the original model from its checkpoint, fed as it was trained (torchvision's
+float resize, or nvinfer's 8-bit stretch for a model trained with ``--preprocess nvinfer``), post-processed by
+torchvision's SSD itself. The reference every other row is measured against. Host-side (torch)."""
+import numpy as np
+import torch
+
+from ..device.eval_rows import Row
+from ..device.postprocess import Detections
+from ..device.preprocess import scale_frame
+from .checkpoint import load_model
+
+
+class PyTorchRow(Row):
+    name = "pytorch"
+
+    def __init__(self, model_path, bundle_meta, score_threshold):
+        super(PyTorchRow, self).__init__()
+        model, meta, _ = load_model(model_path)
+        if meta.labels != bundle_meta.model.labels:
+            from ..device.errors import UsageError
+            raise UsageError("{} has classes {}, the bundle {}: pass the checkpoint the bundle was exported "
+                             "from".format(model_path, meta.labels, bundle_meta.model.labels))
+        self._use(model, meta, score_threshold)
+
+    @classmethod
+    def from_model(cls, model, meta, score_threshold):
+        """An in-memory torchvision SSD with its ModelMeta."""
+        row = cls.__new__(cls)
+        Row.__init__(row)
+        row._use(model, meta, score_threshold)
+        return row
+
+    def _use(self, model, meta, score_threshold):
+        self.model, self.meta = model.eval(), meta
+        self.model.score_thresh = float(score_threshold)
+
+    @torch.no_grad()
+    def predict(self, image):
+        h, w = self.meta.input_size
+        scale = None
+        if self.meta.preprocessing == "nvinfer":  # what it was trained on: the network-size 8-bit stretch
+            image, scale = scale_frame(image, w, h, 1)
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        out = self.model([x])[0]
+        boxes = out["boxes"].numpy()
+        if scale is not None:  # back from the network input to the image
+            boxes = boxes / np.asarray([scale.ratio_x, scale.ratio_y] * 2, np.float32)
+        return Detections(boxes, out["scores"].numpy(), out["labels"].numpy() - 1)
+
+
