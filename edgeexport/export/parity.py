@@ -15,8 +15,8 @@ from ..data.synthetic import SHAPE_CLASSES, render_scene
 from ..device.compare import compare_outputs, match_detections
 from ..device.meta import BundleMeta
 from ..device.parity import run_backend
-from ..device.postprocess import Detections, detect, scale_to_frame
-from ..device.preprocess import network_input_from_8bit, nvinfer_preprocess, stretch_to_network
+from ..device.postprocess import Detections, detect, scale_to_frame, to_frame
+from ..device.preprocess import network_input_from_8bit, nvinfer_preprocess, scale_frame, stretch_to_network
 from ..device.runners.onnxruntime import OnnxRuntimeRunner
 from .deploy import ReferenceModel, build_deploy_model, decode_boxes
 
@@ -80,8 +80,10 @@ class ExportParity(object):
             "\n  (graph up to the EfficientNMS_TRT node, which only TensorRT runs)" if layout == "efficient_nms"
             else ""))
         pre = self.preprocessing
-        pre_line = ("preprocessing parity: torchvision float resize vs nvinfer 8-bit stretch: {matched} matched, "
-                    "{missing} missing, {extra} extra ({agreement:.1%} agreement, IoU >= {match_iou})".format(**pre))
+        fed = {"torchvision": "torchvision float resize", "nvinfer": "the model's own nvinfer-style stretch"}
+        pre_line = ("preprocessing parity: {fed} vs nvinfer 8-bit stretch: {matched} matched, {missing} missing, "
+                    "{extra} extra ({agreement:.1%} agreement, IoU >= {match_iou})".format(
+                        fed=fed.get(pre.get("model_preprocessing"), "torchvision float resize"), **pre))
         fold_lines = ["fold error vs the original, fp32, {} fold: ".format(k) + "; ".join(
             "{} norm-rel {:.2e} max-rel {:.2e} (fp32 noise floor {:.2e})".format(
                 o, v[o]["norm_rel"], v[o]["max_rel"], v[o]["noise_max_rel"]) for o in ("boxes", "scores"))
@@ -132,7 +134,8 @@ def check_export(model, graph, meta, images):
 
 @torch.no_grad()
 def preprocessing_parity(model, runner, meta, images, static_batch, match_iou=0.5):
-    """Level 2: torchvision's own pipeline on the full-size float image vs nvinfer's 8-bit stretch + graph.
+    """Level 2: the model fed as it was trained (torchvision's float resize of the full image, or, for a model
+    trained with --preprocess nvinfer, nvinfer's own stretch) vs nvinfer's 8-bit stretch + graph.
 
     Returns a dict with matched / missing / extra detections (score >= pre-cluster threshold on either side).
     """
@@ -142,9 +145,14 @@ def preprocessing_parity(model, runner, meta, images, static_batch, match_iou=0.
     ious = []
     for im in images:
         fh, fw = im.shape[:2]
-        tv = model([torch.from_numpy(im).permute(2, 0, 1).float() / 255.0])[0]
+        fed = im
+        if meta.model.preprocessing == "nvinfer":  # trained as DeepStream feeds it: compare like with like
+            fed, scale = scale_frame(im, w, h, 1)
+        tv = model([torch.from_numpy(np.ascontiguousarray(fed)).permute(2, 0, 1).float() / 255.0])[0]
         keep = tv["scores"] >= s.pre_cluster_threshold
         ref = Detections(tv["boxes"][keep].numpy(), tv["scores"][keep].numpy(), tv["labels"][keep].numpy() - 1)
+        if fed is not im:
+            ref = to_frame(ref, scale)
         x = nvinfer_preprocess(im, w, h, meta.offsets, meta.net_scale_factor, meta.color_format, 1)
         out = run_backend(runner, x, static_batch)
         dets = detect(out, 0, w, h, meta.model.num_classes, s.pre_cluster_threshold, s.nms_iou_threshold, s.topk)
@@ -154,6 +162,7 @@ def preprocessing_parity(model, runner, meta, images, static_batch, match_iou=0.
         ious += [p[2] for p in pairs]
     total = matched + missing + extra
     return {"images": len(images), "matched": matched, "missing": missing, "extra": extra,
+            "model_preprocessing": meta.model.preprocessing,
             "agreement": 1.0 if total == 0 else matched / float(total), "match_iou": match_iou,
             "mean_iou": float(np.mean(ious)) if ious else None,
             "min_iou": float(np.min(ious)) if ious else None}

@@ -67,6 +67,9 @@ def get_args_parser(add_help=True):
     g.add_argument("--weight-decay", "--wd", type=non_negative_float, default=4e-5)
     g.add_argument("--warmup-iters", type=non_negative_int, default=1000, help="linear warm-up steps (capped at one epoch)")
     g.add_argument("--data-augmentation", default="ssdlite", choices=PRESETS)
+    g.add_argument("--preprocess", default="torchvision", choices=["torchvision", "nvinfer"],
+                   help="nvinfer: train on what DeepStream will feed the network (the 8-bit frame stretched to the "
+                        "input size with nvinfer's bilinear filter); recorded in the checkpoint, known to export")
     g.add_argument("--clip-grad-norm", type=positive_float, default=None)
     g.add_argument("--bn-momentum", type=probability, default=None,
                    help="BatchNorm running-stat momentum (recipe: 0.03, tuned for 600 epochs); a short run needs "
@@ -202,7 +205,7 @@ def main(args):
 
     train_set, val_set = build_datasets(args)
     meta = ModelMeta(args.arch, train_set.labels, args.image_mean, args.image_std, args.input_size,
-                     reduced_tail=not args.pretrained_backbone)
+                     reduced_tail=not args.pretrained_backbone, preprocessing=args.preprocess)
     seed_everything(args.seed)
     model = build_ssdlite(meta, pretrained_backbone=args.pretrained_backbone).to(device)
     if args.bn_momentum is not None:
@@ -216,8 +219,9 @@ def main(args):
         raise UsageError("the training set has {} images, fewer than one batch of {} ({} per process x {}): "
                          "every epoch would be empty; lower -b/--batch-size or add images".format(
                              len(train_set), args.batch_size * world, args.batch_size, world))
-    train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean))
-    val_data = TorchDetection(val_set, eval_transform())
+    nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
+    train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean, nvinfer_size))
+    val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))
     total_steps = steps_per_epoch * args.epochs
     params = [p for p in model.parameters() if p.requires_grad]

@@ -8,7 +8,30 @@ from ..device.errors import DatasetError
 PRESETS = ("ssdlite", "ssd", "hflip", "none")
 
 
-def train_transform(preset, image_mean):
+class NvInferStretch(torch.nn.Module):
+    """Feed the network as nvinfer will (``--preprocess nvinfer``): the 8-bit frame, cropped to even size and
+    stretched to the network input with the bilinear filter infer_config.txt names (scaling-filter=1), by the very
+    function the emulator and evaluate use (edgeexport.device.preprocess.scale_frame); boxes follow. The model's
+    own transform then resizes nothing, and normalises as the export folds it into the first convolution."""
+
+    def __init__(self, size, scaling_filter=1):
+        super(NvInferStretch, self).__init__()
+        self.h, self.w = int(size[0]), int(size[1])
+        self.scaling_filter = scaling_filter
+
+    def forward(self, image, target):
+        from ..device.preprocess import scale_frame
+        small, scale = scale_frame(image.permute(1, 2, 0).contiguous().numpy(), self.w, self.h, self.scaling_filter)
+        boxes = target["boxes"].as_subclass(torch.Tensor) * torch.tensor(
+            [scale.ratio_x, scale.ratio_y, scale.ratio_x, scale.ratio_y], dtype=torch.float32)
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, self.w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, self.h)
+        out = dict(target, boxes=tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(self.h, self.w)))
+        return tv_tensors.Image(torch.from_numpy(small).permute(2, 0, 1).contiguous()), out
+
+
+def train_transform(preset, image_mean, nvinfer_size=None):
+    """Augmentation by ``preset``; with ``nvinfer_size`` (H, W), then nvinfer's 8-bit stretch to it."""
     if preset not in PRESETS:
         raise ValueError("data augmentation must be one of {}, got {!r}".format(PRESETS, preset))
     ops = []
@@ -18,12 +41,15 @@ def train_transform(preset, image_mean):
         ops += [T.RandomIoUCrop()]
     if preset != "none":
         ops += [T.RandomHorizontalFlip(p=0.5)]
+    if nvinfer_size:
+        ops += [NvInferStretch(nvinfer_size)]
     ops += [T.ToDtype(torch.float, scale=True), T.SanitizeBoundingBoxes(), T.ToPureTensor()]
     return T.Compose(ops)
 
 
-def eval_transform():
-    return T.Compose([T.ToDtype(torch.float, scale=True), T.ToPureTensor()])
+def eval_transform(nvinfer_size=None):
+    ops = [NvInferStretch(nvinfer_size)] if nvinfer_size else []
+    return T.Compose(ops + [T.ToDtype(torch.float, scale=True), T.ToPureTensor()])
 
 
 class TorchDetection(torch.utils.data.Dataset):
