@@ -94,9 +94,39 @@ def _iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
 
 
-def render_scene(rng, h, w, labels, max_objects=4, min_size=0.12, max_size=0.45):
-    """One image with 1..max_objects non-overlapping shapes. Returns (img, boxes [N,4], labels [N] in 1..K)."""
-    img = _background(rng, h, w)
+_PHOTOS = []
+
+
+def natural_background(rng, h, w):
+    """A random crop of one of scikit-image's photographs (colour, and greyscale made RGB), flipped and tinted:
+    backgrounds with natural texture and clutter, where the textured ones are regular."""
+    if not _PHOTOS:
+        import skimage.data as data
+        for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
+                     "retina", "camera", "brick", "grass", "gravel", "moon", "coins", "clock", "horse"):
+            try:
+                im = np.asarray(getattr(data, name)())
+            except Exception:  # a scikit-image build without that file: the others suffice
+                continue
+            im = np.repeat(im[..., None], 3, 2) if im.ndim == 2 else im[..., :3]
+            _PHOTOS.append(np.ascontiguousarray(im.astype(np.uint8)))
+    photo = _PHOTOS[int(rng.integers(len(_PHOTOS)))]
+    ph, pw = photo.shape[:2]
+    frac = rng.uniform(0.35, 1.0)
+    ch, cw = max(16, int(ph * frac)), max(16, int(pw * frac * rng.uniform(0.8, 1.25)))
+    ch, cw = min(ch, ph), min(cw, pw)
+    y, x = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
+    img = cv2.resize(photo[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    tint = rng.uniform(0.75, 1.25, 3).astype(np.float32)
+    return np.clip(img.astype(np.float32) * tint, 0, 255).astype(np.uint8)
+
+
+def render_scene(rng, h, w, labels, max_objects=4, min_size=0.12, max_size=0.45, natural=False):
+    """One image with 1..max_objects non-overlapping shapes, on a textured background or (``natural``) a
+    photograph. Returns (img, boxes [N,4], labels [N] in 1..K)."""
+    img = natural_background(rng, h, w) if natural else _background(rng, h, w)
     boxes, classes = [], []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):
