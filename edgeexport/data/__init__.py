@@ -6,6 +6,7 @@ from .common import AnnotationIssue, BadAnnotationPolicy
 from .synthetic import SyntheticShapes, SHAPE_CLASSES
 from .voc import VOCDetection
 from .coco import COCODetection
+from .openimages import OpenImagesDetection
 
 __all__ = ["AnnotationIssue", "BadAnnotationPolicy", "SyntheticShapes", "SHAPE_CLASSES", "VOCDetection",
-           "COCODetection"]
+           "COCODetection", "OpenImagesDetection"]

@@ -87,3 +87,15 @@ def image_size(path):
             return im.size
     except Exception as e:  # by design: whatever PIL cannot open is not an image
         raise DatasetError("cannot read image {}: {}".format(path, _reason(e)))
+
+
+def summary(name, dataset):
+    """Lines describing a dataset split: images, boxes, per-class counts and shares, bad annotations."""
+    from .openimages import class_counts
+    counts = class_counts(dataset)
+    total = int(counts.sum())
+    lines = ["{}: {} images, {} boxes ({:.1f} per image), {} bad annotation(s)".format(
+        name, len(dataset), total, total / float(max(len(dataset), 1)), len(getattr(dataset, "issues", [])))]
+    for label, c in zip(dataset.labels, counts):
+        lines.append("  {:<20} {:>7} boxes  {:5.1f}%".format(label, int(c), 100.0 * c / max(total, 1)))
+    return lines

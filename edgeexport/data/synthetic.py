@@ -170,18 +170,37 @@ class SyntheticShapes(object):
     def __len__(self):
         return self.length
 
+    def prerender(self, processes=1):
+        """Render every image once, in ``processes`` processes, and keep them: loader workers started afterwards
+        share them (fork, copy-on-write) instead of drawing each image every epoch."""
+        if self._cache is None:
+            self._cache = {}
+        todo = [i for i in range(self.length) if i not in self._cache]
+        if processes > 1 and len(todo) > 64:
+            import multiprocessing
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                for i, item in zip(todo, pool.map(self._render, todo, chunksize=32)):
+                    self._cache[i] = item
+        else:
+            for i in todo:
+                self._cache[i] = self._render(i)
+        return self
+
+    def _render(self, index):
+        rng = np.random.default_rng([self.seed, index])
+        if self.image_size:
+            h, w = self.image_size
+        else:
+            h, w = (int(v) for v in rng.integers(self.min_side, self.max_side + 1, 2))
+        return render_scene(rng, h, w, self.labels, self.max_objects)
+
     def __getitem__(self, index):
         if not 0 <= index < self.length:
             raise IndexError(index)
         if self._cache is not None and index in self._cache:
             img, boxes, labels = self._cache[index]
             return img.copy(), {"boxes": boxes.copy(), "labels": labels.copy(), "image_id": index}
-        rng = np.random.default_rng([self.seed, index])
-        if self.image_size:
-            h, w = self.image_size
-        else:
-            h, w = (int(v) for v in rng.integers(self.min_side, self.max_side + 1, 2))
-        img, boxes, labels = render_scene(rng, h, w, self.labels, self.max_objects)
+        img, boxes, labels = self._render(index)
         if self._cache is not None:
             self._cache[index] = (img, boxes, labels)
             img, boxes, labels = img.copy(), boxes.copy(), labels.copy()

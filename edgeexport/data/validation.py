@@ -57,8 +57,9 @@ def save_validation_set(vset, folder):
 def open_dataset(kind, data_path=None, labels=None, split=None, ann_file=None, synthetic_size=200, seed=0,
                  image_size=None, num_classes=3):
     """A host dataset by name: voc (``data_path`` = the VOC root, ``split`` from ImageSets/Main), coco
-    (``ann_file``, images in ``data_path``), synthetic (``synthetic_size`` images, seeded)."""
-    from . import COCODetection, SyntheticShapes, VOCDetection
+    (``ann_file``, images in ``data_path``), openimages (the downloader's folder, ``split`` default validation),
+    synthetic (``synthetic_size`` images, seeded)."""
+    from . import COCODetection, OpenImagesDetection, SyntheticShapes, VOCDetection
     if kind == "synthetic":
         return SyntheticShapes(synthetic_size, len(labels) if labels else num_classes, seed=seed,
                                image_size=image_size)
@@ -70,4 +71,6 @@ def open_dataset(kind, data_path=None, labels=None, split=None, ann_file=None, s
         if not ann_file:
             raise UsageError("--dataset coco needs the annotation file")
         return COCODetection(data_path, ann_file, labels)
-    raise UsageError("no dataset kind {!r}; available: coco, synthetic, voc".format(kind))
+    if kind == "openimages":
+        return OpenImagesDetection(data_path, split or "validation", labels)
+    raise UsageError("no dataset kind {!r}; available: coco, openimages, synthetic, voc".format(kind))

@@ -29,7 +29,7 @@ from .eval_rows import ROWS, DeepStreamResults, make_row
 from .fileio import atomic_write_text, check_output_file
 
 VALIDATION_DIR = "validation"  # in a bundle: annotations.json, its file_names images/... (export --val-data)
-DATASETS = ("bundle", "coco", "voc", "synthetic")
+DATASETS = ("bundle", "coco", "voc", "openimages", "synthetic")
 # datasets read by the training host's readers, found by name only when asked for
 HOST_DATASETS = "edgeexport.data.validation"
 
@@ -176,9 +176,10 @@ def get_args_parser(add_help=True):
                         "(needs --results)")
     p.add_argument("--model-path", help="the checkpoint the bundle was exported from (pytorch row)")
     p.add_argument("--dataset", choices=DATASETS, help="default: the bundle's validation set when it has one")
-    p.add_argument("--data-path", help="voc: the VOC root; coco: the annotation JSON")
+    p.add_argument("--data-path", help="voc: the VOC root; coco: the annotation JSON; openimages: the downloader's "
+                                       "folder")
     p.add_argument("--images", help="coco: the image folder (default: beside the JSON)")
-    p.add_argument("--split", help="voc: ImageSets/Main/<split>.txt")
+    p.add_argument("--split", help="voc: ImageSets/Main/<split>.txt; openimages: train, validation (default), test")
     p.add_argument("--synthetic-size", type=positive_int, default=200)
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--max-images", type=positive_int, help="evaluate the first N images")

@@ -53,7 +53,8 @@ def get_args_parser(add_help=True):
     g.add_argument("--video", help="a clip for app_config.txt: copied into the bundle, its size sets streammux")
     g = p.add_argument_group("validation set (copied into the bundle; its mAP per backend recorded in model.json)")
     g.add_argument("--val-data", metavar="KIND[:PATH]",
-                   help="voc:VOC_ROOT, coco:ANNOTATIONS.json (images beside it, or --val-images), synthetic[:N]")
+                   help="voc:VOC_ROOT, coco:ANNOTATIONS.json (images beside it, or --val-images), openimages:ROOT "
+                        "(its validation split), synthetic[:N]")
     g.add_argument("--val-images", help="coco: the image folder")
     g.add_argument("--val-split", help="voc: ImageSets/Main/<split>.txt")
     g.add_argument("--val-max-images", type=positive_int, default=300, help="copy at most this many images")
@@ -87,9 +88,11 @@ def validation_dataset(args):
         if path and not path.isdigit():
             raise UsageError("--val-data synthetic[:N]: N must be a number of images, got {!r}".format(path))
         return open_dataset("synthetic", synthetic_size=int(path or 200), seed=2)
-    if kind not in ("voc", "coco") or not path:
-        raise UsageError("--val-data must be voc:VOC_ROOT, coco:ANNOTATIONS.json or synthetic[:N], got {!r}".format(
-            args.val_data))
+    if kind not in ("voc", "coco", "openimages") or not path:
+        raise UsageError("--val-data must be voc:VOC_ROOT, coco:ANNOTATIONS.json, openimages:ROOT or synthetic[:N], "
+                         "got {!r}".format(args.val_data))
+    if kind == "openimages":
+        return open_dataset("openimages", path, split=args.val_split)
     if kind == "coco":
         return open_dataset("coco", args.val_images or os.path.dirname(os.path.abspath(path)), ann_file=path)
     return open_dataset("voc", path, split=args.val_split)

@@ -24,7 +24,8 @@ from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 
 from . import distributed as D
 from .loop import evaluate, train_one_epoch
-from .transforms import PRESETS, TorchDetection, collate, eval_transform, train_transform
+from .ssd_loss import SSDTrainStep
+from .transforms import PRESETS, TorchDetection, collate, collate_batch, eval_transform, train_transform
 
 
 def _image_side(text):
@@ -37,8 +38,9 @@ def _image_side(text):
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Train an SSDLite320 MobileNetV3 detector for edgeexport.", add_help=add_help)
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="synthetic", choices=["synthetic", "voc", "coco"], help="dataset format")
-    g.add_argument("--data-path", help="VOC root (Annotations/, JPEGImages/) or COCO image folder")
+    g.add_argument("--dataset", default="synthetic", choices=["synthetic", "voc", "coco", "openimages"],
+                   help="dataset format (openimages: the folder jetson-inference's open_images_downloader.py writes)")
+    g.add_argument("--data-path", help="VOC root (Annotations/, JPEGImages/), COCO image folder or Open Images root")
     g.add_argument("--ann-file", help="COCO: training annotations JSON")
     g.add_argument("--train-split", default=None, help="VOC: ImageSets/Main/<split>.txt for training (default: all)")
     g.add_argument("--val-data-path", help="VOC root or COCO image folder for evaluation")
@@ -81,6 +83,12 @@ def get_args_parser(add_help=True):
     g.add_argument("-j", "--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1), help="data loading processes")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision (default: on for CUDA)")
+    g.add_argument("--amp-dtype", default="bf16", choices=["bf16", "fp16"],
+                   help="bf16 (no loss scaling; Ampere and newer) or fp16 (with a GradScaler)")
+    g.add_argument("--loss", default="batched", choices=["batched", "torchvision"],
+                   help="batched: anchor matching, encoding and hard-negative mining for the whole batch on the "
+                        "device (equal to torchvision's); torchvision: its own per-image loop (the reference)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the batched step")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=non_negative_int, default=0)
@@ -91,17 +99,23 @@ def get_args_parser(add_help=True):
 
 
 def build_datasets(args):
-    from ..data import COCODetection, SyntheticShapes, VOCDetection
+    from ..data import COCODetection, OpenImagesDetection, SyntheticShapes, VOCDetection
     if args.dataset == "synthetic":
-        cache = args.workers == 0  # worker processes would each hold, and lose, their own copy
+        # rendered once, before the loader's workers start (they share it): rendering an image costs about what a
+        # CPU training step of SSDLite-Small spends on it
         size = args.synthetic_image_size
         train = SyntheticShapes(args.synthetic_train_size, args.num_classes, seed=args.seed * 1000 + 1,
-                                image_size=size, cache=cache)
+                                image_size=size).prerender(max(1, args.workers))
         val = SyntheticShapes(args.synthetic_val_size, args.num_classes, seed=args.seed * 1000 + 2,
-                              image_size=size, cache=cache)
+                              image_size=size).prerender(max(1, args.workers))
         return train, val
     if not args.data_path:
         raise InputFileError("--dataset {} needs --data-path".format(args.dataset))
+    if args.dataset == "openimages":  # its splits: train, and validation for evaluation
+        train = OpenImagesDetection(args.data_path, args.train_split or "train", args.labels, args.on_bad_annotation)
+        val = OpenImagesDetection(args.val_data_path or args.data_path, args.val_split or "validation", train.labels,
+                                  args.on_bad_annotation)
+        return train, val
     if args.dataset == "voc":
         train = VOCDetection(args.data_path, args.labels, args.train_split, args.on_bad_annotation)
         val_root = args.val_data_path or args.data_path
@@ -154,7 +168,11 @@ def plot_curves(history, path):
     ax2.plot([h["epoch"] for h in ev], [h["map"] for h in ev], "r-^", ms=3, label="mAP@[.5:.95]")
     ax2.set_ylabel("mAP")
     ax2.set_ylim(0, 1)
-    fig.legend(loc="upper center", ncol=3, fontsize=8)
+    ax3 = ax1.twinx()  # throughput, on its own axis at the right
+    ax3.spines["right"].set_position(("axes", 1.12))
+    ax3.plot(epochs, [h["images_per_s"] for h in history], "k:", lw=1, label="images/s")
+    ax3.set_ylabel("images/s")
+    fig.legend(loc="upper center", ncol=4, fontsize=8)
     fig.tight_layout()
     atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
@@ -204,6 +222,10 @@ def main(args):
     check_can_create_folder(args.output_dir)  # created at the first checkpoint, so a failed start leaves nothing
 
     train_set, val_set = build_datasets(args)
+    if D.is_main(rank):
+        from ..data.common import summary
+        for line in summary("train", train_set) + summary("val", val_set):
+            print(line, flush=True)
     meta = ModelMeta(args.arch, train_set.labels, args.image_mean, args.image_std, args.input_size,
                      reduced_tail=not args.pretrained_backbone, preprocessing=args.preprocess)
     seed_everything(args.seed)
@@ -220,15 +242,21 @@ def main(args):
                          "every epoch would be empty; lower -b/--batch-size or add images".format(
                              len(train_set), args.batch_size * world, args.batch_size, world))
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
-    train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean, nvinfer_size))
+    batched = args.loss == "batched"
+    train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean, nvinfer_size,
+                                                           meta.input_size if batched else None), args.seed + rank)
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))
     total_steps = steps_per_epoch * args.epochs
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    # the fused CUDA SGD: one kernel for every parameter's update
+    optimizer = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                                **({"fused": True} if device.type == "cuda" else {}))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda_factory(min(args.warmup_iters, steps_per_epoch), total_steps))
-    scaler = torch.amp.GradScaler("cuda") if use_amp and device.type == "cuda" else None
+    amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if use_amp and device.type == "cuda" and amp_dtype == torch.float16 \
+        else None
 
     start_epoch, best_map50, history = 0, -1.0, []
     if args.resume:
@@ -240,9 +268,11 @@ def main(args):
         if D.is_main(rank):
             print("resumed from {} after epoch {}".format(args.resume, state["epoch"]), flush=True)
 
-    ddp_model = model
+    ddp_model = SSDTrainStep(model).to(device) if batched else model
+    if batched and args.compile:
+        ddp_model = torch.compile(ddp_model)
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda"
+        ddp_model = torch.nn.parallel.DistributedDataParallel(ddp_model, device_ids=[local] if device.type == "cuda"
                                                               else None)
     if D.is_main(rank) and os.path.isdir(args.output_dir):
         # A run killed while writing leaves its hidden temporary; the final files themselves are whole.
@@ -250,23 +280,26 @@ def main(args):
     val_loader = torch.utils.data.DataLoader(val_data, batch_size=args.batch_size, shuffle=False,
                                              num_workers=args.workers, collate_fn=collate)
     run_t0 = time.time()
+    # one loader for the run: its workers persist across epochs; each epoch reseeds its sampler
+    shuffle_gen = torch.Generator()
+    sampler = torch.utils.data.DistributedSampler(train_data, world, rank, shuffle=True, seed=args.seed,
+                                                  drop_last=True) if world > 1 else \
+        torch.utils.data.RandomSampler(train_data, generator=shuffle_gen)
+    loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
+                                         num_workers=args.workers, collate_fn=collate_batch if batched else collate,
+                                         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
+                                         prefetch_factor=4 if args.workers > 0 else None)
     for epoch in range(start_epoch, args.epochs):
         # Every random choice of an epoch derives from (seed, epoch): a resumed run replays it exactly.
         seed_everything(args.seed + 7919 * (epoch + 1) + rank)
+        train_data.set_epoch(epoch)
         if world > 1:
-            sampler = torch.utils.data.DistributedSampler(train_data, world, rank, shuffle=True, seed=args.seed,
-                                                          drop_last=True)
             sampler.set_epoch(epoch)
-            loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
-                                                 num_workers=args.workers, collate_fn=collate,
-                                                 pin_memory=device.type == "cuda")
         else:
-            g = torch.Generator().manual_seed(args.seed * 100003 + epoch)
-            loader = torch.utils.data.DataLoader(train_data, args.batch_size, shuffle=True, drop_last=True,
-                                                 generator=g, num_workers=args.workers, collate_fn=collate,
-                                                 pin_memory=device.type == "cuda")
+            shuffle_gen.manual_seed(args.seed * 100003 + epoch)
         stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
-                                args.clip_grad_norm)
+                                args.clip_grad_norm, batched, use_amp and device.type == "cuda", amp_dtype,
+                                params)
         record = {"epoch": epoch, "train_loss": D.reduce_mean(stats["loss"], world, device),
                   "images_per_s": stats["images_per_s"], "epoch_seconds": stats["seconds"],
                   "lr": optimizer.param_groups[0]["lr"]}

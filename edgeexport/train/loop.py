@@ -11,6 +11,7 @@ from .transforms import checked
 
 # Without a terminal (a log file, CI, the demo piped through tee) tqdm draws nothing: print a plain line this often.
 LOG_EVERY_S = float(os.environ.get("EDGEEXPORT_LOG_EVERY_S", "20"))
+LOSS_EVERY = 20  # steps between reads of the loss (each read waits for the GPU)
 
 
 class Progress(object):
@@ -43,45 +44,65 @@ class Progress(object):
 
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, world=1,
-                    show_progress=True, max_grad_norm=None):
-    """Returns {"loss", "images_per_s", "seconds"} averaged over the epoch (this process)."""
+                    show_progress=True, max_grad_norm=None, batched=False, amp=False, amp_dtype=torch.bfloat16,
+                    params=None):
+    """One epoch. ``model``: with ``batched``, an SSDTrainStep (or its DDP wrapper) taking the uint8 batch of
+    collate_batch; else torchvision's SSD on lists of images. Returns {"loss", "images_per_s", "seconds"} for
+    this process. The loss is summed on the device and read back every LOSS_EVERY steps only: a read is a sync,
+    and a sync per step leaves the GPU waiting for Python."""
     model.train()
-    seen, loss_sum, steps, t0 = 0, 0.0, 0, time.perf_counter()
+    seen, steps, t0 = 0, 0, time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    last_read, read_loss = 0, float("nan")
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     bar = Progress(checked(loader), "epoch {}".format(epoch), show_progress, total=len(loader))
-    for images, targets in bar:
-        # channels_last is applied to the model's weights: torchvision batches these CHW images itself, and the
-        # convolutions then run NHWC.
-        images = [im.to(device, non_blocking=True) for im in images]
-        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
-        with torch.autocast(device_type=device.type, enabled=scaler is not None):
-            losses = model(images, targets)
-            loss = sum(losses.values())
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError("loss is {} at epoch {} step {} ({}): lower --lr".format(
-                loss.item(), epoch, steps, {k: round(v.item(), 4) for k, v in losses.items()}))
+    for batch in bar:
+        if batched:
+            images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in batch)
+            n = images.shape[0]
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+                losses = model(images, boxes, labels, valid)
+        else:
+            # channels_last is applied to the model's weights: torchvision batches these CHW images itself, and
+            # the convolutions then run NHWC.
+            images, targets = batch
+            n = len(images)
+            images = [im.to(device, non_blocking=True) for im in images]
+            targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+                losses = model(images, targets)
+        loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
             if max_grad_norm:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
             if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
         scheduler.step()
-        seen += len(images) * world
+        loss_sum += loss.detach().float()
+        seen += n * world
         steps += 1
-        loss_sum += loss.item()
-        elapsed = time.perf_counter() - t0
-        bar.set_postfix(loss="{:.3f}".format(loss_sum / steps), img_s="{:.1f}".format(seen / elapsed),
+        if steps == 1 or steps - last_read >= LOSS_EVERY or steps == len(loader):
+            total = loss_sum.item()
+            if not math.isfinite(total):
+                raise FloatingPointError("loss is {} at epoch {} near step {} ({}): lower --lr".format(
+                    total, epoch, steps, {k: round(float(v), 4) for k, v in losses.items()}))
+            read_loss, last_read = total / steps, steps
+        bar.set_postfix(loss="{:.3f}".format(read_loss), img_s="{:.1f}".format(seen / (time.perf_counter() - t0)),
                         lr="{:.4f}".format(optimizer.param_groups[0]["lr"]))
     bar.close()
     seconds = time.perf_counter() - t0
-    return {"loss": loss_sum / max(steps, 1), "images_per_s": seen / seconds, "seconds": seconds}
+    total = loss_sum.item()
+    if not math.isfinite(total):
+        raise FloatingPointError("loss is {} at epoch {}: lower --lr".format(total, epoch))
+    return {"loss": total / max(steps, 1), "images_per_s": seen / seconds, "seconds": seconds}
 
 
 @torch.no_grad()

@@ -30,8 +30,10 @@ class NvInferStretch(torch.nn.Module):
         return tv_tensors.Image(torch.from_numpy(small).permute(2, 0, 1).contiguous()), out
 
 
-def train_transform(preset, image_mean, nvinfer_size=None):
-    """Augmentation by ``preset``; with ``nvinfer_size`` (H, W), then nvinfer's 8-bit stretch to it."""
+def train_transform(preset, image_mean, nvinfer_size=None, batch_size=None):
+    """Augmentation by ``preset``; with ``nvinfer_size`` (H, W), then nvinfer's 8-bit stretch to it. With
+    ``batch_size`` (H, W) the images stay uint8 and leave at that size (the batched GPU step normalises them):
+    a resize here is bilinear on 8 bits, where torchvision's own transform resizes the normalised float image."""
     if preset not in PRESETS:
         raise ValueError("data augmentation must be one of {}, got {!r}".format(PRESETS, preset))
     ops = []
@@ -43,8 +45,22 @@ def train_transform(preset, image_mean, nvinfer_size=None):
         ops += [T.RandomHorizontalFlip(p=0.5)]
     if nvinfer_size:
         ops += [NvInferStretch(nvinfer_size)]
+    elif batch_size:
+        ops += [T.Resize(tuple(batch_size), antialias=False)]
+    if batch_size:
+        return T.Compose(ops + [T.SanitizeBoundingBoxes(), T.ToPureTensor()])
     ops += [T.ToDtype(torch.float, scale=True), T.SanitizeBoundingBoxes(), T.ToPureTensor()]
     return T.Compose(ops)
+
+
+def collate_batch(batch):
+    """Fixed-size uint8 images -> (images [B, 3, H, W] uint8, boxes [B, M, 4], labels [B, M], valid [B, M])."""
+    from .ssd_loss import pad_targets
+    bad = [b for b in batch if isinstance(b, BadSample)]
+    if bad:
+        return bad[0]
+    images = torch.stack([im for im, _ in batch])
+    return (images,) + pad_targets([t for _, t in batch])
 
 
 def eval_transform(nvinfer_size=None):
@@ -53,15 +69,25 @@ def eval_transform(nvinfer_size=None):
 
 
 class TorchDetection(torch.utils.data.Dataset):
-    """Wraps an edgeexport dataset (numpy HWC uint8 + numpy boxes) as tensors for torchvision's SSD."""
+    """Wraps an edgeexport dataset (numpy HWC uint8 + numpy boxes) as tensors for torchvision's SSD.
 
-    def __init__(self, dataset, transform):
-        self.dataset, self.transform = dataset, transform
+    Each sample's augmentation is seeded by (seed, epoch, index), whichever worker draws it: loader workers persist
+    across epochs, and a resumed run replays an epoch exactly. ``set_epoch`` reaches the workers through shared
+    memory."""
+
+    def __init__(self, dataset, transform, seed=0):
+        import multiprocessing
+        self.dataset, self.transform, self.seed = dataset, transform, int(seed)
+        self._epoch = multiprocessing.Value("l", 0, lock=False)
+
+    def set_epoch(self, epoch):
+        self._epoch.value = int(epoch)
 
     def __len__(self):
         return len(self.dataset)
 
     def __getitem__(self, i):
+        torch.manual_seed((self.seed * 1000003 + self._epoch.value * 100003 + int(i)) % (2 ** 63))
         try:
             img, target = self.dataset[i]
         except DatasetError as e:  # crosses the loader's process boundary as data, re-raised as one line

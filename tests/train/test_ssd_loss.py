@@ -1,0 +1,85 @@
+"""The batched SSD loss equals torchvision's SSD.compute_loss, loss and gradients, to 1e-5."""
+import pytest
+import torch
+
+from edgeexport.train.ssd_loss import SSDTrainStep, match, pad_targets, ssd_loss
+
+from ..conftest import make_model
+
+
+def _targets(gen, sizes, h=320, w=320, k=3):
+    out = []
+    for n in sizes:
+        xy = torch.rand(n, 2, generator=gen) * torch.tensor([w * 0.8, h * 0.8])
+        wh = torch.rand(n, 2, generator=gen) * torch.tensor([w * 0.5, h * 0.5]) + 4
+        boxes = torch.cat([xy, torch.minimum(xy + wh, torch.tensor([float(w), float(h)]))], 1)
+        out.append({"boxes": boxes, "labels": torch.randint(1, k + 1, (n,), generator=gen)})
+    return out
+
+
+def _torchvision_losses(model, images, targets):
+    """SSD.forward's training branch, head outputs exposed so that their gradients can be compared."""
+    il, targets = model.transform(images, targets)
+    features = list(model.backbone(il.tensors).values())
+    head = model.head(features)
+    head = {k: v.detach().requires_grad_(True) for k, v in head.items()}
+    anchors = model.anchor_generator(il, features)
+    matched = []
+    for a, t in zip(anchors, targets):
+        if t["boxes"].numel() == 0:
+            matched.append(torch.full((a.size(0),), -1, dtype=torch.int64))
+        else:
+            from torchvision.ops import box_iou
+            matched.append(model.proposal_matcher(box_iou(t["boxes"], a)))
+    return model.compute_loss(targets, head, anchors, matched), head, anchors[0], targets, matched
+
+
+@pytest.mark.parametrize("sizes", [[3, 0, 1, 7], [0, 0], [40, 2], [1]])
+def test_loss_and_gradients_equal_torchvisions(sizes):
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(len(sizes) * 100 + sum(sizes))
+    model, _ = make_model()  # eval: BatchNorm on running statistics, so that a batch of one is fine too
+    images = [torch.rand(3, 320, 320, generator=gen) for _ in sizes]
+    targets = _targets(gen, sizes)
+    ref, head, anchors, scaled, matched = _torchvision_losses(model, images, targets)
+    ref_total = ref["bbox_regression"] + ref["classification"]
+    ref_total.backward()
+    ref_grads = {k: v.grad.clone() for k, v in head.items()}
+    ours_head = {k: v.detach().clone().requires_grad_(True) for k, v in head.items()}
+    boxes, labels, valid = pad_targets(scaled)
+    ours = ssd_loss(ours_head["cls_logits"], ours_head["bbox_regression"], anchors, boxes, labels, valid,
+                    model.proposal_matcher.high_threshold, model.neg_to_pos_ratio)
+    for k in ("bbox_regression", "classification"):
+        assert float(ours[k].detach()) == pytest.approx(float(ref[k].detach()), rel=1e-5, abs=1e-5), k
+    (ours["bbox_regression"] + ours["classification"]).backward()
+    for k in ref_grads:
+        torch.testing.assert_close(ours_head[k].grad, ref_grads[k], rtol=1e-5, atol=1e-5)
+    # the matching itself, anchor by anchor
+    ours_matches = match(anchors, boxes, valid, model.proposal_matcher.high_threshold)
+    for i, m in enumerate(matched):
+        assert torch.equal(ours_matches[i], m), i
+
+
+def test_shared_best_anchor_goes_to_the_later_box():
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 9.0], [0.0, 0.0, 10.0, 9.5]]])
+    m = match(anchors, boxes, torch.ones(1, 2, dtype=torch.bool))
+    assert m.tolist() == [[1, -1]]
+
+
+def test_the_train_step_equals_the_models_own_training_forward():
+    """SSDTrainStep (normalise, backbone, head, cached anchors, batched loss) on a uint8 batch = model(images,
+    targets) on the same images as floats."""
+    torch.manual_seed(1)
+    gen = torch.Generator().manual_seed(5)
+    model, _ = make_model()
+    model.train()
+    u8 = (torch.rand(3, 3, 320, 320, generator=gen) * 255).round().to(torch.uint8)
+    targets = _targets(gen, [2, 0, 5])
+    with torch.no_grad():
+        torch.manual_seed(2)
+        ref = model([im.float() / 255.0 for im in u8], [dict(t) for t in targets])
+        torch.manual_seed(2)
+        ours = SSDTrainStep(model)(u8, *pad_targets(targets))
+    for k in ref:
+        assert float(ours[k]) == pytest.approx(float(ref[k]), rel=1e-4, abs=1e-5), k
