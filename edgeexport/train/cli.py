@@ -89,6 +89,9 @@ def get_args_parser(add_help=True):
                    help="batched: anchor matching, encoding and hard-negative mining for the whole batch on the "
                         "device (equal to torchvision's); torchvision: its own per-image loop (the reference)")
     g.add_argument("--compile", action="store_true", help="torch.compile the batched step")
+    g.add_argument("--decode", default="cpu", choices=["cpu", "gpu"],
+                   help="gpu: JPEG datasets decoded by nvJPEG, cropped, resized and flipped on the GPU (the loader "
+                        "workers only read bytes and draw the augmentation)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=non_negative_int, default=0)
@@ -243,8 +246,23 @@ def main(args):
                              len(train_set), args.batch_size * world, args.batch_size, world))
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
     batched = args.loss == "batched"
-    train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean, nvinfer_size,
-                                                           meta.input_size if batched else None), args.seed + rank)
+    decode = None
+    if args.decode == "gpu":
+        if device.type != "cuda" or not batched or args.preprocess != "torchvision":
+            raise UsageError("--decode gpu needs a CUDA device, --loss batched and --preprocess torchvision (nvinfer's "
+                             "8-bit stretch is computed on the CPU)")
+        from .gpu_input import EncodedDetection, collate_encoded, decode_batch
+        train_data = EncodedDetection(train_set, args.data_augmentation, args.seed + rank)
+        size = tuple(meta.input_size)
+
+        def decode_on_device(batch):
+            data, crops, flips, boxes, labels, valid = batch
+            images, boxes = decode_batch(data, crops, flips, boxes, size, device)
+            return images, boxes, labels.to(device, non_blocking=True), valid.to(device, non_blocking=True)
+        decode = decode_on_device
+    else:
+        train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean, nvinfer_size,
+                                                               meta.input_size if batched else None), args.seed + rank)
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))
     total_steps = steps_per_epoch * args.epochs
@@ -286,7 +304,8 @@ def main(args):
                                                   drop_last=True) if world > 1 else \
         torch.utils.data.RandomSampler(train_data, generator=shuffle_gen)
     loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=args.workers, collate_fn=collate_batch if batched else collate,
+                                         num_workers=args.workers, collate_fn=collate_encoded if decode else
+                                         collate_batch if batched else collate,
                                          pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
                                          prefetch_factor=4 if args.workers > 0 else None)
     for epoch in range(start_epoch, args.epochs):
@@ -299,7 +318,7 @@ def main(args):
             shuffle_gen.manual_seed(args.seed * 100003 + epoch)
         stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
                                 args.clip_grad_norm, batched, use_amp and device.type == "cuda", amp_dtype,
-                                params)
+                                params, decode)
         record = {"epoch": epoch, "train_loss": D.reduce_mean(stats["loss"], world, device),
                   "images_per_s": stats["images_per_s"], "epoch_seconds": stats["seconds"],
                   "lr": optimizer.param_groups[0]["lr"]}

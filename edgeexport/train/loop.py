@@ -45,9 +45,10 @@ class Progress(object):
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, world=1,
                     show_progress=True, max_grad_norm=None, batched=False, amp=False, amp_dtype=torch.bfloat16,
-                    params=None):
+                    params=None, decode=None):
     """One epoch. ``model``: with ``batched``, an SSDTrainStep (or its DDP wrapper) taking the uint8 batch of
-    collate_batch; else torchvision's SSD on lists of images. Returns {"loss", "images_per_s", "seconds"} for
+    collate_batch (or, with ``decode``, what decode makes of an encoded batch on the device); else torchvision's
+    SSD on lists of images. Returns {"loss", "images_per_s", "seconds"} for
     this process. The loss is summed on the device and read back every LOSS_EVERY steps only: a read is a sync,
     and a sync per step leaves the GPU waiting for Python."""
     model.train()
@@ -58,7 +59,10 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
     bar = Progress(checked(loader), "epoch {}".format(epoch), show_progress, total=len(loader))
     for batch in bar:
         if batched:
-            images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in batch)
+            if decode is not None:
+                images, boxes, labels, valid = decode(batch)
+            else:
+                images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in batch)
             n = images.shape[0]
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
                 losses = model(images, boxes, labels, valid)

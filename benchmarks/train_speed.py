@@ -1,0 +1,247 @@
+"""Training throughput, side by side in one run: the project's trainer step against a step written the way
+torchvision's detection reference trains SSD (same model, same batch, same data), and the network's own forward
+and backward as the ceiling.
+
+    python benchmarks/train_speed.py --arch ssdlite320_mobilenet_v3_large --batch-sizes 64 128 256 --json out.json
+
+Rows per batch size:
+- ``reference``: torchvision's SSD on a list of float images, its own transform and per-image loss (the detection
+  reference's train_one_epoch: autocast, GradScaler, SGD);
+- ``ours``: edgeexport.train's step: the uint8 batch, SSDTrainStep (batched loss), channels-last, bf16 autocast,
+  fused SGD (``--compile`` adds torch.compile);
+- ``ours+loader``: the same step fed by the trainer's own DataLoader (synthetic set rendered once, workers,
+  pinned memory): what a training run gets end to end;
+- ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
+
+Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory. Data for the
+in-memory rows is rendered once and kept on the device, so those rows measure the step alone.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int, run_cli  # noqa: E402
+
+
+def make_batch(n, size, seed, num_classes=3):
+    from edgeexport.data import SyntheticShapes
+    ds = SyntheticShapes(n, num_classes, seed=seed, image_size=size).prerender(4)
+    images, targets = [], []
+    for i in range(n):
+        img, t = ds[i]
+        images.append(torch.from_numpy(img).permute(2, 0, 1).contiguous())
+        targets.append({"boxes": torch.from_numpy(t["boxes"]), "labels": torch.from_numpy(t["labels"])})
+    return torch.stack(images), targets
+
+
+def build(arch, device, channels_last):
+    from edgeexport.device.meta import ModelMeta
+    from edgeexport.model import build_ssdlite
+    model = build_ssdlite(ModelMeta(arch, ["circle", "square", "triangle"])).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def timed(step, steps, warmup, device, profile_steps=3):
+    """(images per step call's wall seconds, GPU busy fraction)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    wall = (time.perf_counter() - t) / steps
+    busy = None
+    if device.type == "cuda":
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            t = time.perf_counter()
+            for _ in range(profile_steps):
+                step()
+            sync(device)
+            span = time.perf_counter() - t
+        cuda_us = sum(e.device_time_total for e in prof.key_averages() if e.device_time_total > 0 and
+                      not e.key.startswith("ProfilerStep"))
+        busy = min(1.0, cuda_us / 1e6 / span)
+    return wall, busy
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def reference_step(model, images, targets, device, amp):
+    """torchvision/references/detection train_one_epoch: list of float images, model(images, targets)."""
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=4e-5)
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    imgs = [im.to(device).float() / 255.0 for im in images]
+    tgts = [{k: v.to(device) for k, v in t.items()} for t in targets]
+
+    def step():
+        with torch.autocast(device_type=device.type, enabled=scaler is not None):
+            losses = model(imgs, tgts)
+            loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        loss.item()  # the reference reads the loss every step (its logger)
+    return step
+
+
+def our_step(model, images, targets, device, amp, compile_step=False):
+    from edgeexport.train.ssd_loss import SSDTrainStep, pad_targets
+    step_module = SSDTrainStep(model).to(device)
+    if compile_step:
+        step_module = torch.compile(step_module)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=4e-5,
+                          **({"fused": True} if device.type == "cuda" else {}))
+    x = images.to(device)
+    boxes, labels, valid = pad_targets(targets, device)
+
+    def step():
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            losses = step_module(x, boxes, labels, valid)
+            loss = losses["bbox_regression"] + losses["classification"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def loader_step(model, batch, size, device, amp, workers, n_images):
+    """The trainer's own input pipeline (synthetic set rendered once, DataLoader workers, pinned memory) into
+    our step; one call = one batch."""
+    from edgeexport.data import SyntheticShapes
+    from edgeexport.train.ssd_loss import SSDTrainStep
+    from edgeexport.train.transforms import TorchDetection, collate_batch, train_transform
+    data = TorchDetection(SyntheticShapes(n_images, 3, seed=11, image_size=size).prerender(max(1, workers)),
+                          train_transform("hflip", [0.5] * 3, None, size))
+    loader = torch.utils.data.DataLoader(data, batch, shuffle=True, drop_last=True, num_workers=workers,
+                                         collate_fn=collate_batch, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    step_module = SSDTrainStep(model).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9,
+                          **({"fused": True} if device.type == "cuda" else {}))
+    state = {"it": iter(loader)}
+
+    def step():
+        try:
+            b = next(state["it"])
+        except StopIteration:
+            state["it"] = iter(loader)
+            b = next(state["it"])
+        images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in b)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            losses = step_module(images, boxes, labels, valid)
+            loss = losses["bbox_regression"] + losses["classification"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def network_step(model, images, device, amp):
+    """Backbone + head forward and backward with a stand-in loss: what the network alone costs."""
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+    x = ((images.to(device).float() / 255.0) - mean) / std
+    if next(model.parameters()).is_contiguous(memory_format=torch.channels_last):
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
+
+    def step():
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            head = model.head(list(model.backbone(x).values()))
+            loss = head["cls_logits"].float().mean() + head["bbox_regression"].float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description="Training throughput: our step vs a torchvision-reference-style step.",
+                       add_help=add_help)
+    p.add_argument("--arch", default="ssdlite320_mobilenet_v3_large")
+    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[64, 128, 256])
+    p.add_argument("--steps", type=positive_int, default=20)
+    p.add_argument("--warmup", type=non_negative_int, default=5)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=non_negative_int, default=min(16, os.cpu_count() or 1),
+                   help="loader workers for the ours+loader row")
+    p.add_argument("--rows", nargs="+", default=["reference", "ours", "ours+loader", "network"],
+                   choices=["reference", "ours", "ours+loader", "network"])
+    p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--json", help="write the table here")
+    return p
+
+
+def main(args):
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from edgeexport.device.errors import UsageError
+        raise UsageError("--device cuda asked for, but this machine has no CUDA GPU; pass --device cpu")
+    amp = not args.no_amp
+    size = (320, 320)
+    torch.backends.cudnn.benchmark = True
+    rows = []
+    images, targets = make_batch(max(args.batch_sizes), size, seed=5)
+    names = list(args.rows) + (["ours+compile"] if args.compile else [])
+    for b in args.batch_sizes:
+        for name in names:
+            torch.manual_seed(0)
+            model = build(args.arch, device, channels_last=name != "reference" and device.type == "cuda")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            if name == "reference":
+                step = reference_step(model, images[:b], targets[:b], device, amp)
+            elif name in ("ours", "ours+compile"):
+                step = our_step(model, images[:b], targets[:b], device, amp, name == "ours+compile")
+            elif name == "ours+loader":
+                step = loader_step(model, b, size, device, amp, args.workers, max(4 * b, 1024))
+            else:
+                step = network_step(model, images[:b], device, amp)
+            wall, busy = timed(step, args.steps, args.warmup + (3 if name == "ours+compile" else 0), device)
+            row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
+                   "step_ms": 1000 * wall, "gpu_busy": busy,
+                   "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None}
+            rows.append(row)
+            print("{arch} batch {batch:>4} {row:<13} {images_per_s:>9.1f} img/s  {step_ms:>8.1f} ms/step  "
+                  "GPU busy {busy}  peak {mem}".format(busy="-" if busy is None else "{:.0%}".format(busy),
+                                                       mem="-" if row["peak_mem_gb"] is None else
+                                                       "{:.1f} GB".format(row["peak_mem_gb"]), **row), flush=True)
+            del model, step
+    ratios = {}
+    for b in args.batch_sizes:
+        by = {r["row"]: r["images_per_s"] for r in rows if r["batch"] == b}
+        if "reference" in by and "ours" in by:
+            ratios[b] = by["ours"] / by["reference"]
+            print("batch {}: ours / reference = {:.1f}x".format(b, ratios[b]))
+    env = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu ({} threads)".format(
+        torch.get_num_threads()), "torch": torch.__version__, "amp": "bf16 (ours), fp16 GradScaler (reference)"
+        if amp and device.type == "cuda" else "off"}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"env": env, "rows": rows, "ours_over_reference": ratios}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(get_args_parser, main)

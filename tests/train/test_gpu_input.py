@@ -1,0 +1,57 @@
+"""--decode gpu's input path: bytes and augmentation drawn in the workers, decode/crop/resize/flip on the device.
+Run here on the CPU (decode_jpeg has a CPU path); on a GPU the same code decodes with nvJPEG."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgeexport.data import VOCDetection
+from edgeexport.device.errors import DatasetError
+from edgeexport.train.gpu_input import EncodedDetection, collate_encoded, decode_batch, iou_crop
+
+
+def test_iou_crop_keeps_boxes_whose_centre_is_inside_and_respects_the_bounds():
+    rng = np.random.default_rng(0)
+    boxes = np.array([[10, 10, 60, 60], [200, 100, 300, 200]], np.float32)
+    crops = [iou_crop(rng, 400, 300, boxes) for _ in range(200)]
+    made = [c for c in crops if c is not None]
+    assert 0 < len(made) < 200  # "no crop" is one of the options
+    for left, top, cw, ch, inside in made:
+        assert 0 <= left and left + cw <= 400 and 0 <= top and top + ch <= 300
+        assert cw >= int(400 * 0.3) and 0.5 <= cw / float(ch) <= 2.0 and inside.any()
+
+
+def test_boxes_follow_the_pixels_through_decode_crop_resize_and_flip(tmp_path):
+    """A white square on black: wherever augmentation takes it, its box must frame the white pixels."""
+    from edgeexport.data.make_voc import write_voc  # a VOC folder to read through the real reader
+    root = str(tmp_path / "voc")
+    write_voc(root, train=1, val=1, size=(160, 120), classes=1, natural=False)
+    ds = VOCDetection(root, split="train")
+    path = ds.items[0][0]
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[30:80, 40:110] = 255
+    Image.fromarray(img).save(path, quality=100)
+    ds.items[0] = (path, np.array([[40, 30, 110, 80]], np.float32), np.array([1]))
+    data = EncodedDetection(ds, "ssdlite", seed=3)
+    checked = set()
+    for epoch in range(12):
+        data.set_epoch(epoch)
+        batch = collate_encoded([data[0]])
+        images, boxes = decode_batch(batch[0], batch[1], batch[2], batch[3], (64, 64), torch.device("cpu"))
+        if not batch[5].any():
+            continue
+        x1, y1, x2, y2 = boxes[0, 0].tolist()
+        white = (images[0].mean(0) > 0.5).nonzero()
+        ys, xs = white[:, 0].float(), white[:, 1].float()
+        assert abs(xs.min().item() - x1) <= 2.5 and abs(xs.max().item() + 1 - x2) <= 2.5
+        assert abs(ys.min().item() - y1) <= 2.5 and abs(ys.max().item() + 1 - y2) <= 2.5
+        checked.add((tuple(batch[1][0].tolist()) != (0, 0, 160, 120), bool(batch[2][0])))
+    assert (True, True) in checked and len(checked) >= 3  # cropped and flipped, among other combinations
+
+
+def test_what_it_refuses(tmp_path):
+    from edgeexport.data import SyntheticShapes
+    with pytest.raises(DatasetError, match="renders its images"):
+        EncodedDetection(SyntheticShapes(4), "hflip")
+    with pytest.raises(DatasetError, match="photometric"):
+        EncodedDetection(SyntheticShapes(4), "ssd")
