@@ -8,7 +8,9 @@ read off the table.
   with the config's per-class attributes: isolates DeepStream's pre- and post-processing;
 - ``tensorrt``: the same path with the engine (on the device): isolates the engine's precision;
 - ``deepstream``: detections the DeepStream app wrote (``deepstream_app --coco-out``), scored as they are;
-- ``pytorch``: the original model (torch, on the training host; edgeexport.model.predict).
+- ``pytorch``: the original model (torch, on the training host; edgeexport.model.predict);
+- ``fp16``: the folded deploy graph in fp16 on a CUDA GPU through the nvinfer path: the host's proxy for the
+  ``tensorrt`` row of an FP16 engine.
 
 Every row returns, per image, Detections in image pixels with class indices into the bundle's labels.
 Device-side (Python 3.6; OpenCV for resizing, imported on first use).
@@ -25,9 +27,10 @@ from .postprocess import (CLUSTER_NONE, ClassAttrs, Detections, cluster, efficie
                           iou_matrix, parse_boxes_scores, parse_efficient_nms, parse_top_class, to_frame)
 from .preprocess import network_input_from_8bit, scale_frame
 
-ROWS = ("pytorch", "onnxruntime", "nvinfer", "tensorrt", "deepstream")
-# rows whose code lives on the training host, found by name only when asked for (the bundle does not ship them)
-HOST_ROWS = {"pytorch": "edgeexport.model.predict:PyTorchRow"}
+ROWS = ("pytorch", "onnxruntime", "nvinfer", "tensorrt", "deepstream", "fp16")
+# rows whose code lives on the training host, found by name only when asked for (the bundle does not ship them);
+# fp16: the folded deploy graph in fp16 on a CUDA GPU through nvinfer's path, the host's proxy for an FP16 engine
+HOST_ROWS = {"pytorch": "edgeexport.model.predict:PyTorchRow", "fp16": "edgeexport.model.predict:Fp16DeployRow"}
 GRAPH_BEFORE_NMS = "parity/graph_before_nms.onnx"
 
 
@@ -237,7 +240,7 @@ def make_row(name, bundle, args):
                                           "run it there".format(name, e))
         if not args.model_path:
             raise UsageError("the {} row needs --model-path (the checkpoint the bundle was exported from)".format(name))
-        return row_class(args.model_path, bundle.meta, threshold)
+        return row_class(args.model_path, bundle, threshold)
     raise UsageError("no evaluate row {!r}; available: {}".format(name, ", ".join(ROWS)))
 
 
