@@ -350,7 +350,7 @@ def main(args):
     if D.is_main(rank):
         print("trained {} epochs in {:.1f} min; best mAP@.5 {:.3f}; checkpoints in {}".format(
             args.epochs - start_epoch, (time.time() - run_t0) / 60, best_map50, args.output_dir))
-    D.cleanup(world)
+    D.cleanup()
     return history
 
 

@@ -34,6 +34,7 @@ def reduce_mean(value, world, device):
     return float(t.item()) / world
 
 
-def cleanup(world):
-    if world > 1:
+def cleanup():
+    # torchrun with one process still initialises a group (init_distributed); destroy whatever was created
+    if dist.is_initialized():
         dist.destroy_process_group()
