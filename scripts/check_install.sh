@@ -15,7 +15,7 @@ quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a director
 quiet "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check -c scripts/constraints.txt \
   "$repo[export]"
 for cmd in edgeexport-train edgeexport-export edgeexport-emulate edgeexport-build-engine edgeexport-parity \
-    edgeexport-deepstream-config edgeexport-deepstream-app; do
+    edgeexport-deepstream-config edgeexport-deepstream-app edgeexport-evaluate; do
   "$work/venv/bin/$cmd" --help >/dev/null
   echo "   $cmd --help: ok"
 done
@@ -37,13 +37,15 @@ if [ -n "$py36" ]; then
   # pip 21.3.1 is the last pip for Python 3.6; older ones cannot pick flit_core's last 3.6 release on their own
   quiet "$work/venv36/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip<22"
   quiet "$work/venv36/bin/python" -m pip install --quiet --disable-pip-version-check "numpy==1.13.3" "$repo"
-  for cmd in edgeexport-build-engine edgeexport-parity edgeexport-deepstream-config edgeexport-deepstream-app; do
+  for cmd in edgeexport-build-engine edgeexport-parity edgeexport-deepstream-config edgeexport-deepstream-app \
+      edgeexport-evaluate; do
     "$work/venv36/bin/$cmd" --help >/dev/null
     echo "   $cmd --help on Python 3.6: ok"
   done
   (cd "$work" && "$work/venv36/bin/python" -c "import numpy, edgeexport, edgeexport.device.build_engine, \
 edgeexport.device.parity, edgeexport.device.runners.tensorrt, edgeexport.device.deepstream_config, \
-edgeexport.device.deepstream_app; print('   device side imports on Python 3.6 with \
+edgeexport.device.deepstream_app, edgeexport.device.evaluate, edgeexport.device.coco_eval, \
+edgeexport.device.eval_rows; print('   device side imports on Python 3.6 with \
 numpy', numpy.__version__)")
 else
   echo "== no Python 3.6 on this machine: the Python 3.6 install was NOT checked here"

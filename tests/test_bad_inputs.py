@@ -28,7 +28,7 @@ CLI_MODULES = {
     "export": "edgeexport.export.cli", "train": "edgeexport.train.cli", "parity": "edgeexport.device.parity",
     "build_engine": "edgeexport.device.build_engine", "emulate": "edgeexport.emulate.cli",
     "deepstream_config": "edgeexport.device.deepstream_config", "deepstream_app": "edgeexport.device.deepstream_app",
-    "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
+    "evaluate": "edgeexport.device.evaluate", "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
     "parser_fps": "benchmarks.parser_fps", "deepstream_perf": "benchmarks.deepstream_perf",
     "host_fps": "benchmarks.host_fps", "fp16_numerics": "benchmarks.fp16_numerics",
 }
@@ -323,6 +323,24 @@ CASES = [
      ["afile"]),
     ("emulate-no-labels", "emulate", ["{b_no_labels}", "--input", "{clip.mp4}"], ["labels.txt"]),
     ("emulate-config-corrupt", "emulate", ["{b_cfg_corrupt}", "--input", "{clip.mp4}"], ["infer_config.txt"]),
+    # --- evaluate
+    ("eval-missing", "evaluate", ["{root}/nobundle"], ["nobundle"]),
+    ("eval-no-validation-set", "evaluate", ["{bundle}"], ["--dataset"]),
+    ("eval-pytorch-no-model", "evaluate", ["{bundle}", "--dataset", "synthetic", "--backend", "pytorch"],
+     ["--model-path"]),
+    ("eval-pytorch-trunc", "evaluate", ["{bundle}", "--dataset", "synthetic", "--backend", "pytorch",
+                                        "--model-path", "{trunc5000.pth}"], ["trunc5000.pth"]),
+    ("eval-voc-missing", "evaluate", ["{bundle}", "--dataset", "voc", "--data-path", "{root}/novoc"],
+     ["novoc", "VOC"]),
+    ("eval-coco-not-json", "evaluate", ["{bundle}", "--dataset", "coco", "--data-path", "{text.pth}"],
+     ["text.pth"]),
+    ("eval-results-not-json", "evaluate", ["{bundle}", "--dataset", "synthetic", "--backend", "deepstream",
+                                           "--results", "{text.pth}"], ["text.pth"]),
+    ("eval-deepstream-no-results", "evaluate", ["{bundle}", "--dataset", "synthetic", "--backend", "deepstream"],
+     ["--results"]),
+    ("eval-max-images-0", "evaluate", ["{bundle}", "--max-images", "0"], ["--max-images", ">= 1"]),
+    ("eval-json-under-file", "evaluate", ["{bundle}", "--dataset", "synthetic", "--json", "{afile}/e.json"],
+     ["afile"]),
     # --- make_clip
     ("clip-size-0", "make_clip", ["{root}/out/c.mp4", "--size", "0", "0"], ["--size", ">= 1"]),
     ("clip-fps-0", "make_clip", ["{root}/out/c.mp4", "--fps", "0"], ["--fps", ">= 1"]),
@@ -408,7 +426,7 @@ def test_real_entry_points(argv, word, corpus):
 
 @pytest.mark.parametrize("script", ["edgeexport-export", "edgeexport-train", "edgeexport-parity",
                                     "edgeexport-build-engine", "edgeexport-emulate", "edgeexport-deepstream-config",
-                                    "edgeexport-deepstream-app"])
+                                    "edgeexport-deepstream-app", "edgeexport-evaluate"])
 def test_console_scripts_answer_help_and_bad_input(script):
     exe = os.path.join(os.path.dirname(sys.executable), script)
     r = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,

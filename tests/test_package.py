@@ -75,7 +75,7 @@ def test_console_scripts_are_the_cli_entry_points():
     scripts = _pyproject()["project"]["scripts"]
     assert set(scripts) == {"edgeexport-train", "edgeexport-export", "edgeexport-emulate",
                             "edgeexport-build-engine", "edgeexport-parity", "edgeexport-deepstream-config",
-                            "edgeexport-deepstream-app"}
+                            "edgeexport-deepstream-app", "edgeexport-evaluate"}
     for target in scripts.values():
         module, func = target.split(":")
         mod = importlib.import_module(module)
