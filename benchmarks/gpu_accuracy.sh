@@ -7,7 +7,9 @@
 #       per GPU.
 #   bash benchmarks/gpu_accuracy.sh evaluate -- each model exported, and evaluate's rows pytorch, onnxruntime,
 #       nvinfer and fp16 (the folded graph in fp16 on the GPU through nvinfer's path) on its held-out set.
-#   SMALL=1: a quick CPU dry run.
+#   SMALL=1: a quick CPU dry run. On a CPU, with the checkpoints brought back from the GPU machine:
+#     RUNS=<folder of syn_*/ voc_*/best.pth> NV=300 NVAL=300 ROWS="pytorch onnxruntime nvinfer" \
+#       bash benchmarks/gpu_accuracy.sh evaluate
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu}
@@ -18,7 +20,7 @@ PY=${PY:-python3}
 if [ "${SMALL:-0}" = 1 ]; then
   E=1; NS=64; NV=16; NTRAIN=32; NVAL=8; B=8; W=0; DEV="--device cpu"; EV=1
 else
-  E=20; NS=4096; NV=500; NTRAIN=4000; NVAL=500; B=64; W=7; DEV=""; EV=5
+  E=${E:-20}; NS=${NS:-4096}; NV=${NV:-500}; NTRAIN=${NTRAIN:-4000}; NVAL=${NVAL:-500}; B=64; W=7; DEV=""; EV=5
 fi
 train() {  # name, gpu, extra args...
   local name=$1 gpu=$2; shift 2
@@ -43,7 +45,11 @@ if [ "${1:-}" = train ]; then
   tar -cf "$OUT/checkpoints_b.tar" -C "$RUNS" voc_torchvision/best.pth voc_nvinfer/best.pth
   (cd "$OUT" && tar -cf logs.tar ./*_metrics.json ./*.log && rm -f ./*_metrics.json ./*.log)
 elif [ "${1:-}" = evaluate ]; then
-  ROWS="pytorch onnxruntime nvinfer"; [ -z "$DEV" ] && ROWS="$ROWS fp16"
+  # ROWS="pytorch onnxruntime nvinfer" evaluates checkpoints brought back from the GPU machine on a CPU
+  DEFAULT_ROWS="pytorch onnxruntime nvinfer"; [ -z "$DEV" ] && DEFAULT_ROWS="$DEFAULT_ROWS fp16"
+  ROWS=${ROWS:-$DEFAULT_ROWS}
+  # the val split depends only on the seed and the image's index, so a missing VOC set is rebuilt identically
+  [ -d "$RUNS/voc" ] || $PY -m edgeexport.data.make_voc "$RUNS/voc" --train 1 --val $NVAL --size 480 360
   for r in syn_torchvision syn_nvinfer voc_torchvision voc_nvinfer; do
     $PY export.py --model-path "$RUNS/$r/best.pth" --output-dir "$RUNS/$r/bundle" --force --no-simplify \
       > "$RUNS/$r.export.log" 2>&1 || { tail -3 "$RUNS/$r.export.log"; continue; }

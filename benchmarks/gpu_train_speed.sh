@@ -15,7 +15,7 @@ log() { echo "== $*" | tee -a "$OUT/log.txt"; }
 if [ "${SMALL:-0}" = 1 ]; then
   BS="4"; STEPS="--steps 2 --warmup 1"; DEV="--device cpu"; N=64; B=8; GPUS="1 2"; W=0
 else
-  BS="64 128 256"; STEPS="--steps 20 --warmup 5"; DEV=""; N=16384; B=256; GPUS="1 2"; W=7
+  BS="64 128 256"; STEPS="--steps 20 --warmup 5"; DEV=""; N=${N:-16384}; B=256; GPUS="1 2"; W=7
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" \
