@@ -99,10 +99,10 @@ class ExportParity(object):
         return lines
 
 
+@torch.no_grad()  # scoped: a library call must not switch autograd off for the caller's later training
 def check_export(model, graph, meta, images):
     """Levels 1-3 for ``graph`` (OnnxGraph) exported from ``model`` (the original torchvision SSD) under ``meta``
     (BundleMeta). Returns ExportParity; raises nothing on a mismatch (the caller decides)."""
-    torch.set_grad_enabled(False)
     reference = ReferenceModel(model)
     h, w = meta.model.input_size
     small = np.stack([stretch_to_network(im, w, h, 1) for im in images])

@@ -43,6 +43,14 @@ def test_bundle_contents_and_metadata(small_bundle):
     assert not os.path.exists(os.path.join(path, "edgeexport", "export")), "a host stage was shipped"
 
 
+def test_export_bundle_leaves_autograd_as_it_found_it(small_checkpoint, tmp_path):
+    # check_export once switched autograd off process-wide: a caller's training after an export then failed
+    # ("element 0 of tensors does not require grad"), seen in CI as test_ssd_loss failing after the export tests
+    import torch
+    export_quietly(small_checkpoint, tmp_path / "bundle")
+    assert torch.is_grad_enabled()
+
+
 def test_export_cli_end_to_end_and_refuses_existing_bundle(small_checkpoint, tmp_path):
     out = tmp_path / "b"
     r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out), "--layout", "top_class",
