@@ -1,20 +1,14 @@
 """COCO detection JSON (``images``, ``annotations`` with [x, y, w, h] boxes, ``categories``)."""
-import json
 import os
 from collections import defaultdict
 
 from ..device.errors import DatasetError
+from ..device.fileio import read_json
 from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
 
 
 def _load_json(ann_file):
-    try:
-        with open(ann_file) as f:
-            data = json.load(f)
-    except ValueError as e:
-        raise DatasetError("{} is not valid JSON ({})".format(ann_file, e))
-    except (IOError, OSError) as e:
-        raise DatasetError("cannot read COCO annotations {}: {}".format(ann_file, e.strerror or e))
+    data = read_json(ann_file, " (COCO annotations)", DatasetError)
     if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
         raise DatasetError("{} is not COCO JSON: expected keys images, annotations, categories".format(ann_file))
     return data

@@ -2,10 +2,10 @@
 engine nvinfer looks for). Device-side (Python 3.6); the host's export writes what this reads.
 """
 import hashlib
-import json
 import os
 
 from .errors import InputFileError
+from .fileio import read_json
 from .meta import MODEL_JSON, BundleMeta
 from .naming import engine_file_name
 
@@ -65,9 +65,8 @@ class Bundle(object):
     def export_report(self):
         """parity/report.json as export wrote it (a dict), or None."""
         try:
-            with open(self.file(EXPORT_REPORT)) as f:
-                return json.load(f)
-        except (IOError, OSError, ValueError):
+            return read_json(self.file(EXPORT_REPORT))
+        except InputFileError:  # missing or not JSON: no report to show
             return None
 
     def engine_path(self, precision=None, batch_size=None, gpu_id=0, dla_core=None):

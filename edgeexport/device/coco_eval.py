@@ -10,12 +10,12 @@ without `pip3 install pycocotools`) the caller writes COCO results for the host 
 """
 import contextlib
 import io
-import json
 import os
 
 import numpy as np
 
 from .errors import BackendUnavailableError, InputFileError
+from .fileio import read_json
 
 
 def scorer():
@@ -46,13 +46,7 @@ class ValidationSet(object):
 
     @classmethod
     def load(cls, ann_file, image_dir=None):
-        try:
-            with open(ann_file) as f:
-                gt = json.load(f)
-        except (IOError, OSError) as e:
-            raise InputFileError("cannot read {}: {}".format(ann_file, getattr(e, "strerror", None) or e))
-        except ValueError as e:
-            raise InputFileError("{} is not valid JSON ({})".format(ann_file, e))
+        gt = read_json(ann_file)
         problems = _check_gt(gt)
         if problems:
             raise InputFileError("{} is not a COCO ground truth: {}".format(ann_file, problems))

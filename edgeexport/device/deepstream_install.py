@@ -34,7 +34,7 @@ def read_version_header(path):
     try:
         with open(path) as f:
             text = f.read()
-    except (IOError, OSError, UnicodeDecodeError):
+    except Exception:  # by design: a header we cannot read as text is not a version header
         return None
     parts = [re.search(r"#define\s+NVDS_VERSION_{}\s+(\d+)".format(k), text) for k in ("MAJOR", "MINOR", "MICRO")]
     if not all(parts):

@@ -1,11 +1,29 @@
-"""Atomic writes: a file either has its old content or its complete new one, never half of it.
+"""Atomic writes: a file either has its old content or its complete new one, never half of it; and reading a
+JSON file someone handed us.
 
 Device-side (Python 3.6).
 """
+import json
 import os
 import re
 import shutil
 import tempfile
+
+
+def read_json(path, hint="", error=None):
+    """The JSON document at ``path``. Whatever cannot be read, or is not UTF-8 JSON (truncated, binary, nested past
+    the parser's depth), raises one ``error`` (default InputFileError) naming the file; ``hint`` says what to do."""
+    from .errors import InputFileError
+    error = error or InputFileError
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except Exception as e:  # by design: a file we cannot read is not one we can use, whatever the reason
+        raise error("cannot read {}: {}{}".format(path, getattr(e, "strerror", None) or e, hint))
+    try:
+        return json.loads(data.decode("utf-8"))
+    except Exception as e:  # by design: anything that does not decode as JSON is "not JSON"
+        raise error("{} is not valid JSON ({}){}".format(path, e, hint))
 
 
 def _umask():

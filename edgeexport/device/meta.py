@@ -13,6 +13,7 @@ import json
 import os
 
 from .errors import BundleFormatError, InputFileError
+from .fileio import read_json
 from .postprocess import NMS_CANDIDATE_CAP
 
 ARCHS = ("ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_small")
@@ -325,15 +326,7 @@ class BundleMeta(object):
         elif not os.path.exists(path):
             raise InputFileError("no bundle at {}: expected a folder holding the {} that export.py writes".format(
                 path, MODEL_JSON))
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except ValueError as e:  # json.JSONDecodeError and bad UTF-8 alike
-            raise InputFileError("{} is not valid JSON ({}); re-export the bundle".format(path, e))
-        except (IOError, OSError) as e:
-            raise InputFileError("cannot read {}: {}; pass a bundle folder written by export.py".format(
-                path, e.strerror or e))
-        return cls.from_dict(d, path)
+        return cls.from_dict(read_json(path, "; pass a bundle folder written by export.py"), path)
 
 
 def is_bundle_folder(folder):

@@ -110,7 +110,7 @@ class NvInferConfig(object):
         try:
             with open(self.labels_file) as f:
                 self.labels = [line.strip() for line in f if line.strip()]
-        except (IOError, OSError, UnicodeDecodeError) as e:
+        except Exception as e:  # by design: whatever cannot be read as text is not a labels file
             raise InputFileError("cannot read labelfile-path {} of {}: {}".format(
                 self.labels_file, path, getattr(e, "strerror", None) or e))
         if len(self.labels) < self.num_classes:

@@ -145,8 +145,8 @@ def video_file_size(path):
             if magic[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
                 f.seek(0)
                 return _mp4_video_size(f, end)
-    except (IOError, OSError, struct.error, IndexError):
-        return None  # unreadable or not these containers: the size stays unknown
+    except Exception:  # by design: whatever is unreadable or not these containers leaves the size unknown
+        return None
     return None
 
 
