@@ -16,13 +16,13 @@ Every row returns, per image, Detections in image pixels with class indices into
 Device-side (Python 3.6; OpenCV for resizing, imported on first use).
 """
 import importlib
-import json
 import os
 import time
 
 import numpy as np
 
 from .errors import BackendUnavailableError, InputFileError, UsageError
+from .fileio import read_json
 from .postprocess import (CLUSTER_NONE, ClassAttrs, Detections, cluster, efficient_nms_reference,
                           iou_matrix, parse_boxes_scores, parse_efficient_nms, parse_top_class, to_frame)
 from .preprocess import network_input_from_8bit, scale_frame
@@ -93,15 +93,8 @@ class Row(object):
         return out
 
 
-class OnnxRuntimeRow(Row):
-    name = "onnxruntime"
-
-    def __init__(self, bundle, score_threshold):
-        super(OnnxRuntimeRow, self).__init__()
-        from .runners.onnxruntime import OnnxRuntimeRunner
-        self.meta, self.threshold = bundle.meta, score_threshold
-        graph = bundle.file(GRAPH_BEFORE_NMS) if self.meta.layout == "efficient_nms" else bundle.onnx_path
-        self.runner = OnnxRuntimeRunner(graph)
+class RunnerRow(Row):
+    """A row around a runner (``self.runner``, ``self.meta``): the runner lives as long as the row is entered."""
 
     def __enter__(self):
         self.runner.activate()
@@ -111,22 +104,36 @@ class OnnxRuntimeRow(Row):
         self.runner.deactivate()
         return False
 
-    def predict(self, image):
-        x = torchvision_input(image, self.meta)
+    def infer_one(self, x):
+        """The outputs for one image; a graph of fixed batch N gets it N times and the first answer is kept."""
         if not self.meta.dynamic_batch and self.meta.batch_size > 1:
             x = np.repeat(x, self.meta.batch_size, 0)
-        out = self.runner.infer({"input": x})
+        return {k: v[0] for k, v in self.runner.infer({"input": x}).items()}
+
+
+class OnnxRuntimeRow(RunnerRow):
+    name = "onnxruntime"
+
+    def __init__(self, bundle, score_threshold):
+        super(OnnxRuntimeRow, self).__init__()
+        from .runners.onnxruntime import OnnxRuntimeRunner
+        self.meta, self.threshold = bundle.meta, score_threshold
+        graph = bundle.file(GRAPH_BEFORE_NMS) if self.meta.layout == "efficient_nms" else bundle.onnx_path
+        self.runner = OnnxRuntimeRunner(graph)
+
+    def predict(self, image):
+        out = self.infer_one(torchvision_input(image, self.meta))
         h, w = image.shape[:2]
         if "scores" in out:
-            return torchvision_postprocess(out["boxes"][0], out["scores"][0], w, h, self.threshold)
+            return torchvision_postprocess(out["boxes"], out["scores"], w, h, self.threshold)
         # top_class: one class per anchor is all the graph gives
         k = self.meta.model.num_classes
-        scores = np.zeros((len(out["top_score"][0]), k), np.float32)
-        scores[np.arange(len(scores)), np.clip(out["top_class"][0].astype(int), 0, k - 1)] = out["top_score"][0]
-        return torchvision_postprocess(out["boxes"][0], scores, w, h, self.threshold)
+        scores = np.zeros((len(out["top_score"]), k), np.float32)
+        scores[np.arange(len(scores)), np.clip(out["top_class"].astype(int), 0, k - 1)] = out["top_score"]
+        return torchvision_postprocess(out["boxes"], scores, w, h, self.threshold)
 
 
-class NvInferRow(Row):
+class NvInferRow(RunnerRow):
     """nvinfer's path around a runner (ONNX Runtime on the graph, or TensorRT on the engine)."""
     name = "nvinfer"
 
@@ -147,22 +154,11 @@ class NvInferRow(Row):
                 runner = OnnxRuntimeRunner(bundle.onnx_path)
         self.runner, self.parser = runner, parser
 
-    def __enter__(self):
-        self.runner.activate()
-        return self
-
-    def __exit__(self, *exc):
-        self.runner.deactivate()
-        return False
-
     def predict(self, image):
         c = self.cfg
         small, scale = scale_frame(image, c.net_w, c.net_h, c.scaling_filter, c.maintain_aspect_ratio,
                                    c.symmetric_padding)
-        x = network_input_from_8bit(small, c.offsets, c.net_scale_factor, c.color_format)
-        if not self.meta.dynamic_batch and self.meta.batch_size > 1:
-            x = np.repeat(x, self.meta.batch_size, 0)
-        out = {k: v[0] for k, v in self.runner.infer({"input": x}).items()}
+        out = self.infer_one(network_input_from_8bit(small, c.offsets, c.net_scale_factor, c.color_format))
         if self.plugin is not None:
             out = dict(zip(("num_detections", "detection_boxes", "detection_scores", "detection_classes"),
                            efficient_nms_reference(out["boxes"], out["scores"], *self.plugin)))
@@ -189,12 +185,7 @@ class DeepStreamResults(object):
     name = "deepstream"
 
     def __init__(self, path, labels):
-        try:
-            with open(path) as f:
-                self.results = json.load(f)
-        except (IOError, OSError, ValueError) as e:
-            raise InputFileError("cannot read the DeepStream results {}: {}".format(
-                path, getattr(e, "strerror", None) or e))
+        self.results = read_json(path, " (the DeepStream results: what deepstream_app --coco-out wrote)")
         if not isinstance(self.results, list) or any(
                 not isinstance(r, dict) or not {"file_name", "bbox", "score"} <= set(r) for r in self.results):
             raise InputFileError("{} is not a list of COCO results with file_name (what deepstream_app --coco-out "
