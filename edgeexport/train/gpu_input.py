@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..device.errors import DatasetError
-from .transforms import BadSample
+from .transforms import BadSample, EpochSeeded
 
 IOU_OPTIONS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, None)
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -49,11 +49,11 @@ def iou_crop(rng, w, h, boxes, min_scale=0.3, max_scale=1.0, min_ar=0.5, max_ar=
             return left, top, cw, ch, inside
 
 
-class EncodedDetection(torch.utils.data.Dataset):
+class EncodedDetection(EpochSeeded):
     """A file-backed dataset (``items``: (path, boxes, labels)) as encoded JPEG bytes plus drawn augmentation."""
 
     def __init__(self, dataset, preset="ssdlite", seed=0):
-        import multiprocessing
+        super(EncodedDetection, self).__init__(seed)
         if preset not in ("ssdlite", "hflip", "none"):
             raise DatasetError("--decode gpu takes --data-augmentation ssdlite, hflip or none (the ssd preset's "
                                "photometric distortion and zoom-out run on the CPU)")
@@ -64,11 +64,7 @@ class EncodedDetection(torch.utils.data.Dataset):
         if bad:
             raise DatasetError("--decode gpu decodes JPEG only; {} (and {} more) is not: decode on the CPU".format(
                 bad[0], len(bad) - 1))
-        self.items, self.preset, self.seed = items, preset, int(seed)
-        self._epoch = multiprocessing.Value("l", 0, lock=False)
-
-    def set_epoch(self, epoch):
-        self._epoch.value = int(epoch)
+        self.items, self.preset = items, preset
 
     def __len__(self):
         return len(self.items)

@@ -68,20 +68,26 @@ def eval_transform(nvinfer_size=None):
     return T.Compose(ops + [T.ToDtype(torch.float, scale=True), T.ToPureTensor()])
 
 
-class TorchDetection(torch.utils.data.Dataset):
-    """Wraps an edgeexport dataset (numpy HWC uint8 + numpy boxes) as tensors for torchvision's SSD.
+class EpochSeeded(torch.utils.data.Dataset):
+    """A dataset whose samples draw their augmentation from (seed, epoch, index), whichever worker draws them:
+    loader workers persist across epochs, and a resumed run replays an epoch exactly. ``set_epoch`` reaches the
+    workers through shared memory."""
 
-    Each sample's augmentation is seeded by (seed, epoch, index), whichever worker draws it: loader workers persist
-    across epochs, and a resumed run replays an epoch exactly. ``set_epoch`` reaches the workers through shared
-    memory."""
-
-    def __init__(self, dataset, transform, seed=0):
+    def __init__(self, seed):
         import multiprocessing
-        self.dataset, self.transform, self.seed = dataset, transform, int(seed)
+        self.seed = int(seed)
         self._epoch = multiprocessing.Value("l", 0, lock=False)
 
     def set_epoch(self, epoch):
         self._epoch.value = int(epoch)
+
+
+class TorchDetection(EpochSeeded):
+    """Wraps an edgeexport dataset (numpy HWC uint8 + numpy boxes) as tensors for torchvision's SSD."""
+
+    def __init__(self, dataset, transform, seed=0):
+        super(TorchDetection, self).__init__(seed)
+        self.dataset, self.transform = dataset, transform
 
     def __len__(self):
         return len(self.dataset)
