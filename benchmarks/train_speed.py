@@ -16,13 +16,11 @@ Rows per batch size:
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory. Data for the
 in-memory rows is rendered once and kept on the device, so those rows measure the step alone.
 """
-import argparse
 import json
 import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -103,40 +101,45 @@ def reference_step(model, images, targets, device, amp):
     return step
 
 
-def our_step(model, images, targets, device, amp, compile_step=False):
-    from edgeexport.train.ssd_loss import SSDTrainStep, pad_targets
+def our_update(model, device, amp, compile_step=False):
+    """The trainer's update: SSDTrainStep (normalise, network, batched loss) under bf16, fused SGD.
+    Returns update(images_uint8, boxes, labels, valid) for one batch already on the device."""
+    from edgeexport.train.ssd_loss import SSDTrainStep
     step_module = SSDTrainStep(model).to(device)
     if compile_step:
         step_module = torch.compile(step_module)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=4e-5,
                           **({"fused": True} if device.type == "cuda" else {}))
-    x = images.to(device)
-    boxes, labels, valid = pad_targets(targets, device)
 
-    def step():
+    def update(x, boxes, labels, valid):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             losses = step_module(x, boxes, labels, valid)
             loss = losses["bbox_regression"] + losses["classification"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return step
+    return update
+
+
+def our_step(model, images, targets, device, amp, compile_step=False):
+    from edgeexport.train.ssd_loss import pad_targets
+    update = our_update(model, device, amp, compile_step)
+    x = images.to(device)
+    boxes, labels, valid = pad_targets(targets, device)
+    return lambda: update(x, boxes, labels, valid)
 
 
 def loader_step(model, batch, size, device, amp, workers, n_images):
     """The trainer's own input pipeline (synthetic set rendered once, DataLoader workers, pinned memory) into
     our step; one call = one batch."""
     from edgeexport.data import SyntheticShapes
-    from edgeexport.train.ssd_loss import SSDTrainStep
     from edgeexport.train.transforms import TorchDetection, collate_batch, train_transform
     data = TorchDetection(SyntheticShapes(n_images, 3, seed=11, image_size=size).prerender(max(1, workers)),
                           train_transform("hflip", [0.5] * 3, None, size))
     loader = torch.utils.data.DataLoader(data, batch, shuffle=True, drop_last=True, num_workers=workers,
                                          collate_fn=collate_batch, pin_memory=device.type == "cuda",
                                          persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
-    step_module = SSDTrainStep(model).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9,
-                          **({"fused": True} if device.type == "cuda" else {}))
+    update = our_update(model, device, amp)
     state = {"it": iter(loader)}
 
     def step():
@@ -145,13 +148,7 @@ def loader_step(model, batch, size, device, amp, workers, n_images):
         except StopIteration:
             state["it"] = iter(loader)
             b = next(state["it"])
-        images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in b)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            losses = step_module(images, boxes, labels, valid)
-            loss = losses["bbox_regression"] + losses["classification"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        update(*(t.to(device, non_blocking=True) for t in b))
     return step
 
 
@@ -184,6 +181,9 @@ def get_args_parser(add_help=True):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=non_negative_int, default=min(16, os.cpu_count() or 1),
                    help="loader workers for the ours+loader row")
+    p.add_argument("--loader-images", type=positive_int,
+                   help="images in the ours+loader row's set (default: max(4 x batch, 1024)); a pass over them "
+                        "ends every images/batch steps, and each new pass waits for the workers to refill")
     p.add_argument("--rows", nargs="+", default=["reference", "ours", "ours+loader", "network"],
                    choices=["reference", "ours", "ours+loader", "network"])
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
@@ -215,7 +215,8 @@ def main(args):
             elif name in ("ours", "ours+compile"):
                 step = our_step(model, images[:b], targets[:b], device, amp, name == "ours+compile")
             elif name == "ours+loader":
-                step = loader_step(model, b, size, device, amp, args.workers, max(4 * b, 1024))
+                step = loader_step(model, b, size, device, amp, args.workers,
+                                   args.loader_images or max(4 * b, 1024))
             else:
                 step = network_step(model, images[:b], device, amp)
             wall, busy = timed(step, args.steps, args.warmup + (3 if name == "ours+compile" else 0), device)

@@ -97,3 +97,15 @@ def test_parser_fps_reports_both_layouts(tmp_path):
     rows = json.load(open(out))["results"]
     assert len(rows) == 2 and all(row["same_objects"] for row in rows)
     assert rows[0]["bytes_ratio"] > 10  # 90 classes: the top-class layout moves far fewer bytes
+
+
+def test_train_speed_runs_every_row_on_cpu(tmp_path):
+    out = str(tmp_path / "speed.json")
+    r = run_cli(["benchmarks/train_speed.py", "--arch", "ssdlite320_mobilenet_v3_small", "--batch-sizes", "2",
+                 "--steps", "2", "--warmup", "1", "--device", "cpu", "--workers", "0", "--loader-images", "4",
+                 "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["rows"]
+    assert [row["row"] for row in rows] == ["reference", "ours", "ours+loader", "network"]
+    assert all(row["images_per_s"] > 0 and row["batch"] == 2 for row in rows)
+    assert "ours / reference" in r.stdout
