@@ -8,6 +8,9 @@ The Python API (the command lines are front ends to it)::
     with edgeexport.get_runner("onnxruntime", bundle.onnx_path) as runner:      # "tensorrt" on the Jetson
         report = edgeexport.check_bundle(bundle, runner)                        # vs the original model's outputs
     print(report.table())
+    evaluation = edgeexport.evaluate_bundle(bundle, ["pytorch", "onnxruntime", "nvinfer"], model=model,
+                                            dataset="synthetic")                # mAP backend by backend
+    print(evaluation.table())
 
 Layout: ``edgeexport.device`` is what runs on the Jetson (Python 3.6, numpy, TensorRT; the bundle ships it as
 is, with this file and the other top-level modules, which import only the device side). The host stages sit
@@ -18,6 +21,7 @@ __version__ = "0.2.0"
 
 from .device.bundle import Bundle, load_bundle
 from .device.compare import ParityReport, compare_outputs
+from .device.evaluate import Evaluation, evaluate_bundle
 from .device.errors import (BackendUnavailableError, BundleFormatError, CheckpointError, ConfigError, DatasetError,
                             EdgeExportError, EngineBuildError, ExportError, InferenceError, InputFileError,
                             ModelStructureError, OutputExistsError, ParityError, UnsupportedPrecisionError,
@@ -34,7 +38,7 @@ _HOST_API = {
 }
 
 __all__ = ["__version__", "Bundle", "load_bundle", "ParityReport", "check_bundle", "compare_outputs", "run_backend",
-           "Runner",
+           "Runner", "Evaluation", "evaluate_bundle",
            "get_runner", "BundleMeta", "DetectionSettings", "ModelMeta", "EdgeExportError", "BackendUnavailableError",
            "BundleFormatError", "CheckpointError", "ConfigError", "DatasetError", "EngineBuildError", "ExportError",
            "InferenceError", "InputFileError", "ModelStructureError", "OutputExistsError", "ParityError",

@@ -41,6 +41,7 @@ def test_readme_api_example_runs(tmp_path):
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "export parity: PASS" in r.stdout and "result: PASS" in r.stdout
+    assert "evaluate: 8 images" in r.stdout and "nvinfer" in r.stdout
     assert (tmp_path / "api_bundle" / "model.onnx").is_file()
 
 

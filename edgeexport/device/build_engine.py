@@ -244,8 +244,7 @@ def check_int8_accuracy(folder, meta, engine_path, trt, cuda, max_drop, referenc
     row = NvInferRow(bundle, meta.validation.get("score_threshold", 0.01),
                      runner=TensorRTRunner(engine_path, trt=trt, cuda=cuda, meta=meta))
     row.name = "tensorrt"
-    with row:
-        detections, seconds, ids = run_rows([row], vset)
+    detections, seconds, ids = run_rows([row], vset)
     got = table_rows(detections, seconds, vset, meta.model.labels, ids)[0]["map"]
     drop = 100.0 * (reference["map"] - got)
     if drop > max_drop:

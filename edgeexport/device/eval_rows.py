@@ -207,21 +207,22 @@ class DeepStreamResults(object):
                 for i, dets in per_image.items()}
 
 
-def make_row(name, bundle, args):
-    """The row ``name`` for ``bundle`` (a Bundle), configured by the evaluate command's ``args``."""
-    threshold = args.score_threshold
+def make_row(name, bundle, score_threshold=0.01, model=None, engine=None):
+    """The row ``name`` for ``bundle`` (a Bundle) keeping detections down to ``score_threshold``. ``model``: the
+    checkpoint path (or, for pytorch, the in-memory torchvision SSD) the host rows need; ``engine``: the tensorrt
+    row's engine (default: the one infer_config.txt names)."""
     if name == "onnxruntime":
-        return OnnxRuntimeRow(bundle, threshold)
+        return OnnxRuntimeRow(bundle, score_threshold)
     if name == "nvinfer":
-        return NvInferRow(bundle, threshold, parser=host_parser(bundle))
+        return NvInferRow(bundle, score_threshold, parser=host_parser(bundle))
     if name == "tensorrt":
         from .parity import find_engine
         from .runners.tensorrt import TensorRTRunner
-        engine = args.engine or find_engine(bundle)
+        engine = engine or find_engine(bundle)
         if not os.path.isfile(engine):
             raise InputFileError("engine not found: {}; build it: python3 -m edgeexport.build_engine {}".format(
                 engine, bundle.path))
-        return NvInferRow(bundle, threshold, runner=TensorRTRunner(engine, meta=bundle.meta))
+        return NvInferRow(bundle, score_threshold, runner=TensorRTRunner(engine, meta=bundle.meta))
     if name in HOST_ROWS:
         module, cls = HOST_ROWS[name].split(":")
         try:
@@ -229,9 +230,13 @@ def make_row(name, bundle, args):
         except ImportError as e:
             raise BackendUnavailableError("the {} row runs on the training host (torch and edgeexport[export]: {}); "
                                           "run it there".format(name, e))
-        if not args.model_path:
+        if model is None:
             raise UsageError("the {} row needs --model-path (the checkpoint the bundle was exported from)".format(name))
-        return row_class(args.model_path, bundle, threshold)
+        if isinstance(model, str):
+            return row_class(model, bundle, score_threshold)
+        if not hasattr(row_class, "from_model"):
+            raise UsageError("the {} row loads its model from the checkpoint: pass its path".format(name))
+        return row_class.from_model(model, bundle.meta.model, score_threshold)
     raise UsageError("no evaluate row {!r}; available: {}".format(name, ", ".join(ROWS)))
 
 

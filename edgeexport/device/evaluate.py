@@ -12,6 +12,7 @@ mAP by COCOeval (edgeexport.device.coco_eval). Where no mAP library is installed
 ``--results-out`` writes each row's COCO results for the host to score (``--backend deepstream --results FILE``).
 Device-side: the tensorrt and deepstream rows, and the bundle's validation set, need only numpy (+ TensorRT).
 """
+import contextlib
 import importlib
 import json
 import os
@@ -34,25 +35,30 @@ DATASETS = ("bundle", "coco", "voc", "openimages", "synthetic")
 HOST_DATASETS = "edgeexport.data.validation"
 
 
-def load_validation_set(args, bundle, workdir):
-    kind = args.dataset or ("bundle" if os.path.isfile(os.path.join(bundle.path, VALIDATION_DIR,
-                                                                     "annotations.json")) else None)
+def load_validation_set(bundle, workdir, dataset=None, data_path=None, images=None, split=None,
+                        synthetic_size=200, seed=2, max_images=None):
+    """The ValidationSet to score ``bundle`` on: its own (``dataset`` None or "bundle"), a COCO annotation file, or
+    one of the training host's readers (voc, coco with images, openimages, synthetic: images written to
+    ``workdir``)."""
+    kind = dataset or ("bundle" if os.path.isfile(os.path.join(bundle.path, VALIDATION_DIR,
+                                                                "annotations.json")) else None)
     if kind is None:
         raise UsageError("this bundle has no validation set (export --val-data writes one): pass --dataset and "
                          "--data-path")
+    if kind not in DATASETS:
+        raise UsageError("no dataset {!r}; available: {}".format(kind, ", ".join(DATASETS)))
     if kind == "bundle":
         return ValidationSet.load(os.path.join(bundle.path, VALIDATION_DIR, "annotations.json"))
-    if kind == "coco" and args.data_path and args.data_path.endswith(".json"):
-        return ValidationSet.load(args.data_path, args.images)
+    if kind == "coco" and data_path and data_path.endswith(".json"):
+        return ValidationSet.load(data_path, images)
     try:
         host = importlib.import_module(HOST_DATASETS)
     except ImportError as e:
         raise BackendUnavailableError("--dataset {} is read on the training host (edgeexport[export]: {}); here, "
                                       "use the bundle's validation set or a COCO annotation file".format(kind, e))
-    dataset = host.open_dataset(kind, args.images or args.data_path, None, args.split,
-                                args.data_path if kind == "coco" else None, args.synthetic_size, args.seed,
-                                None, bundle.meta.model.num_classes)
-    return host.to_validation_set(dataset, workdir, args.max_images)
+    opened = host.open_dataset(kind, images or data_path, None, split, data_path if kind == "coco" else None,
+                               synthetic_size, seed, None, bundle.meta.model.num_classes)
+    return host.to_validation_set(opened, workdir, max_images)
 
 
 def read_image(path):
@@ -64,15 +70,19 @@ def read_image(path):
 
 
 def run_rows(rows, vset, max_images=None, progress=None):
-    """{row name: {image_id: Detections}} and {row name: seconds}."""
+    """Every row on every image (rows entered for the run and exited after it, whatever happens):
+    {row name: {image_id: Detections}}, {row name: seconds} and the image ids in order."""
     images = vset.images[:max_images] if max_images else vset.images
     out = {r.name: {} for r in rows}
-    for n, image in enumerate(images):
-        rgb = read_image(vset.path(image))
+    with contextlib.ExitStack() as stack:
         for r in rows:
-            out[r.name][image["id"]] = r.timed(rgb)
-        if progress:
-            progress(n + 1, len(images))
+            stack.enter_context(r)
+        for n, image in enumerate(images):
+            rgb = read_image(vset.path(image))
+            for r in rows:
+                out[r.name][image["id"]] = r.timed(rgb)
+            if progress:
+                progress(n + 1, len(images))
     return out, {r.name: r.seconds for r in rows}, [im["id"] for im in images]
 
 
@@ -164,6 +174,84 @@ def recorded_reference(bundle, vset):
     return next((r["map"] for r in v.get("rows", []) if r["backend"] == "pytorch"), None)
 
 
+class Evaluation(object):
+    """What evaluate_bundle measured: ``rows`` (one dict per backend, see table_rows), ``detections``
+    ({backend: {image_id: Detections}}), ``image_ids``, the ValidationSet ``vset``, the PyTorch mAP the deltas are
+    against when no pytorch row ran (``reference``) and the labels."""
+
+    def __init__(self, rows, detections, image_ids, vset, labels, reference):
+        self.rows, self.detections, self.image_ids = rows, detections, image_ids
+        self.vset, self.labels, self.reference = vset, labels, reference
+
+    def row(self, backend):
+        """The table row of ``backend``."""
+        for r in self.rows:
+            if r["backend"] == backend:
+                return r
+        raise UsageError("no row {!r} in this evaluation; available: {}".format(
+            backend, ", ".join(r["backend"] for r in self.rows)))
+
+    def table(self):
+        """The table as text, as the evaluate command prints it."""
+        missing = sorted(set(self.labels) - set(self.vset.category_ids))
+        title = "evaluate: {} images of {}{}".format(
+            len(self.image_ids), self.vset.name,
+            "" if not missing else " (classes absent from the set: {})".format(", ".join(missing)))
+        text = format_table(self.rows, title)
+        if self.reference is not None and "pytorch" not in self.detections:
+            text += "\ndeltas are against PyTorch's mAP {:.4f}, which export recorded for this set".format(
+                self.reference)
+        return text
+
+    def to_json(self, score_threshold):
+        return json.dumps({"dataset": self.vset.name, "images": len(self.image_ids),
+                           "score_threshold": score_threshold, "rows": self.rows}, indent=1) + "\n"
+
+
+def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dataset=None, data_path=None,
+                    images=None, split=None, synthetic_size=200, seed=2, max_images=None, score_threshold=0.01,
+                    engine=None, deepstream_results=None, workdir=None, progress=None):
+    """mAP of ``bundle`` (a Bundle or its folder) backend by backend on one validation set; returns an Evaluation.
+
+    ``backends``: rows in order, from pytorch (needs ``model``: the checkpoint path, or the in-memory torchvision
+    SSD the bundle was exported from), fp16 (a checkpoint path; CUDA), onnxruntime, nvinfer (nvinfer's
+    pre-processing and parser around ONNX Runtime), tensorrt (``engine``, default the one infer_config.txt names),
+    deepstream (``deepstream_results``: what deepstream_app --coco-out wrote). The set: the bundle's own by default
+    (export --val-data), else ``dataset`` voc/coco/openimages/synthetic with ``data_path`` (host readers; their
+    images are written to ``workdir``, a temporary folder removed on return when not given)."""
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle(bundle)
+    backends = list(backends)
+    unknown = [b for b in backends if b not in ROWS]
+    if unknown or not backends:
+        raise UsageError("no evaluate row {}; available: {}".format(", ".join(map(repr, unknown)) or "given",
+                                                                     ", ".join(ROWS)))
+    if "deepstream" in backends and not deepstream_results:
+        raise UsageError("the deepstream row needs --results (what deepstream_app --coco-out wrote)")
+    labels = bundle.labels
+    own = workdir is None
+    workdir = tempfile.mkdtemp(prefix="edgeexport-eval-") if own else workdir
+    try:
+        vset = load_validation_set(bundle, workdir, dataset, data_path, images, split, synthetic_size, seed,
+                                   max_images)
+        rows = [make_row(name, bundle, score_threshold, model, engine) for name in backends if name != "deepstream"]
+        detections, seconds, image_ids = run_rows(rows, vset, max_images, progress)
+        if "deepstream" in backends:
+            ds = DeepStreamResults(deepstream_results, labels).detections(vset)
+            detections["deepstream"] = ds
+            if not rows:  # only DeepStream's results: score the images it saw
+                image_ids = [i for i in image_ids if i in ds]
+            image_ids = image_ids or sorted(ds)
+        order = {name: k for k, name in enumerate(backends)}
+        detections = dict(sorted(detections.items(), key=lambda kv: order[kv[0]]))
+        reference = recorded_reference(bundle, vset)
+        table = table_rows(detections, seconds, vset, labels, image_ids, reference)
+        return Evaluation(table, detections, image_ids, vset, labels, reference)
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def show_progress(i, n):
     sys.stderr.write("\revaluate: {}/{} images".format(i, n) + ("\n" if i == n else ""))
 
@@ -200,50 +288,23 @@ def main(args):
     for out in (args.json, args.png):
         if out:
             check_output_file(out)
-    if "deepstream" in args.backend and not args.results:
-        raise UsageError("the deepstream row needs --results (what deepstream_app --coco-out wrote)")
-    labels = bundle.labels
     workdir = tempfile.mkdtemp(prefix="edgeexport-eval-")
     try:
-        vset = load_validation_set(args, bundle, workdir)
-        rows = [make_row(name, bundle, args) for name in args.backend if name != "deepstream"]
-        progress = None if args.no_progress or not sys.stderr.isatty() else show_progress
-        entered = []
-        try:
-            for r in rows:
-                entered.append(r.__enter__())
-            detections, seconds, image_ids = run_rows(rows, vset, args.max_images, progress)
-        finally:
-            for r in entered:
-                r.__exit__(None, None, None)
-        if "deepstream" in args.backend:
-            ds = DeepStreamResults(args.results, labels).detections(vset)
-            detections["deepstream"] = ds
-            image_ids = [i for i in image_ids if i in ds] if not rows else image_ids
-            if not image_ids:
-                image_ids = sorted(ds)
-        order = {name: k for k, name in enumerate(args.backend)}
-        detections = dict(sorted(detections.items(), key=lambda kv: order[kv[0]]))
+        result = evaluate_bundle(
+            bundle, args.backend, args.model_path, args.dataset, args.data_path, args.images, args.split,
+            args.synthetic_size, args.seed, args.max_images, args.score_threshold, args.engine, args.results, workdir,
+            None if args.no_progress or not sys.stderr.isatty() else show_progress)
         if args.results_out:
             os.makedirs(args.results_out, exist_ok=True)
-            for name, dets in detections.items():
+            for name, dets in result.detections.items():
                 atomic_write_text(os.path.join(args.results_out, name + ".json"),
-                                  json.dumps(vset.results(dets, labels)) + "\n")
-        reference = recorded_reference(bundle, vset)
-        table = table_rows(detections, seconds, vset, labels, image_ids, reference)
-        missing = sorted(set(labels) - set(vset.category_ids))
-        title = "evaluate: {} images of {}{}".format(len(image_ids), vset.name, "" if not missing else
-                                                     " (classes absent from the set: {})".format(", ".join(missing)))
-        print(format_table(table, title))
-        if reference is not None and "pytorch" not in detections:
-            print("deltas are against PyTorch's mAP {:.4f}, which export recorded for this set".format(reference))
+                                  json.dumps(result.vset.results(dets, bundle.labels)) + "\n")
+        print(result.table())
         if args.json:
-            atomic_write_text(args.json, json.dumps({"dataset": vset.name, "images": len(image_ids),
-                                                     "score_threshold": args.score_threshold, "rows": table},
-                                                    indent=1) + "\n")
-        if args.png and len(detections) >= 2:
-            names = list(detections)
-            if draw_disagreements(args.png, vset, detections, labels, names[0], names[-1]):
+            atomic_write_text(args.json, result.to_json(args.score_threshold))
+        if args.png and len(result.detections) >= 2:
+            names = list(result.detections)
+            if draw_disagreements(args.png, result.vset, result.detections, bundle.labels, names[0], names[-1]):
                 print("disagreements ({} vs {}): {}".format(names[0], names[-1], args.png))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -59,13 +59,7 @@ def record_validation(folder, net, meta, dataset, max_images, echo=print):
     rows = [PyTorchRow.from_model(net, meta.model, VALIDATION_THRESHOLD),
             OnnxRuntimeRow(bundle, VALIDATION_THRESHOLD),
             NvInferRow(bundle, VALIDATION_THRESHOLD, parser=host_parser(bundle))]
-    for r in rows[1:]:
-        r.__enter__()
-    try:
-        detections, seconds, ids = run_rows(rows, vset)
-    finally:
-        for r in rows[1:]:
-            r.__exit__(None, None, None)
+    detections, seconds, ids = run_rows(rows, vset)
     table = table_rows(detections, seconds, vset, meta.model.labels, ids)
     echo(format_table(table, "validation: {} images ({} threshold {})".format(len(ids), "score",
                                                                               VALIDATION_THRESHOLD)))

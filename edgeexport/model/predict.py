@@ -32,8 +32,22 @@ class PyTorchRow(Row):
         return row
 
     def _use(self, model, meta, score_threshold):
-        self.model, self.meta = model.eval(), meta
-        self.model.score_thresh = float(score_threshold)
+        self.model, self.meta, self.score_threshold = model, meta, float(score_threshold)
+        self._saved = None
+
+    def __enter__(self):
+        # the model may be the caller's own (from_model): its mode and threshold are put back on exit
+        self._saved = (self.model.training, self.model.score_thresh)
+        self.model.eval()
+        self.model.score_thresh = self.score_threshold
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            self.model.train(self._saved[0])
+            self.model.score_thresh = self._saved[1]
+            self._saved = None
+        return False
 
     @torch.no_grad()
     def predict(self, image):

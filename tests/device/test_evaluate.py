@@ -63,6 +63,25 @@ def test_evaluate_table_json_and_png(trained_bundle, val_bundle, tmp_path):
     assert os.path.getsize(png) > 1000
 
 
+def test_evaluate_bundle_api_with_an_in_memory_model(trained_bundle, val_bundle):
+    import edgeexport
+    from edgeexport.model import load_model
+    model, _, _ = load_model(str(trained_bundle / "train" / "last.pth"))
+    model.train()
+    model.score_thresh = 0.123
+    result = edgeexport.evaluate_bundle(val_bundle, ["pytorch", "onnxruntime"], model=model)
+    recorded = {row["backend"]: row["map"] for row in Bundle(val_bundle).meta.validation["rows"]}
+    assert [r["backend"] for r in result.rows] == ["pytorch", "onnxruntime"] and len(result.image_ids) == 24
+    for backend in ("pytorch", "onnxruntime"):  # the same set and rows the export recorded, the same numbers
+        assert result.row(backend)["map"] == pytest.approx(recorded[backend], abs=1e-9)
+    assert "pytorch" in result.table() and "24 images" in result.table()
+    assert model.training and model.score_thresh == 0.123  # the caller's model is left as it was given
+    with pytest.raises(UsageError, match="available: pytorch, onnxruntime"):
+        edgeexport.evaluate_bundle(val_bundle, ["onnx"])
+    with pytest.raises(UsageError, match="no row 'tensorrt'.*available: pytorch, onnxruntime"):
+        result.row("tensorrt")
+
+
 def test_device_rows_tensorrt_double_and_deepstream_results(val_bundle, tmp_path):
     """tensorrt: the engine through nvinfer's path (the double computes in fp32, so it equals the nvinfer row);
     deepstream: a results file in the pyds app's --coco-out format, matched by file name."""
@@ -77,8 +96,7 @@ def test_device_rows_tensorrt_double_and_deepstream_results(val_bundle, tmp_path
     engine = b.file("model.onnx_b1_gpu0_fp32.engine")
     trt_row = NvInferRow(b, 0.01, runner=TensorRTRunner(engine, trt=trt, cuda=cuda, meta=b.meta))
     trt_row.name = "tensorrt"
-    with trt_row, NvInferRow(b, 0.01) as nv_row:
-        dets, secs, ids = run_rows([trt_row, nv_row], vset)
+    dets, secs, ids = run_rows([trt_row, NvInferRow(b, 0.01)], vset)  # run_rows enters and exits them
     table = {r["backend"]: r for r in table_rows(dets, secs, vset, b.labels, ids)}
     assert table["tensorrt"]["map"] == pytest.approx(table["nvinfer"]["map"], abs=1e-6)
     results = []
