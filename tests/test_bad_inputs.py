@@ -341,6 +341,8 @@ CASES = [
     ("eval-max-images-0", "evaluate", ["{bundle}", "--max-images", "0"], ["--max-images", ">= 1"]),
     ("eval-json-under-file", "evaluate", ["{bundle}", "--dataset", "synthetic", "--json", "{afile}/e.json"],
      ["afile"]),
+    ("eval-image-size-10", "evaluate", ["{bundle}", "--dataset", "synthetic", "--synthetic-image-size", "10", "10"],
+     ["--synthetic-image-size", ">= 32"]),
     # --- make_clip
     ("clip-size-0", "make_clip", ["{root}/out/c.mp4", "--size", "0", "0"], ["--size", ">= 1"]),
     ("clip-fps-0", "make_clip", ["{root}/out/c.mp4", "--fps", "0"], ["--fps", ">= 1"]),

@@ -67,6 +67,7 @@ non_negative_float = _bounded(float, 0.0, what="a number >= 0")
 probability = _bounded(float, 0.0, 1.0, what="a number in [0, 1]")
 finite_float = _bounded(float, what="a finite number")
 finite_int = _bounded(int, what="an integer")
+image_side = _bounded(int, 32, what="an integer >= 32 (pixels)")
 
 
 def _raise_terminated(signum, frame):

@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 from .bundle import Bundle
-from .cli import ArgumentParser, positive_int, probability, run_cli
+from .cli import ArgumentParser, image_side, positive_int, probability, run_cli
 from .coco_eval import ValidationSet, score
 from .errors import BackendUnavailableError, UsageError
 from .eval_rows import ROWS, DeepStreamResults, make_row
@@ -36,7 +36,7 @@ HOST_DATASETS = "edgeexport.data.validation"
 
 
 def load_validation_set(bundle, workdir, dataset=None, data_path=None, images=None, split=None,
-                        synthetic_size=200, seed=2, max_images=None):
+                        synthetic_size=200, seed=2, max_images=None, synthetic_image_size=None):
     """The ValidationSet to score ``bundle`` on: its own (``dataset`` None or "bundle"), a COCO annotation file, or
     one of the training host's readers (voc, coco with images, openimages, synthetic: images written to
     ``workdir``)."""
@@ -57,7 +57,7 @@ def load_validation_set(bundle, workdir, dataset=None, data_path=None, images=No
         raise BackendUnavailableError("--dataset {} is read on the training host (edgeexport[export]: {}); here, "
                                       "use the bundle's validation set or a COCO annotation file".format(kind, e))
     opened = host.open_dataset(kind, images or data_path, None, split, data_path if kind == "coco" else None,
-                               synthetic_size, seed, None, bundle.meta.model.num_classes)
+                               synthetic_size, seed, synthetic_image_size, bundle.meta.model.num_classes)
     return host.to_validation_set(opened, workdir, max_images)
 
 
@@ -210,7 +210,7 @@ class Evaluation(object):
 
 def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dataset=None, data_path=None,
                     images=None, split=None, synthetic_size=200, seed=2, max_images=None, score_threshold=0.01,
-                    engine=None, deepstream_results=None, workdir=None, progress=None):
+                    engine=None, deepstream_results=None, workdir=None, progress=None, synthetic_image_size=None):
     """mAP of ``bundle`` (a Bundle or its folder) backend by backend on one validation set; returns an Evaluation.
 
     ``backends``: rows in order, from pytorch (needs ``model``: the checkpoint path, or the in-memory torchvision
@@ -218,7 +218,8 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
     pre-processing and parser around ONNX Runtime), tensorrt (``engine``, default the one infer_config.txt names),
     deepstream (``deepstream_results``: what deepstream_app --coco-out wrote). The set: the bundle's own by default
     (export --val-data), else ``dataset`` voc/coco/openimages/synthetic with ``data_path`` (host readers; their
-    images are written to ``workdir``, a temporary folder removed on return when not given)."""
+    images are written to ``workdir``, a temporary folder removed on return when not given; synthetic images are
+    ``synthetic_image_size`` (H, W), or of random sizes)."""
     if not isinstance(bundle, Bundle):
         bundle = Bundle(bundle)
     backends = list(backends)
@@ -233,7 +234,7 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
     workdir = tempfile.mkdtemp(prefix="edgeexport-eval-") if own else workdir
     try:
         vset = load_validation_set(bundle, workdir, dataset, data_path, images, split, synthetic_size, seed,
-                                   max_images)
+                                   max_images, synthetic_image_size)
         rows = [make_row(name, bundle, score_threshold, model, engine) for name in backends if name != "deepstream"]
         detections, seconds, image_ids = run_rows(rows, vset, max_images, progress)
         if "deepstream" in backends:
@@ -269,7 +270,11 @@ def get_args_parser(add_help=True):
     p.add_argument("--images", help="coco: the image folder (default: beside the JSON)")
     p.add_argument("--split", help="voc: ImageSets/Main/<split>.txt; openimages: train, validation (default), test")
     p.add_argument("--synthetic-size", type=positive_int, default=200)
-    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--synthetic-image-size", type=image_side, nargs=2, metavar=("H", "W"),
+                   help="synthetic: a fixed image size (default: random sizes from 256 to 480)")
+    p.add_argument("--seed", type=int, default=2,
+                   help="synthetic: the set's seed (2 with --synthetic-image-size as trained: the trainer's held-out "
+                        "split for its default --seed 0)")
     p.add_argument("--max-images", type=positive_int, help="evaluate the first N images")
     p.add_argument("--score-threshold", type=probability, default=0.01,
                    help="detections kept down to this score in every row (mAP ranks them; the deployed "
@@ -293,7 +298,7 @@ def main(args):
         result = evaluate_bundle(
             bundle, args.backend, args.model_path, args.dataset, args.data_path, args.images, args.split,
             args.synthetic_size, args.seed, args.max_images, args.score_threshold, args.engine, args.results, workdir,
-            None if args.no_progress or not sys.stderr.isatty() else show_progress)
+            None if args.no_progress or not sys.stderr.isatty() else show_progress, args.synthetic_image_size)
         if args.results_out:
             os.makedirs(args.results_out, exist_ok=True)
             for name, dets in result.detections.items():

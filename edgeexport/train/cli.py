@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from ..device.cli import (ArgumentParser, finite_int, non_negative_float, non_negative_int, positive_float, positive_int, probability,
-                          run_cli)
+from ..device.cli import (ArgumentParser, image_side, non_negative_float, non_negative_int, positive_float,
+                          positive_int, probability, run_cli)
 from ..device.errors import CheckpointError, InputFileError, UsageError
 from ..device.fileio import atomic_write_text, check_can_create_folder, remove_stale_temporaries
 from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
@@ -26,13 +26,6 @@ from . import distributed as D
 from .loop import evaluate, train_one_epoch
 from .ssd_loss import SSDTrainStep
 from .transforms import PRESETS, TorchDetection, collate, collate_batch, eval_transform, train_transform
-
-
-def _image_side(text):
-    value = finite_int(text)
-    if value < 32:
-        raise argparse.ArgumentTypeError("expected an integer >= 32 (pixels), got {!r}".format(text))
-    return value
 
 
 def get_args_parser(add_help=True):
@@ -52,11 +45,11 @@ def get_args_parser(add_help=True):
     g.add_argument("--num-classes", type=positive_int, default=3, help="synthetic: number of shape classes (1..8)")
     g.add_argument("--synthetic-train-size", type=positive_int, default=2000, help="synthetic: images per epoch")
     g.add_argument("--synthetic-val-size", type=positive_int, default=200, help="synthetic: held-out images")
-    g.add_argument("--synthetic-image-size", type=_image_side, nargs=2, metavar=("H", "W"),
+    g.add_argument("--synthetic-image-size", type=image_side, nargs=2, metavar=("H", "W"),
                    help="synthetic: fixed image size (default: random sizes from 256 to 480)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default="ssdlite320_mobilenet_v3_large", choices=ARCHS)
-    g.add_argument("--input-size", type=_image_side, nargs=2, default=[320, 320], metavar=("H", "W"))
+    g.add_argument("--input-size", type=image_side, nargs=2, default=[320, 320], metavar=("H", "W"))
     g.add_argument("--image-mean", type=probability, nargs=3, default=list(IMAGENET_MEAN), help="on the [0,1] scale, RGB")
     g.add_argument("--image-std", type=positive_float, nargs=3, default=list(IMAGENET_STD), help="on the [0,1] scale, RGB")
     g.add_argument("--pretrained-backbone", action="store_true",

@@ -82,6 +82,15 @@ def test_evaluate_bundle_api_with_an_in_memory_model(trained_bundle, val_bundle)
         result.row("tensorrt")
 
 
+def test_a_synthetic_set_of_the_training_size(small_bundle, tmp_path):
+    from edgeexport.device.evaluate import load_validation_set
+    vset = load_validation_set(Bundle(small_bundle[0]), str(tmp_path), "synthetic", synthetic_size=3, seed=2,
+                               synthetic_image_size=(64, 96))
+    assert len(vset.images) == 3
+    for image in vset.images:
+        assert (image["height"], image["width"]) == (64, 96) and Image.open(vset.path(image)).size == (96, 64)
+
+
 def test_device_rows_tensorrt_double_and_deepstream_results(val_bundle, tmp_path):
     """tensorrt: the engine through nvinfer's path (the double computes in fp32, so it equals the nvinfer row);
     deepstream: a results file in the pyds app's --coco-out format, matched by file name."""
