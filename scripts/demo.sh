@@ -9,7 +9,7 @@ PY=.venv/bin/python
 OUT=${OUT_DIR:-runs/demo}
 EPOCHS=${DEMO_EPOCHS:-8}
 mkdir -p "$OUT"
-echo "== 1/3 train SSDLite320-MobileNetV3-Small on synthetic shapes ($EPOCHS epochs, ~4 min on a 2-core CPU)"
+echo "== 1/3 train SSDLite320-MobileNetV3-Small on synthetic shapes ($EPOCHS epochs, ~2.5 min on a 2-core CPU)"
 start=$(date +%s)
 $PY -m edgeexport.train --dataset synthetic --num-classes 3 --arch ssdlite320_mobilenet_v3_small \
   --synthetic-train-size 768 --synthetic-val-size 200 --synthetic-image-size 320 320 \
