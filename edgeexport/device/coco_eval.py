@@ -60,13 +60,17 @@ class ValidationSet(object):
         return {i: self.category_ids[name] for i, name in enumerate(labels) if name in self.category_ids}
 
     def results(self, detections, labels):
-        """COCO results for {image_id: Detections in image pixels} of a model with ``labels``."""
+        """COCO results for {image_id: Detections in image pixels} of a model with ``labels``. Each also names its
+        file and class, as deepstream_app --coco-out does: a file written on one machine is scored on another by
+        name (evaluate --backend deepstream --results), whatever ids that machine's copy of the set uses."""
         cmap = self.class_map(labels)
+        files = {im["id"]: im["file_name"] for im in self.images}
         out = []
         for image_id, d in detections.items():
             for b, s, c in zip(d.boxes, d.scores, d.classes):
                 if int(c) in cmap:
-                    out.append({"image_id": int(image_id), "category_id": cmap[int(c)], "score": float(s),
+                    out.append({"image_id": int(image_id), "file_name": files[int(image_id)],
+                                "category_id": cmap[int(c)], "category_name": labels[int(c)], "score": float(s),
                                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
         return out
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .bundle import Bundle
 from .cli import ArgumentParser, image_side, positive_int, probability, run_cli
-from .coco_eval import ValidationSet, score
+from .coco_eval import ValidationSet, score, scorer
 from .errors import BackendUnavailableError, UsageError
 from .eval_rows import ROWS, DeepStreamResults, make_row
 from .fileio import atomic_write_text, check_output_file
@@ -210,7 +210,8 @@ class Evaluation(object):
 
 def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dataset=None, data_path=None,
                     images=None, split=None, synthetic_size=200, seed=2, max_images=None, score_threshold=0.01,
-                    engine=None, deepstream_results=None, workdir=None, progress=None, synthetic_image_size=None):
+                    engine=None, deepstream_results=None, workdir=None, progress=None, synthetic_image_size=None,
+                    results_out=None):
     """mAP of ``bundle`` (a Bundle or its folder) backend by backend on one validation set; returns an Evaluation.
 
     ``backends``: rows in order, from pytorch (needs ``model``: the checkpoint path, or the in-memory torchvision
@@ -219,7 +220,12 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
     deepstream (``deepstream_results``: what deepstream_app --coco-out wrote). The set: the bundle's own by default
     (export --val-data), else ``dataset`` voc/coco/openimages/synthetic with ``data_path`` (host readers; their
     images are written to ``workdir``, a temporary folder removed on return when not given; synthetic images are
-    ``synthetic_image_size`` (H, W), or of random sizes)."""
+    ``synthetic_image_size`` (H, W), or of random sizes).
+
+    ``results_out``: a folder to write each row's detections to as COCO results (``<row>.json``), before scoring.
+    Where no mAP library is installed (a Jetson without pycocotools) that is the way through: the rows run, the
+    results are written, and the Evaluation has no ``rows`` (score them on the host as a deepstream row); without
+    ``results_out`` it refuses before running anything."""
     if not isinstance(bundle, Bundle):
         bundle = Bundle(bundle)
     backends = list(backends)
@@ -230,6 +236,13 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
     if "deepstream" in backends and not deepstream_results:
         raise UsageError("the deepstream row needs --results (what deepstream_app --coco-out wrote)")
     labels = bundle.labels
+    try:
+        scorer()
+        can_score = True
+    except BackendUnavailableError:
+        if not results_out:
+            raise
+        can_score = False
     own = workdir is None
     workdir = tempfile.mkdtemp(prefix="edgeexport-eval-") if own else workdir
     try:
@@ -245,8 +258,14 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
             image_ids = image_ids or sorted(ds)
         order = {name: k for k, name in enumerate(backends)}
         detections = dict(sorted(detections.items(), key=lambda kv: order[kv[0]]))
+        if results_out:
+            os.makedirs(results_out, exist_ok=True)
+            kept = set(image_ids)
+            for name, dets in detections.items():
+                atomic_write_text(os.path.join(results_out, name + ".json"),
+                                  json.dumps(vset.results({i: d for i, d in dets.items() if i in kept}, labels)) + "\n")
         reference = recorded_reference(bundle, vset)
-        table = table_rows(detections, seconds, vset, labels, image_ids, reference)
+        table = table_rows(detections, seconds, vset, labels, image_ids, reference) if can_score else []
         return Evaluation(table, detections, image_ids, vset, labels, reference)
     finally:
         if own:
@@ -298,12 +317,16 @@ def main(args):
         result = evaluate_bundle(
             bundle, args.backend, args.model_path, args.dataset, args.data_path, args.images, args.split,
             args.synthetic_size, args.seed, args.max_images, args.score_threshold, args.engine, args.results, workdir,
-            None if args.no_progress or not sys.stderr.isatty() else show_progress, args.synthetic_image_size)
+            None if args.no_progress or not sys.stderr.isatty() else show_progress, args.synthetic_image_size,
+            args.results_out)
         if args.results_out:
-            os.makedirs(args.results_out, exist_ok=True)
-            for name, dets in result.detections.items():
-                atomic_write_text(os.path.join(args.results_out, name + ".json"),
-                                  json.dumps(result.vset.results(dets, bundle.labels)) + "\n")
+            print("COCO results of each row: {}".format(", ".join(
+                os.path.join(args.results_out, name + ".json") for name in result.detections)))
+        if not result.rows:  # no mAP library here: the host scores what was written
+            print("no mAP library here (pycocotools or faster-coco-eval); score on the host: python -m "
+                  "edgeexport.evaluate BUNDLE --backend deepstream --results {} --dataset ... (the same set)".format(
+                      os.path.join(args.results_out, "<row>.json")))
+            return 0
         print(result.table())
         if args.json:
             atomic_write_text(args.json, result.to_json(args.score_threshold))

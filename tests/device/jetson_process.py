@@ -12,6 +12,8 @@ BLOCKER = r'''
 import os, sys
 HOST = ("torch", "torchvision", "onnx", "onnxsim") + (() if os.environ.get("EDGEEXPORT_ALLOW_ORT") else
                                                      ("onnxruntime",))
+if os.environ.get("EDGEEXPORT_BLOCK_MAP"):  # a Jetson without a mAP library (pycocotools builds from source there)
+    HOST += ("faster_coco_eval", "pycocotools")
 class Block(object):
     # torch, onnx and onnxruntime do not exist on the Jetson: any import of them by edgeexport's code (or by code
     # run with -c) fails here. The TensorRT double, which stands in for TensorRT's C++ core, may use them.

@@ -63,6 +63,25 @@ def test_evaluate_table_json_and_png(trained_bundle, val_bundle, tmp_path):
     assert os.path.getsize(png) > 1000
 
 
+def test_a_device_without_a_map_library_writes_results_the_host_scores(val_bundle, tmp_path):
+    from .jetson_process import run_in_bundle
+    no_map = {"EDGEEXPORT_BLOCK_MAP": "1"}
+    r = run_in_bundle(val_bundle, ["edgeexport.evaluate", ".", "--backend", "nvinfer"], onnxruntime=True, env=no_map)
+    assert r.returncode != 0 and "--results-out" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    out = str(tmp_path / "results")
+    r = run_in_bundle(val_bundle, ["edgeexport.evaluate", ".", "--backend", "nvinfer", "--results-out", out],
+                      onnxruntime=True, env=no_map)
+    assert r.returncode == 0, r.stderr
+    assert "no mAP library here" in r.stdout and os.path.isfile(os.path.join(out, "nvinfer.json"))
+    # the host scores the device's file as a deepstream row: the same mAP export recorded for the nvinfer row
+    r = run_cli(["-m", "edgeexport.evaluate", val_bundle, "--backend", "deepstream", "--results",
+                 os.path.join(out, "nvinfer.json"), "--json", str(tmp_path / "e.json")])
+    assert r.returncode == 0, r.stderr
+    got = json.load(open(str(tmp_path / "e.json")))["rows"][0]["map"]
+    recorded = {row["backend"]: row["map"] for row in Bundle(val_bundle).meta.validation["rows"]}
+    assert got == pytest.approx(recorded["nvinfer"], abs=1e-9)
+
+
 def test_evaluate_bundle_api_with_an_in_memory_model(trained_bundle, val_bundle):
     import edgeexport
     from edgeexport.model import load_model

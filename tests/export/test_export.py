@@ -251,3 +251,30 @@ def test_sigterm_while_the_bundle_is_written_leaves_a_whole_bundle_or_nothing(sm
         assert err.strip().splitlines()[-1] == "terminated" and os.listdir(str(tmp_path)) == []
     else:
         assert os.listdir(str(tmp_path)) == ["b"] and os.path.isfile(str(tmp_path / "b" / "model.json"))
+
+
+def test_preprocessing_is_a_report_unless_a_minimum_is_asked_for(small_checkpoint, tmp_path, monkeypatch, capsys):
+    # torchvision's float resize vs nvinfer's 8-bit stretch is DeepStream's property, not an export error:
+    # by default a low agreement is a warning line and the bundle is written; --strict-preprocessing or an explicit
+    # --preprocess-min-agreement makes it a failure that writes nothing
+    import edgeexport.export.parity as parity
+    from edgeexport.export import cli
+    real = parity.preprocessing_parity
+
+    def disagreeing(*a, **k):
+        return dict(real(*a, **k), agreement=0.5)
+    monkeypatch.setattr(parity, "preprocessing_parity", disagreeing)
+
+    def export(name, *extra):
+        args = cli.get_args_parser().parse_args(["--model-path", small_checkpoint, "--output-dir",
+                                                 str(tmp_path / name)] + list(extra))
+        return cli.main(args)
+    assert export("default") == 0 and os.path.isfile(str(tmp_path / "default" / "model.onnx"))
+    assert "warning: torchvision's and nvinfer's preprocessing agree on 50.0% of detections" in capsys.readouterr().out
+    for name, extra in (("strict", ["--strict-preprocessing"]), ("minimum", ["--preprocess-min-agreement", "0.6"])):
+        with pytest.raises(ParityError, match="preprocessing parity 50.0% is below the minimum"):
+            export(name, *extra)
+        assert not os.path.exists(str(tmp_path / name))
+    assert export("low-minimum", "--preprocess-min-agreement", "0.4") == 0
+    assert "warning" not in capsys.readouterr().out
+    assert sorted(os.listdir(str(tmp_path))) == ["default", "low-minimum"]
