@@ -262,8 +262,8 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
             os.makedirs(results_out, exist_ok=True)
             kept = set(image_ids)
             for name, dets in detections.items():
-                atomic_write_text(os.path.join(results_out, name + ".json"),
-                                  json.dumps(vset.results({i: d for i, d in dets.items() if i in kept}, labels)) + "\n")
+                results = vset.results({i: d for i, d in dets.items() if i in kept}, labels)
+                atomic_write_text(os.path.join(results_out, name + ".json"), json.dumps(results) + "\n")
         reference = recorded_reference(bundle, vset)
         table = table_rows(detections, seconds, vset, labels, image_ids, reference) if can_score else []
         return Evaluation(table, detections, image_ids, vset, labels, reference)
@@ -302,7 +302,9 @@ def get_args_parser(add_help=True):
     p.add_argument("--results", help="deepstream row: COCO results written by deepstream_app --coco-out")
     p.add_argument("--json", help="write the table (and per-class AP) here")
     p.add_argument("--png", help="draw the images where the first and last rows disagree most")
-    p.add_argument("--results-out", metavar="DIR", help="also write each row's COCO results here")
+    p.add_argument("--results-out", metavar="DIR",
+                   help="also write each row's COCO results here (<row>.json); where no mAP library is installed, "
+                        "only that, for the host to score with --backend deepstream --results")
     p.add_argument("--no-progress", action="store_true")
     return p
 
