@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Accuracy of trained-to-a-plateau models, backend by backend, on this project's 2-core CPU machine (no GPU needed):
+# SSDLite-Small trained 25 epochs (cosine schedule to zero) on the synthetic shapes (random sizes 256-480) and on
+# the shapes-on-photographs VOC set (edgeexport.data.make_voc, 480x360), each with torchvision's preprocessing and
+# with --preprocess nvinfer; two runs at a time, one thread each. Then each exported and evaluated (pytorch,
+# onnxruntime, nvinfer rows) on its 300 held-out images. Results: benchmarks/results/cpu2_converge.json.
+#   bash benchmarks/cpu_converge.sh            (about 35 min on 2 cores; E=2 for a quick dry run)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+R=${R:-runs/converge}
+PY=${PY:-.venv/bin/python}
+E=${E:-25}
+mkdir -p "$R"
+train() {  # name, dataset args...
+  local name=$1; shift
+  $PY -m edgeexport.train --arch ssdlite320_mobilenet_v3_small --epochs "$E" -b 16 --lr 0.06 \
+    --warmup-iters 30 --bn-momentum 0.1 --data-augmentation hflip --workers 0 --threads 1 --eval-every 5 \
+    --no-progress --output-dir "$R/$name" "$@" > "$R/$name.log" 2>&1
+  echo "$name: $(tail -1 "$R/$name.log")"
+}
+SYN="--dataset synthetic --num-classes 3 --synthetic-train-size 768 --synthetic-val-size 300"
+VOC="--dataset voc --data-path $R/voc --train-split train --val-split val"
+[ -d "$R/voc" ] || $PY -m edgeexport.data.make_voc "$R/voc" --train 768 --val 300 --size 480 360
+train syn_torchvision $SYN & train syn_nvinfer $SYN --preprocess nvinfer & wait
+train voc_torchvision $VOC & train voc_nvinfer $VOC --preprocess nvinfer & wait
+for r in syn_torchvision syn_nvinfer voc_torchvision voc_nvinfer; do
+  $PY export.py --model-path "$R/$r/best.pth" --output-dir "$R/$r/bundle" --force > "$R/$r.export.log" 2>&1 ||
+    { tail -3 "$R/$r.export.log"; continue; }
+  case $r in syn_*) DATA="--dataset synthetic --synthetic-size 300 --seed 2";;  # the trainer's held-out split
+             *) DATA="--dataset voc --data-path $R/voc --split val";; esac
+  $PY -m edgeexport.evaluate "$R/$r/bundle" --model-path "$R/$r/best.pth" --backend pytorch onnxruntime nvinfer \
+    $DATA --no-progress --json "$R/eval_$r.json"
+done
+$PY - "$R" <<'EOF'
+import json, os, sys
+R = sys.argv[1]
+out = {"command": "bash benchmarks/cpu_converge.sh", "runs": {}}
+for r in ("syn_torchvision", "syn_nvinfer", "voc_torchvision", "voc_nvinfer"):
+    curve = json.load(open(os.path.join(R, r, "metrics.json")))
+    rows = json.load(open(os.path.join(R, "eval_" + r + ".json")))["rows"] if os.path.exists(
+        os.path.join(R, "eval_" + r + ".json")) else []
+    out["runs"][r] = {"curve": [{k: e.get(k) for k in ("epoch", "train_loss", "images_per_s", "map", "map50")}
+                                for e in curve],
+                      "rows": [{k: row[k] for k in ("backend", "map", "map50", "delta_map", "detections_per_image")}
+                               for row in rows]}
+os.makedirs("benchmarks/results", exist_ok=True)
+with open("benchmarks/results/cpu2_converge.json", "w") as f:
+    json.dump(out, f, indent=1)
+print("benchmarks/results/cpu2_converge.json")
+EOF
