@@ -109,3 +109,12 @@ def test_train_speed_runs_every_row_on_cpu(tmp_path):
     assert [row["row"] for row in rows] == ["reference", "ours", "ours+loader", "network"]
     assert all(row["images_per_s"] > 0 and row["batch"] == 2 for row in rows)
     assert "ours / reference" in r.stdout
+
+
+def test_even_crop_rows_on_a_bundle(small_bundle, tmp_path):
+    out = str(tmp_path / "even.json")
+    r = run_cli(["benchmarks/even_crop.py", small_bundle[0], "--synthetic-size", "3", "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))[small_bundle[0]]
+    assert [row["backend"] for row in rows] == ["onnxruntime", "even_crop", "nvinfer"]
+    assert all(0 <= row["map"] <= row["map50"] <= 1 for row in rows)
