@@ -48,22 +48,14 @@ def record_validation(folder, net, meta, dataset, max_images, echo=print):
     nvinfer rows on them, and record the table in ``meta.validation``: the device's evaluate then prints its drop
     against PyTorch, and build_engine --int8 compares its engine with the nvinfer row, without torch."""
     from ..data.validation import save_validation_set, to_validation_set
-    from ..device.bundle import Bundle
-    from ..device.eval_rows import NvInferRow, OnnxRuntimeRow, host_parser
-    from ..device.evaluate import VALIDATION_DIR, format_table, run_rows, table_rows
-    from ..model.predict import PyTorchRow
+    from ..device.evaluate import VALIDATION_DIR, evaluate_bundle, format_table
     vdir = os.path.join(folder, VALIDATION_DIR)
-    vset = to_validation_set(dataset, vdir, max_images, copy=True, name="annotations.json")
-    save_validation_set(vset, vdir)
-    bundle = Bundle(folder)
-    rows = [PyTorchRow.from_model(net, meta.model, VALIDATION_THRESHOLD),
-            OnnxRuntimeRow(bundle, VALIDATION_THRESHOLD),
-            NvInferRow(bundle, VALIDATION_THRESHOLD, parser=host_parser(bundle))]
-    detections, seconds, ids = run_rows(rows, vset)
-    table = table_rows(detections, seconds, vset, meta.model.labels, ids)
-    echo(format_table(table, "validation: {} images ({} threshold {})".format(len(ids), "score",
-                                                                              VALIDATION_THRESHOLD)))
-    meta.validation = {"images": len(ids), "score_threshold": VALIDATION_THRESHOLD,
+    save_validation_set(to_validation_set(dataset, vdir, max_images, copy=True, name="annotations.json"), vdir)
+    # the bundle's own set, as the device's evaluate will read it
+    table = evaluate_bundle(folder, VALIDATION_ROWS, model=net, score_threshold=VALIDATION_THRESHOLD).rows
+    images = table[0]["images"]
+    echo(format_table(table, "validation: {} images (score threshold {})".format(images, VALIDATION_THRESHOLD)))
+    meta.validation = {"images": images, "score_threshold": VALIDATION_THRESHOLD,
                        "source": type(dataset).__name__,
                        "rows": [{k: r[k] for k in ("backend", "map", "map50", "per_class")} for r in table]}
 
