@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 
-from ..device.coco_eval import ValidationSet
+from ..device.coco_eval import ValidationSet, coco_annotation
 from ..device.errors import DatasetError, UsageError
 
 
@@ -37,9 +37,7 @@ def to_validation_set(dataset, folder, max_images=None, copy=False, name="valida
                 raise DatasetError("cannot write {}".format(os.path.join(folder, file_name)))
         images.append({"id": i, "file_name": file_name, "width": int(w), "height": int(h)})
         for b, label in zip(target["boxes"], target["labels"]):
-            x1, y1, x2, y2 = [float(v) for v in b]
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label),
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            annotations.append(coco_annotation(len(annotations) + 1, i, label, b))
     gt = {"images": images, "annotations": annotations,
           "categories": [{"id": k + 1, "name": label} for k, label in enumerate(dataset.labels)]}
     return ValidationSet(gt, folder, name)

@@ -75,6 +75,13 @@ class ValidationSet(object):
         return out
 
 
+def coco_annotation(ann_id, image_id, category_id, box):
+    """A COCO ground-truth annotation of the x1y1x2y2 ``box`` (COCO's bbox is x, y, width, height)."""
+    x1, y1, x2, y2 = [float(v) for v in box]
+    return {"id": int(ann_id), "image_id": int(image_id), "category_id": int(category_id),
+            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
+
+
 def _check_gt(gt):
     if not isinstance(gt, dict):
         return "a {}, expected an object".format(type(gt).__name__)
