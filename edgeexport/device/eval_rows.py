@@ -25,7 +25,6 @@ from .errors import BackendUnavailableError, InputFileError, UsageError
 from .fileio import read_json
 from .postprocess import (CLUSTER_NONE, ClassAttrs, Detections, cluster, efficient_nms_reference,
                           iou_matrix, parse_boxes_scores, parse_efficient_nms, parse_top_class, to_frame)
-from .preprocess import network_input_from_8bit, scale_frame
 
 ROWS = ("pytorch", "onnxruntime", "nvinfer", "tensorrt", "deepstream", "fp16")
 # rows whose code lives on the training host, found by name only when asked for (the bundle does not ship them);
@@ -156,9 +155,8 @@ class NvInferRow(RunnerRow):
 
     def predict(self, image):
         c = self.cfg
-        small, scale = scale_frame(image, c.net_w, c.net_h, c.scaling_filter, c.maintain_aspect_ratio,
-                                   c.symmetric_padding)
-        out = self.infer_one(network_input_from_8bit(small, c.offsets, c.net_scale_factor, c.color_format))
+        x, scale = c.network_input(image)
+        out = self.infer_one(x)
         if self.plugin is not None:
             out = dict(zip(("num_detections", "detection_boxes", "detection_scores", "detection_classes"),
                            efficient_nms_reference(out["boxes"], out["scores"], *self.plugin)))

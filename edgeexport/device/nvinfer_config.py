@@ -10,7 +10,7 @@ import os
 from .errors import ConfigError, InputFileError
 from .keyfile import KeyFile
 from .postprocess import CLUSTER_NMS, CLUSTER_NONE, ClassAttrs
-from .preprocess import DEFAULT_SCALING_FILTER, SCALING_FILTERS
+from .preprocess import DEFAULT_SCALING_FILTER, SCALING_FILTERS, network_input_from_8bit, scale_frame
 
 PROPERTY = "property"
 CLASS_ATTRS = "class-attrs-"
@@ -120,3 +120,10 @@ class NvInferConfig(object):
     @property
     def pre_thresholds(self):
         return [float(a.pre) for a in self.class_attrs]
+
+    def network_input(self, frame_rgb):
+        """What nvinfer feeds the network for an 8-bit RGB frame under this config, [1, 3, H, W] float32, and the
+        Scale that maps the network's boxes back to the frame."""
+        small, scale = scale_frame(frame_rgb, self.net_w, self.net_h, self.scaling_filter,
+                                   self.maintain_aspect_ratio, self.symmetric_padding)
+        return network_input_from_8bit(small, self.offsets, self.net_scale_factor, self.color_format), scale

@@ -120,14 +120,10 @@ def check_dump(bundle, folder, runner, precision, threshold=None):
     says nvinfer prepares them. What differs is what the board does differently: nvinfer's real scaling and colour
     conversion, and the engine's precision. Returns a ParityReport."""
     from .nvinfer_config import NvInferConfig
-    from .preprocess import network_input_from_8bit, scale_frame
     meta, settings = bundle.meta, bundle.meta.settings
     cfg = NvInferConfig(bundle.infer_config_path)
     frames = read_dump(folder)
-    inputs = np.concatenate([network_input_from_8bit(scale_frame(f, cfg.net_w, cfg.net_h, cfg.scaling_filter,
-                                                                 cfg.maintain_aspect_ratio, cfg.symmetric_padding)[0],
-                                                     cfg.offsets, cfg.net_scale_factor, cfg.color_format)
-                             for _, f, _ in frames])
+    inputs = np.concatenate([cfg.network_input(f)[0] for _, f, _ in frames])
     reference = run_backend(runner, inputs, 1 if meta.dynamic_batch else meta.batch_size)
     dumped = {}
     for name, _, outputs in frames:

@@ -16,7 +16,6 @@ from ..device.errors import ConfigError, InputFileError
 from ..device.nvinfer_config import NvInferConfig
 from ..device.parity import GRAPH_BEFORE_NMS
 from ..device.postprocess import cluster, efficient_nms_reference, to_frame
-from ..device.preprocess import network_input_from_8bit, scale_frame
 
 def load_parser(cfg):
     """The C++ parser for ``cfg``'s bundle (edgeexport.device.parser_library.load_bundle_parser)."""
@@ -73,9 +72,7 @@ class Emulator(object):
 
     def detect(self, frame_rgb):
         c = self.cfg
-        small, scale = scale_frame(frame_rgb, c.net_w, c.net_h, c.scaling_filter, c.maintain_aspect_ratio,
-                                   c.symmetric_padding)
-        x = network_input_from_8bit(small, c.offsets, c.net_scale_factor, c.color_format)
+        x, scale = c.network_input(frame_rgb)
         if c.batch_size > 1:  # nvinfer fills the batch from other streams; one stream here: pad with copies
             x = np.repeat(x, c.batch_size, 0)
         t = time.perf_counter()
