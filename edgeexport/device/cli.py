@@ -70,7 +70,17 @@ finite_int = _bounded(int, what="an integer")
 image_side = _bounded(int, 32, what="an integer >= 32 (pixels)")
 
 
+_CLI_PID = []  # the process that installed the handler
+
+
 def _raise_terminated(signum, frame):
+    if _CLI_PID and os.getpid() != _CLI_PID[-1]:
+        # a forked helper (a multiprocessing pool's worker, a loader worker) inherits this handler; for it SIGTERM
+        # must mean what it means to its parent's code: die now. Raised as an exception it can be swallowed while
+        # the worker waits on its queue, and Pool.terminate() then waits for it forever (seen in a CI run).
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Terminated()
 
 
@@ -81,6 +91,7 @@ def run_cli(get_args_parser, main, argv=None):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = get_args_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    _CLI_PID.append(os.getpid())
     try:
         result = main(args)
     except EdgeExportError as e:
@@ -91,5 +102,6 @@ def run_cli(get_args_parser, main, argv=None):
         sys.exit(EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _CLI_PID.pop()
     if isinstance(result, int) and not isinstance(result, bool):
         sys.exit(result)

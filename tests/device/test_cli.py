@@ -53,6 +53,39 @@ def test_sigterm_runs_the_same_cleanup_as_ctrl_c(tmp_path, capsys):
     assert signal.getsignal(signal.SIGTERM) is not cli._raise_terminated  # restored
 
 
+def test_a_forked_worker_dies_of_sigterm_instead_of_raising(tmp_path):
+    # a worker forked under run_cli inherits its handler; one that swallows exceptions (as a pool worker waiting
+    # on its queue can) must still die of SIGTERM, or Pool.terminate() waits for it forever
+    import multiprocessing
+    import time
+    ready = str(tmp_path / "ready")
+
+    def worker():
+        open(ready, "w").close()
+        while True:
+            try:
+                time.sleep(0.05)
+            except BaseException:  # swallows Terminated, as a stuck worker would
+                pass
+
+    def main(args):
+        p = multiprocessing.get_context("fork").Process(target=worker)
+        p.start()
+        deadline = time.time() + 30
+        while not os.path.exists(ready) and time.time() < deadline:
+            time.sleep(0.01)
+        p.terminate()
+        p.join(10)
+        alive = p.is_alive()
+        if alive:
+            p.kill()
+            p.join()
+        return 0 if not alive and p.exitcode == -signal.SIGTERM else 3
+    with pytest.raises(SystemExit) as e:
+        cli.run_cli(_parser, main, [])
+    assert e.value.code == 0
+
+
 def test_abbreviations_are_not_accepted():
     p = cli.ArgumentParser()
     p.add_argument("--input-size")
