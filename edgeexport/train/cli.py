@@ -174,14 +174,20 @@ def plot_curves(history, path):
     plt.close(fig)
 
 
-def resume(path, meta, model, optimizer, scheduler, scaler):
-    """Load last.pth's weights and training state into the run; returns the train_state. Whatever is not a
-    last.pth of this run's model is refused with one CheckpointError, by design."""
+def read_resume_checkpoint(path):
+    """last.pth, read before anything costly starts (rendering the synthetic set takes a while): a file that is not
+    a checkpoint with a train_state is refused at once."""
     from ..model.checkpoint import read_checkpoint
     ckpt = read_checkpoint(path)
-    state = ckpt.get("train_state") if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("train_state"), dict):
         raise CheckpointError("{} has no train_state: resume from a last.pth written by this trainer".format(path))
+    return ckpt
+
+
+def resume(path, ckpt, meta, model, optimizer, scheduler, scaler):
+    """Load last.pth's weights and training state into the run; returns the train_state. Whatever is not a
+    last.pth of this run's model is refused with one CheckpointError, by design."""
+    state = ckpt["train_state"]
     try:
         saved = ModelMeta.from_dict(dict(ckpt["meta"], provenance={}))
     except (KeyError, TypeError, ValueError) as e:
@@ -216,6 +222,7 @@ def main(args):
     channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
     show = not args.no_progress and D.is_main(rank)
     check_can_create_folder(args.output_dir)  # created at the first checkpoint, so a failed start leaves nothing
+    resume_ckpt = read_resume_checkpoint(args.resume) if args.resume else None
 
     train_set, val_set = build_datasets(args)
     if D.is_main(rank):
@@ -271,7 +278,8 @@ def main(args):
 
     start_epoch, best_map50, history = 0, -1.0, []
     if args.resume:
-        state = resume(args.resume, meta, model, optimizer, scheduler, scaler)
+        state = resume(args.resume, resume_ckpt, meta, model, optimizer, scheduler, scaler)
+        resume_ckpt = None  # its tensors are in the model and optimizer now
         start_epoch, best_map50, history = state["epoch"] + 1, state["best_map50"], list(state["history"])
         if start_epoch >= args.epochs:
             raise UsageError("{} already holds epoch {} of {}: nothing to train; raise --epochs to continue".format(
