@@ -99,6 +99,23 @@ def test_resume_refuses_a_checkpoint_without_train_state(tmp_path):
     assert r.returncode == 2 and "train_state" in r.stderr
 
 
+def test_a_bad_resume_file_is_refused_before_the_data_is_built(tmp_path, monkeypatch):
+    """--resume is read first: a file that is not a last.pth costs no rendering (the synthetic set is drawn in a
+    pool of forked processes, seconds of work) and no model."""
+    import pytest
+    from edgeexport.device.errors import CheckpointError
+    from edgeexport.train import cli
+    not_a_checkpoint = tmp_path / "last.pth"
+    not_a_checkpoint.write_text("not a checkpoint")
+
+    def built(args):
+        raise AssertionError("the datasets were built before --resume was read")
+    monkeypatch.setattr(cli, "build_datasets", built)
+    args = cli.get_args_parser().parse_args(["--resume", str(not_a_checkpoint), "--output-dir", str(tmp_path / "o")])
+    with pytest.raises(CheckpointError, match="last.pth"):
+        cli.main(args)
+
+
 def test_bad_dataset_is_one_clear_error(tmp_path):
     r = run_cli(TINY + ["--epochs", "1", "--dataset", "voc", "--data-path", str(tmp_path / "nothing"),
                         "--output-dir", str(tmp_path / "o")])
