@@ -23,8 +23,7 @@ import numpy as np
 
 from .errors import BackendUnavailableError, InputFileError, UsageError
 from .fileio import read_json
-from .postprocess import (CLUSTER_NONE, ClassAttrs, Detections, cluster, efficient_nms_reference,
-                          iou_matrix, parse_boxes_scores, parse_efficient_nms, parse_top_class, to_frame)
+from .postprocess import ClassAttrs, Detections, efficient_nms_outputs, iou_matrix
 
 ROWS = ("pytorch", "onnxruntime", "nvinfer", "tensorrt", "deepstream", "fp16")
 # rows whose code lives on the training host, found by name only when asked for (the bundle does not ship them);
@@ -158,23 +157,8 @@ class NvInferRow(RunnerRow):
         x, scale = c.network_input(image)
         out = self.infer_one(x)
         if self.plugin is not None:
-            out = dict(zip(("num_detections", "detection_boxes", "detection_scores", "detection_classes"),
-                           efficient_nms_reference(out["boxes"], out["scores"], *self.plugin)))
-        thresholds = [float(a.pre) for a in self.attrs]
-        layout = self.meta.layout
-        if self.parser is not None:
-            cand = self.parser.parse(layout, [(n, out[n]) for n in c.output_names], c.net_w, c.net_h, thresholds,
-                                     c.num_classes)
-        elif layout == "boxes_scores":
-            cand = parse_boxes_scores(out["boxes"], out["scores"], c.net_w, c.net_h, thresholds, c.num_classes)
-        elif layout == "top_class":
-            cand = parse_top_class(out["boxes"], out["top_score"], out["top_class"], c.net_w, c.net_h, thresholds,
-                                   c.num_classes)
-        else:
-            cand = parse_efficient_nms(out["num_detections"], out["detection_boxes"], out["detection_scores"],
-                                       out["detection_classes"], c.net_w, c.net_h, thresholds, c.num_classes)
-        return to_frame(cluster(cand, self.attrs, c.cluster_mode if layout != "efficient_nms" else CLUSTER_NONE),
-                        scale, self.attrs)
+            out = efficient_nms_outputs(out["boxes"], out["scores"], *self.plugin)
+        return c.detections(out, scale, self.parser, self.attrs)
 
 
 class DeepStreamResults(object):

@@ -9,7 +9,8 @@ import os
 
 from .errors import ConfigError, InputFileError
 from .keyfile import KeyFile
-from .postprocess import CLUSTER_NMS, CLUSTER_NONE, ClassAttrs
+from .configs import PARSER_FUNCTIONS
+from .postprocess import CLUSTER_NMS, CLUSTER_NONE, ClassAttrs, cluster, parse_outputs, to_frame
 from .preprocess import DEFAULT_SCALING_FILTER, SCALING_FILTERS, network_input_from_8bit, scale_frame
 
 PROPERTY = "property"
@@ -121,9 +122,33 @@ class NvInferConfig(object):
     def pre_thresholds(self):
         return [float(a.pre) for a in self.class_attrs]
 
+    @property
+    def layout(self):
+        """The output layout that parse-bbox-func-name's parser reads (ConfigError for a parser not edgeexport's)."""
+        for layout, function in PARSER_FUNCTIONS.items():
+            if function == self.parse_func:
+                return layout
+        raise ConfigError("{}: parse-bbox-func-name {} is not one of edgeexport's parsers (available: {})".format(
+            self.path, self.parse_func, ", ".join(sorted(PARSER_FUNCTIONS.values()))))
+
     def network_input(self, frame_rgb):
         """What nvinfer feeds the network for an 8-bit RGB frame under this config, [1, 3, H, W] float32, and the
         Scale that maps the network's boxes back to the frame."""
         small, scale = scale_frame(frame_rgb, self.net_w, self.net_h, self.scaling_filter,
                                    self.maintain_aspect_ratio, self.symmetric_padding)
         return network_input_from_8bit(small, self.offsets, self.net_scale_factor, self.color_format), scale
+
+    def detections(self, outputs, scale, parser=None, class_attrs=None):
+        """What nvinfer attaches to a frame, from the network's outputs for it ({name: array}, no batch dim): the
+        parser's candidates (``parser``: the compiled C++ library; None: its NumPy reference, tested equal),
+        clustered under cluster-mode with each class's attributes, mapped back to the frame by ``scale`` (from
+        network_input) and filtered per class. ``class_attrs`` replaces the config's (evaluate lowers the
+        thresholds: mAP ranks detections down to low scores)."""
+        attrs = self.class_attrs if class_attrs is None else class_attrs
+        thresholds = [float(a.pre) for a in attrs]
+        if parser is not None:
+            cand = parser.parse(self.layout, [(n, outputs[n]) for n in self.output_names], self.net_w, self.net_h,
+                                thresholds, self.num_classes)
+        else:
+            cand = parse_outputs(self.layout, outputs, self.net_w, self.net_h, thresholds, self.num_classes)
+        return to_frame(cluster(cand, attrs, self.cluster_mode), scale, attrs)

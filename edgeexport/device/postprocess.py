@@ -110,6 +110,27 @@ def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_o
     return np.array([len(keep)], np.int32), out_b, out_s, out_c
 
 
+EFFICIENT_NMS_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+
+
+def efficient_nms_outputs(boxes, scores, score_threshold, iou_threshold, max_output_boxes):
+    """The EfficientNMS_TRT node's four outputs for one frame, by name, from its NumPy reference: what ONNX Runtime,
+    which has no such operator, is given in the plugin's place."""
+    return dict(zip(EFFICIENT_NMS_OUTPUTS, efficient_nms_reference(boxes, scores, score_threshold, iou_threshold,
+                                                                   max_output_boxes)))
+
+
+def parse_outputs(layout, outputs, net_w, net_h, thresholds, num_classes):
+    """The NumPy reference of the C++ parser for ``layout`` on one frame's outputs ({name: array}, no batch dim)."""
+    if layout == "boxes_scores":
+        return parse_boxes_scores(outputs["boxes"], outputs["scores"], net_w, net_h, thresholds, num_classes)
+    if layout == "top_class":
+        return parse_top_class(outputs["boxes"], outputs["top_score"], outputs["top_class"], net_w, net_h,
+                               thresholds, num_classes)
+    return parse_efficient_nms(outputs["num_detections"], outputs["detection_boxes"], outputs["detection_scores"],
+                               outputs["detection_classes"], net_w, net_h, thresholds, num_classes)
+
+
 def iou_matrix(a, b):
     """IoU of every box of ``a`` [M, 4] with every box of ``b`` [P, 4] (x1y1x2y2, no +1)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
@@ -256,16 +277,9 @@ def to_top_class(outputs):
 def detect(outputs, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk=-1):
     """Image ``i`` of a batch of graph outputs -> parser candidates -> nvinfer clustering, for any layout (the
     EfficientNMS_TRT layout runs in cluster-mode 4: the plugin has clustered, nvinfer applies only topk)."""
-    thr = [pre_threshold] * num_classes
     attrs = [ClassAttrs(pre_threshold, 0.0, iou_threshold, topk) for _ in range(num_classes)]
-    if "detection_boxes" in outputs:
-        cand = parse_efficient_nms(outputs["num_detections"][i], outputs["detection_boxes"][i],
-                                   outputs["detection_scores"][i], outputs["detection_classes"][i], net_w, net_h,
-                                   thr, num_classes)
-        return cluster(cand, attrs, CLUSTER_NONE)
-    if "scores" in outputs:
-        cand = parse_boxes_scores(outputs["boxes"][i], outputs["scores"][i], net_w, net_h, thr, num_classes)
-    else:
-        cand = parse_top_class(outputs["boxes"][i], outputs["top_score"][i], outputs["top_class"][i], net_w, net_h,
-                               thr, num_classes)
-    return cluster(cand, attrs, CLUSTER_NMS)
+    layout = "efficient_nms" if "detection_boxes" in outputs else "boxes_scores" if "scores" in outputs \
+        else "top_class"
+    cand = parse_outputs(layout, {name: v[i] for name, v in outputs.items()}, net_w, net_h,
+                         [pre_threshold] * num_classes, num_classes)
+    return cluster(cand, attrs, CLUSTER_NONE if layout == "efficient_nms" else CLUSTER_NMS)

@@ -15,7 +15,7 @@ import numpy as np
 from ..device.errors import ConfigError, InputFileError
 from ..device.nvinfer_config import NvInferConfig
 from ..device.parity import GRAPH_BEFORE_NMS
-from ..device.postprocess import cluster, efficient_nms_reference, to_frame
+from ..device.postprocess import efficient_nms_outputs
 
 def load_parser(cfg):
     """The C++ parser for ``cfg``'s bundle (edgeexport.device.parser_library.load_bundle_parser)."""
@@ -44,12 +44,13 @@ class Emulator(object):
         if not os.path.isdir(bundle):
             raise InputFileError("no bundle at {}: expected the folder export.py wrote".format(bundle))
         self.cfg = NvInferConfig(os.path.join(bundle, "infer_config.txt"))
+        layout = self.cfg.layout  # a parser that is not edgeexport's is refused before anything loads
         self.parser = load_parser(self.cfg)
         self.plugin_nms = None
         if backend == "onnxruntime":
             from ..device.runners.onnxruntime import OnnxRuntimeRunner
             onnx_model = self.cfg.onnx_file
-            if self.cfg.parse_func == "NvDsInferParseEdgeExportNMS":
+            if layout == "efficient_nms":
                 # ONNX Runtime runs the graph up to the plugin, the plugin's NumPy reference stands in for it
                 self.plugin_nms = efficient_nms_attributes(self.cfg.onnx_file)
                 onnx_model = os.path.join(self.cfg.folder, GRAPH_BEFORE_NMS)
@@ -57,10 +58,6 @@ class Emulator(object):
         else:
             from ..device.runners.tensorrt import TensorRTRunner
             self.runner = TensorRTRunner(self.cfg.engine_file)
-        self.layout = {"NvDsInferParseEdgeExport": "boxes_scores", "NvDsInferParseEdgeExportTopClass": "top_class",
-                       "NvDsInferParseEdgeExportNMS": "efficient_nms"}.get(self.cfg.parse_func)
-        if self.layout is None:
-            raise ConfigError("parse-bbox-func-name {} is not one of edgeexport's parsers".format(self.cfg.parse_func))
         self.infer_seconds = 0.0
 
     def __enter__(self):
@@ -76,14 +73,10 @@ class Emulator(object):
         if c.batch_size > 1:  # nvinfer fills the batch from other streams; one stream here: pad with copies
             x = np.repeat(x, c.batch_size, 0)
         t = time.perf_counter()
-        out = self.runner.infer({"input": x})
+        out = {name: v[0] for name, v in self.runner.infer({"input": x}).items()}
         self.infer_seconds += time.perf_counter() - t
         if self.plugin_nms is not None:  # what TensorRT's EfficientNMS_TRT node would output
             a = self.plugin_nms
-            nms = efficient_nms_reference(out["boxes"][0], out["scores"][0], a["score_threshold"],
-                                          a["iou_threshold"], a["max_output_boxes"])
-            out = {n: v[None] for n, v in zip(("num_detections", "detection_boxes", "detection_scores",
-                                               "detection_classes"), nms)}
-        frame_outputs = [(name, out[name][0]) for name in c.output_names]
-        cand = self.parser.parse(self.layout, frame_outputs, c.net_w, c.net_h, c.pre_thresholds, c.num_classes)
-        return to_frame(cluster(cand, c.class_attrs, c.cluster_mode), scale, c.class_attrs)
+            out = efficient_nms_outputs(out["boxes"], out["scores"], a["score_threshold"], a["iou_threshold"],
+                                        a["max_output_boxes"])
+        return c.detections(out, scale, self.parser)

@@ -63,3 +63,36 @@ def test_scaling_filter_outside_nvinfers_values_and_unemulated_cluster_modes(tmp
         _config(tmp_path, BASE.replace("cluster-mode=2", "cluster-mode=2\nscaling-filter=7"))
     with pytest.raises(ConfigError, match="cluster-mode 1 is not emulated"):
         _config(tmp_path, BASE.replace("cluster-mode=2", "cluster-mode=1"))
+
+
+@pytest.mark.parametrize("function, layout", [("NvDsInferParseEdgeExport", "boxes_scores"),
+                                              ("NvDsInferParseEdgeExportTopClass", "top_class"),
+                                              ("NvDsInferParseEdgeExportNMS", "efficient_nms")])
+def test_the_layout_is_the_one_the_named_parser_reads(tmp_path, function, layout):
+    c = _config(tmp_path, BASE.replace("NvDsInferParseEdgeExport", function))
+    assert c.layout == layout
+
+
+def test_a_parser_that_is_not_ours_is_refused_naming_ours(tmp_path):
+    c = _config(tmp_path, BASE.replace("NvDsInferParseEdgeExport", "NvDsInferParseCustomSSD"))
+    with pytest.raises(ConfigError, match="NvDsInferParseCustomSSD.*available: NvDsInferParseEdgeExport,"):
+        c.layout
+
+
+def test_detections_follow_the_configs_clustering_and_class_attributes(tmp_path):
+    """Two overlapping boxes of class 0 and one of class 1: cluster-mode 2 merges the pair, 4 keeps both; a class's
+    pre-cluster-threshold drops its box; boxes come back in frame pixels."""
+    import numpy as np
+    from edgeexport.device.postprocess import FrameScale
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.11, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]], np.float32)
+    scores = np.array([[0.9, 0.0, 0.0], [0.8, 0.0, 0.0], [0.0, 0.5, 0.0]], np.float32)
+    out = {"boxes": boxes, "scores": scores}
+    scale = FrameScale.stretch(320, 320, 640, 320)
+    nms = _config(tmp_path, BASE).detections(out, scale)
+    assert sorted(nms.classes.tolist()) == [0, 1]
+    box0 = nms.boxes[nms.classes.tolist().index(0)]
+    assert box0 == pytest.approx([64, 32, 320, 160], abs=0.5)  # x scaled by 2 (640 / 320), y by 1
+    assert sorted(_config(tmp_path, BASE.replace("cluster-mode=2", "cluster-mode=4")).detections(
+        out, scale).classes.tolist()) == [0, 0, 1]
+    strict = _config(tmp_path, BASE + "[class-attrs-1]\npre-cluster-threshold=0.6\n")
+    assert strict.detections(out, scale).classes.tolist() == [0]
