@@ -177,10 +177,19 @@ class SyntheticShapes(object):
             self._cache = {}
         todo = [i for i in range(self.length) if i not in self._cache]
         if processes > 1 and len(todo) > 64:
+            import concurrent.futures
             import multiprocessing
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
-                for i, item in zip(todo, pool.map(self._render, todo, chunksize=32)):
-                    self._cache[i] = item
+            from ..device.errors import DatasetError
+            # concurrent.futures, not multiprocessing.Pool: a worker killed under it (the OOM killer, say) breaks
+            # the pool with an error, where Pool.map would wait for the lost chunk forever
+            try:
+                with concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(
+                        "fork")) as pool:
+                    for i, item in zip(todo, pool.map(self._render, todo, chunksize=32)):
+                        self._cache[i] = item
+            except concurrent.futures.process.BrokenProcessPool as e:
+                raise DatasetError("rendering the synthetic set in {} processes: a worker died ({}); lower "
+                                   "--workers or free memory".format(processes, e))
         else:
             for i in todo:
                 self._cache[i] = self._render(i)

@@ -25,6 +25,38 @@ def test_synthetic_is_deterministic_and_boxes_are_exact():
         assert (t["boxes"][:, 3] <= img.shape[0]).all()
 
 
+# In a subprocess: forking the test process, whose libraries have threads of their own, is what prerender must
+# never be asked to survive (the trainer forks before any of them start).
+PRERENDER = """
+import os, sys
+import numpy as np
+from edgeexport.data.synthetic import SyntheticShapes
+from edgeexport.device.errors import DatasetError
+
+class DiesAt70(SyntheticShapes):
+    def _render(self, index):
+        if index == 70:
+            os._exit(9)  # as the OOM killer would end it
+        return SyntheticShapes._render(self, index)
+
+pooled = SyntheticShapes(100, seed=5, image_size=(64, 64)).prerender(2)
+serial = SyntheticShapes(100, seed=5, image_size=(64, 64))
+for i in (0, 37, 99):
+    assert np.array_equal(pooled[i][0], serial[i][0]) and np.array_equal(pooled[i][1]["boxes"], serial[i][1]["boxes"])
+try:
+    DiesAt70(100, seed=5, image_size=(64, 64)).prerender(2)
+except DatasetError as e:
+    print("refused:", e)
+"""
+
+
+def test_prerender_in_processes_equals_serial_and_a_dead_worker_is_an_error():
+    from ..conftest import run_cli
+    r = run_cli(["-c", PRERENDER], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "refused: rendering the synthetic set in 2 processes: a worker died" in r.stdout, r.stdout
+
+
 def test_synthetic_box_encloses_the_drawn_pixels_tightly():
     from edgeexport.data.synthetic import draw_shape
     for shape in ("circle", "square", "triangle", "star", "cross", "hexagon", "diamond", "ring"):
