@@ -5,7 +5,8 @@ Used by export.py (PyTorch vs ONNX Runtime), by ``python -m edgeexport.parity`` 
 """
 import numpy as np
 
-from .postprocess import NMS_CANDIDATE_CAP, detect, efficient_nms_reference, iou_matrix, to_top_class
+from .postprocess import (EFFICIENT_NMS_OUTPUTS, NMS_CANDIDATE_CAP, detect, efficient_nms_outputs, iou_matrix,
+                          to_top_class)
 
 # Raw tolerances by precision. fp32: the fold and the graph are exact up to float rounding.
 # fp16: measured on an H100 (folded graph in fp16 vs the fp32 original, natural photos): scores drift up to
@@ -40,10 +41,9 @@ def match_detections(ref, test, iou_threshold):
 
 def to_efficient_nms(outputs, score_threshold, iou_threshold, max_output_boxes, candidate_cap=NMS_CANDIDATE_CAP):
     """{"boxes", "scores"} of a batch -> what EfficientNMS_TRT would output for it (NumPy reference)."""
-    per = [efficient_nms_reference(b, s, score_threshold, iou_threshold, max_output_boxes, candidate_cap)
+    per = [efficient_nms_outputs(b, s, score_threshold, iou_threshold, max_output_boxes, candidate_cap)
            for b, s in zip(outputs["boxes"], outputs["scores"])]
-    names = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-    return {n: np.stack([p[j] for p in per]) for j, n in enumerate(names)}
+    return {n: np.stack([p[n] for p in per]) for n in EFFICIENT_NMS_OUTPUTS}
 
 
 class ParityReport(object):

@@ -14,7 +14,7 @@ import os
 
 from .errors import BundleFormatError, InputFileError
 from .fileio import read_json
-from .postprocess import NMS_CANDIDATE_CAP
+from .postprocess import EFFICIENT_NMS_OUTPUTS, NMS_CANDIDATE_CAP
 
 ARCHS = ("ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_small")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,7 +35,7 @@ INPUT_NAME = "input"
 OUTPUT_NAMES = {
     "boxes_scores": ("boxes", "scores"),
     "top_class": ("boxes", "top_score", "top_class"),
-    "efficient_nms": ("num_detections", "detection_boxes", "detection_scores", "detection_classes"),
+    "efficient_nms": EFFICIENT_NMS_OUTPUTS,
 }
 
 

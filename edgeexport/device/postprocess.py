@@ -78,6 +78,9 @@ def parse_efficient_nms(num_detections, boxes, scores, classes, net_w, net_h, th
 # EfficientNMS_TRT's pre-NMS candidate cap where a thread block has 64K registers (all but Nano/TX1/TX2-class
 # GPUs, where it is 2000): see edgeexport.device.trt.cuda_memory.nms_candidate_cap for the source.
 NMS_CANDIDATE_CAP = 5000
+# EfficientNMS_TRT's four outputs, in the plugin's order (NVIDIA/TensorRT plugin/efficientNMSPlugin/README.md,
+# "Outputs"); the "efficient_nms" layout of edgeexport.device.meta.OUTPUT_NAMES
+EFFICIENT_NMS_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
 
 
 def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_output_boxes,
@@ -110,14 +113,12 @@ def efficient_nms_reference(boxes, scores, score_threshold, iou_threshold, max_o
     return np.array([len(keep)], np.int32), out_b, out_s, out_c
 
 
-EFFICIENT_NMS_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-
-
-def efficient_nms_outputs(boxes, scores, score_threshold, iou_threshold, max_output_boxes):
+def efficient_nms_outputs(boxes, scores, score_threshold, iou_threshold, max_output_boxes,
+                          candidate_cap=NMS_CANDIDATE_CAP):
     """The EfficientNMS_TRT node's four outputs for one frame, by name, from its NumPy reference: what ONNX Runtime,
     which has no such operator, is given in the plugin's place."""
     return dict(zip(EFFICIENT_NMS_OUTPUTS, efficient_nms_reference(boxes, scores, score_threshold, iou_threshold,
-                                                                   max_output_boxes)))
+                                                                   max_output_boxes, candidate_cap)))
 
 
 def parse_outputs(layout, outputs, net_w, net_h, thresholds, num_classes):

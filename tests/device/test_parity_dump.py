@@ -31,7 +31,7 @@ def _frames(n=4, w=200, h=150):
 
 def make_dump(bundle, folder, swap_colours=False, plugin=False):
     """What the pyds app's --dump writes, computed on this host: RGBA frames and the graph's outputs for them."""
-    from edgeexport.device.postprocess import efficient_nms_reference
+    from edgeexport.device.postprocess import efficient_nms_outputs
     from edgeexport.device.meta import BundleMeta
     os.makedirs(folder)
     cfg = NvInferConfig(os.path.join(bundle, "infer_config.txt"))
@@ -45,9 +45,8 @@ def make_dump(bundle, folder, swap_colours=False, plugin=False):
                 small, cfg.offsets, cfg.net_scale_factor, cfg.color_format)}).items()}
             if plugin:
                 s = meta.settings
-                nms = efficient_nms_reference(out["boxes"], out["scores"], s.pre_cluster_threshold,
-                                              s.nms_iou_threshold, meta.max_output_boxes)
-                out = dict(zip(("num_detections", "detection_boxes", "detection_scores", "detection_classes"), nms))
+                out = efficient_nms_outputs(out["boxes"], out["scores"], s.pre_cluster_threshold,
+                                            s.nms_iou_threshold, meta.max_output_boxes)
             rgba = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], 2)
             stem = os.path.join(folder, "source0_frame{:06d}".format(i))
             np.save(stem + "_rgba.npy", rgba)

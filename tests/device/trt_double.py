@@ -584,14 +584,13 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
             (efficientNMSInference.cu:681-690 at tag 8.2.1; efficientNMSPlugin.cpp:82-91 at v8.6.1 ... v11.1).
             Built in FP16 on 8.2 without the FP32 constraint, every score comes out minus 1 (scoreBits 10 at
             tag 8.2.1 efficientNMSParameters.h; field reports NVIDIA/TensorRT #1758, #2903)."""
-            from edgeexport.device.postprocess import efficient_nms_reference
+            from edgeexport.device.postprocess import EFFICIENT_NMS_OUTPUTS, efficient_nms_outputs
             a = self._nms
             cap = 5000 if gpu_spec["regs_per_block"] >= 65536 else 2000
             boxes, scores = (outs[n] for n in self._nms_inputs)
-            per = [efficient_nms_reference(b, s, a["score_threshold"], a["iou_threshold"], a["max_output_boxes"], cap)
+            per = [efficient_nms_outputs(b, s, a["score_threshold"], a["iou_threshold"], a["max_output_boxes"], cap)
                    for b, s in zip(boxes, scores)]
-            names = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-            out = {n: np.stack([p[j] for p in per]) for j, n in enumerate(names)}
+            out = {n: np.stack([p[n] for p in per]) for n in EFFICIENT_NMS_OUTPUTS}
             out["num_detections"] = out["num_detections"].astype(np.int32)
             out["detection_classes"] = out["detection_classes"].astype(np.int32)
             if self._engine._plan["nms_half"] and version.startswith("8.2"):
