@@ -119,10 +119,6 @@ class NvInferConfig(object):
                 self.labels_file, len(self.labels), self.num_classes, path))
 
     @property
-    def pre_thresholds(self):
-        return [float(a.pre) for a in self.class_attrs]
-
-    @property
     def layout(self):
         """The output layout that parse-bbox-func-name's parser reads (ConfigError for a parser not edgeexport's)."""
         for layout, function in PARSER_FUNCTIONS.items():

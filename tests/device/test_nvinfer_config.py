@@ -36,7 +36,7 @@ def test_class_attrs_all_applies_before_per_class_groups_whatever_the_file_order
                 "nms-iou-threshold=0.6\n")
     assert [a.topk for a in c.class_attrs] == [20, 5, 20]
     assert [a.iou for a in c.class_attrs] == [0.6, 0.6, 0.6]
-    assert c.pre_thresholds == pytest.approx([0.4] * 3)
+    assert [float(a.pre) for a in c.class_attrs] == pytest.approx([0.4] * 3)
 
 
 def test_booleans_read_as_glib_reads_them(tmp_path):
