@@ -28,7 +28,7 @@ def test_synthetic_is_deterministic_and_boxes_are_exact():
 # In a subprocess: forking the test process, whose libraries have threads of their own, is what prerender must
 # never be asked to survive (the trainer forks before any of them start).
 PRERENDER = """
-import os, sys
+import os, sys, threading
 import numpy as np
 from edgeexport.data.synthetic import SyntheticShapes
 from edgeexport.device.errors import DatasetError
@@ -39,7 +39,9 @@ class DiesAt70(SyntheticShapes):
             os._exit(9)  # as the OOM killer would end it
         return SyntheticShapes._render(self, index)
 
-pooled = SyntheticShapes(100, seed=5, image_size=(64, 64)).prerender(2)
+pooled = SyntheticShapes(100, seed=5, image_size=(64, 64))
+pooled.lock = threading.Lock()  # unpicklable: the pool must pass indices, never the dataset and its cache
+pooled.prerender(2)
 serial = SyntheticShapes(100, seed=5, image_size=(64, 64))
 for i in (0, 37, 99):
     assert np.array_equal(pooled[i][0], serial[i][0]) and np.array_equal(pooled[i][1]["boxes"], serial[i][1]["boxes"])
@@ -50,7 +52,7 @@ except DatasetError as e:
 """
 
 
-def test_prerender_in_processes_equals_serial_and_a_dead_worker_is_an_error():
+def test_prerender_in_processes_equals_serial_never_pickles_the_dataset_and_a_dead_worker_is_an_error():
     from ..conftest import run_cli
     r = run_cli(["-c", PRERENDER], timeout=120)
     assert r.returncode == 0, r.stderr
