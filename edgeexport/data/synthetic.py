@@ -188,7 +188,7 @@ class SyntheticShapes(object):
             import multiprocessing
             from ..device.errors import DatasetError
             # concurrent.futures, not multiprocessing.Pool: a worker killed under it (the OOM killer, say) breaks
-            # the pool with an error, where Pool.map would wait for the lost chunk forever
+            # the pool with an error, where Pool.map would wait for the lost chunk forever.
             # The workers find the dataset in a global they inherit by fork, and only indices cross the pipe:
             # mapping the bound method would pickle self, cache and all, into every task, and the executor
             # pickles tasks lazily while the loop below fills that cache (quadratic: 2,048 images took 45 s in 7

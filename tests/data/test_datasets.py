@@ -25,8 +25,8 @@ def test_synthetic_is_deterministic_and_boxes_are_exact():
         assert (t["boxes"][:, 3] <= img.shape[0]).all()
 
 
-# In a subprocess: forking the test process, whose libraries have threads of their own, is what prerender must
-# never be asked to survive (the trainer forks before any of them start).
+# In a subprocess: the pool forks, and a fork of the pytest process (whose libraries have threads of their own)
+# could hang for reasons that are not prerender's.
 PRERENDER = """
 import os, sys, threading
 import numpy as np
