@@ -9,7 +9,8 @@ repo=$PWD
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 PY=${PYTHON:-python3}
-echo "== pip install \".[export]\" in a fresh venv ($($PY --version))"
+# torch with its CUDA libraries is about 6 GB installed; say what the disk has, so "No space left" reads at once
+echo "== pip install \".[export]\" in a fresh venv ($($PY --version)); free in $work: $(df -h --output=avail "$work" | tail -1 | tr -d ' ')"
 "$PY" -m venv "$work/venv"
 quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }  # keeps "$@"'s status
 quiet "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check -c scripts/constraints.txt \

@@ -241,8 +241,8 @@ def main(argv):
     parsed = deepstream_app.get_args_parser().parse_args(app_args)
     bundle = Bundle(parsed.bundle)
     import tempfile
-    probe_dir = tempfile.mkdtemp()
-    sources, _ = prepare_sources(parsed.source, probe_dir)  # only to know the frame size the fake reports
+    with tempfile.TemporaryDirectory() as probe_dir:
+        sources, _ = prepare_sources(parsed.source, probe_dir)  # only to know the frame size the fake reports
     pyds = FakePyds(args.stubs, len(sources), mux_size(sources, parsed.mux_size), fake_outputs(bundle.meta),
                     bundle.labels)
 
