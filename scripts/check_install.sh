@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a new user does, in fresh virtual environments outside the checkout (CI runs this after the tests):
+# What a new user does, in fresh virtual environments outside the checkout (CI runs this before the tests):
 #   1. pip install ".[export]" (Python 3.10+), then every console command's --help and the README's API example;
 #   2. where a Python 3.6 exists (JetPack 4.6's version), pip install "." with JetPack's numpy 1.13.3, then the
 #      device commands' --help and an import of the device side.
