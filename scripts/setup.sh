@@ -6,25 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-# Real parts from Debian, where the tests use them: GStreamer with PyGObject (the pyds app's pipeline, NVIDIA's
-# elements stood in by standard ones; x264 and libav for H.264), and mosquitto (a real MQTT broker for
-# emulate --publish). Installed once; without apt (or root) the tests that need them say so and skip.
-DEBIAN_PACKAGES="python3-gi python3-numpy gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-libav gir1.2-gst-rtsp-server-1.0 mosquitto"
-missing=""
-for pkg in $DEBIAN_PACKAGES; do
-  case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null)" in ii*) ;; *) missing="$missing $pkg" ;; esac
-done
-if [ -n "${missing// /}" ] && command -v apt-get >/dev/null; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo -n"
-  echo "installing from Debian: $missing"
-  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing; } \
-      >/tmp/edgeexport-apt.log 2>&1; then
-    echo "warning: apt-get could not install $missing (see /tmp/edgeexport-apt.log); their tests will skip" >&2
-  fi
-fi
+bash scripts/setup_debian.sh
 if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $($PY --version)"
   "$PY" -m venv .venv
