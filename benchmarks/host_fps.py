@@ -77,8 +77,8 @@ def main(args):
         model, meta, _ = load_model(args.model_path)
         trained = True
     else:
-        from edgeexport.model.ssdlite import build_ssdlite
-        from edgeexport.data.photos import calibrate_batchnorm, natural_images
+        from edgeexport.data.photos import natural_images
+        from edgeexport.model.ssdlite import build_ssdlite, calibrate_batchnorm
         meta = ModelMeta(args.arch, ["circle", "square", "triangle"])
         model = calibrate_batchnorm(build_ssdlite(meta), natural_images())
         trained = False
@@ -104,7 +104,7 @@ def main(args):
     max_b = max(args.batch_sizes)
     frames = _frames(max_b, *args.frame_size)
     rows = []
-    onnx_path = None
+    onnx_model = None
     for b in args.batch_sizes:
         tv_inputs = [torch.from_numpy(f).permute(2, 0, 1).float().div(255).to(device) for f in frames[:b]]
         x = np.concatenate([nvinfer_preprocess(f, w, h, bmeta.offsets) for f in frames[:b]])
@@ -149,14 +149,14 @@ def main(args):
                     def fn():
                         return compiled(x16)
                 elif name == "onnxruntime" and not cuda:
-                    if onnx_path is None:
-                        onnx_path = _export_tmp_onnx(deploy.cpu(), meta, max(args.batch_sizes))
+                    if onnx_model is None:
+                        onnx_model = _export_onnx(deploy.cpu(), meta, max(args.batch_sizes))
                         deploy.to(device)
                     import onnxruntime as ort
                     opts = ort.SessionOptions()
                     if args.threads:
                         opts.intra_op_num_threads = args.threads
-                    sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+                    sess = ort.InferenceSession(onnx_model, opts, providers=["CPUExecutionProvider"])
 
                     def fn():
                         return sess.run(None, {"input": x})
@@ -187,15 +187,12 @@ def main(args):
     return payload
 
 
-def _export_tmp_onnx(deploy, meta, batch):
-    import tempfile
+def _export_onnx(deploy, meta, batch):
+    """The serialized graph: ONNX Runtime takes it as bytes, so no temporary file is left behind."""
     from edgeexport.export.onnx_graph import export_onnx_bytes
     h, w = meta.input_size
     proto = export_onnx_bytes(deploy, [batch, 3, h, w], deploy.output_names, 13, dynamic_batch=True)
-    path = os.path.join(tempfile.mkdtemp(prefix="host_fps_"), "model.onnx")
-    with open(path, "wb") as f:
-        f.write(proto.SerializeToString())
-    return path
+    return proto.SerializeToString()
 
 
 if __name__ == "__main__":

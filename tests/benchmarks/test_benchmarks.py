@@ -63,6 +63,15 @@ def test_host_fps_runs_end_to_end_on_cpu(small_checkpoint, tmp_path):
     assert "x torchvision eager" in r.stdout
 
 
+def test_host_fps_without_a_model_measures_an_untrained_calibrated_one(tmp_path):
+    out = str(tmp_path / "fps.json")
+    r = run_cli(["benchmarks/host_fps.py", "--arch", "ssdlite320_mobilenet_v3_small", "--pipelines", "onnxruntime",
+                 "--batch-sizes", "1", "--iters", "2", "--warmup", "1", "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["results"]
+    assert [row["pipeline"] for row in rows] == ["onnxruntime"] and rows[0]["fps"] > 0
+
+
 def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
     from benchmarks import trt_fps
     from edgeexport.device import build_engine as be
