@@ -8,7 +8,8 @@ Rows per batch size:
 - ``reference``: torchvision's SSD on a list of float images, its own transform and per-image loss (the detection
   reference's train_one_epoch: autocast, GradScaler, SGD);
 - ``ours``: edgeexport.train's step: the uint8 batch, SSDTrainStep (batched loss), channels-last, bf16 autocast,
-  fused SGD (``--compile`` adds torch.compile);
+  fused SGD (``--compile`` adds the row ``ours+compile``: the step under torch.compile, and how far one compiled
+  step's losses and gradients are from the eager step's, beside how far the eager step is from float64);
 - ``ours+loader``: the same step fed by the trainer's own DataLoader (synthetic set rendered once, workers,
   pinned memory): what a training run gets end to end;
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
@@ -101,13 +102,13 @@ def reference_step(model, images, targets, device, amp):
     return step
 
 
-def our_update(model, device, amp, compile_step=False):
+def our_update(model, device, amp, compile_backend=None):
     """The trainer's update: SSDTrainStep (normalise, network, batched loss) under bf16, fused SGD.
     Returns update(images_uint8, boxes, labels, valid) for one batch already on the device."""
     from edgeexport.train.ssd_loss import SSDTrainStep
     step_module = SSDTrainStep(model).to(device)
-    if compile_step:
-        step_module = torch.compile(step_module)
+    if compile_backend:
+        step_module = torch.compile(step_module, backend=compile_backend)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=4e-5,
                           **({"fused": True} if device.type == "cuda" else {}))
 
@@ -121,12 +122,48 @@ def our_update(model, device, amp, compile_step=False):
     return update
 
 
-def our_step(model, images, targets, device, amp, compile_step=False):
+def our_step(model, images, targets, device, amp, compile_backend=None):
     from edgeexport.train.ssd_loss import pad_targets
-    update = our_update(model, device, amp, compile_step)
+    update = our_update(model, device, amp, compile_backend)
     x = images.to(device)
     boxes, labels, valid = pad_targets(targets, device)
     return lambda: update(x, boxes, labels, valid)
+
+
+def compile_agreement(arch, device, images, targets, amp, backend):
+    """How far torch.compile's step is from the eager step on one batch, both from the same weights, and, as the
+    yardstick, how far the eager step itself is from the same step in float64 without autocast. Each is the larger
+    relative difference of the two loss terms, and |grad - grad_ref| / |grad_ref| over all parameters together.
+    Not parameter by parameter: a bias that a train-mode BatchNorm follows has a gradient that is zero but for
+    rounding (about 1e-7), so its own relative difference is noise of order 1. One forward and backward each,
+    no optimizer step."""
+    import copy
+    from edgeexport.train.ssd_loss import SSDTrainStep, pad_targets
+    torch.manual_seed(0)
+    eager = build(arch, device, channels_last=device.type == "cuda")
+    compiled, exact = copy.deepcopy(eager), copy.deepcopy(eager).double()
+    boxes, labels, valid = pad_targets(targets, device)
+
+    def run(model, step, x, boxes, autocast):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            losses = step(x, boxes, labels, valid)
+        (losses["bbox_regression"] + losses["classification"]).backward()
+        return ({k: v.detach().double() for k, v in losses.items()},
+                torch.cat([p.grad.double().flatten() for p in model.parameters() if p.grad is not None]))
+
+    def differ(a, b):
+        loss = max(float((a[0][k] - b[0][k]).abs() / b[0][k].abs().clamp_min(1e-12)) for k in b[0])
+        return loss, float((a[1] - b[1]).norm() / b[1].norm()) if a[1].shape == b[1].shape else float("inf")
+
+    x = images.to(device)
+    autocast = amp and device.type == "cuda"
+    e = run(eager, SSDTrainStep(eager).to(device), x, boxes, autocast)
+    c = run(compiled, torch.compile(SSDTrainStep(compiled).to(device), backend=backend), x, boxes, autocast)
+    # SSDTrainStep takes a float batch as already in [0, 1]
+    f = run(exact, SSDTrainStep(exact).to(device), x.double() / 255.0, boxes.double(), False)
+    (loss_rel, grad_rel), (loss_ref, grad_ref) = differ(c, e), differ(e, f)
+    return {"loss_rel_diff": loss_rel, "grad_rel_diff": grad_rel, "eager_vs_float64_loss_rel_diff": loss_ref,
+            "eager_vs_float64_grad_rel_diff": grad_ref}
 
 
 def loader_step(model, batch, size, device, amp, workers, n_images):
@@ -186,7 +223,10 @@ def get_args_parser(add_help=True):
                         "ends every images/batch steps, and each new pass waits for the workers to refill")
     p.add_argument("--rows", nargs="+", default=["reference", "ours", "ours+loader", "network"],
                    choices=["reference", "ours", "ours+loader", "network"])
-    p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
+    p.add_argument("--compile", action="store_true", help="also time ours with torch.compile, and compare one "
+                   "step's losses and gradients with the eager step's")
+    p.add_argument("--compile-backend", default="inductor", choices=["inductor", "aot_eager"],
+                   help="torch.compile's backend; aot_eager captures the graph without generating kernels")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--json", help="write the table here")
     return p
@@ -213,7 +253,8 @@ def main(args):
             if name == "reference":
                 step = reference_step(model, images[:b], targets[:b], device, amp)
             elif name in ("ours", "ours+compile"):
-                step = our_step(model, images[:b], targets[:b], device, amp, name == "ours+compile")
+                step = our_step(model, images[:b], targets[:b], device, amp,
+                                args.compile_backend if name == "ours+compile" else None)
             elif name == "ours+loader":
                 step = loader_step(model, b, size, device, amp, args.workers,
                                    args.loader_images or max(4 * b, 1024))
@@ -223,11 +264,20 @@ def main(args):
             row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
                    "step_ms": 1000 * wall, "gpu_busy": busy,
                    "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None}
+            if name == "ours+compile":
+                # equality on a batch of at most 16: a compiled graph's numerics do not depend on the batch size
+                row.update(compile_agreement(args.arch, device, images[:min(b, 16)], targets[:min(b, 16)], amp,
+                                             args.compile_backend))
             rows.append(row)
             print("{arch} batch {batch:>4} {row:<13} {images_per_s:>9.1f} img/s  {step_ms:>8.1f} ms/step  "
                   "GPU busy {busy}  peak {mem}".format(busy="-" if busy is None else "{:.0%}".format(busy),
                                                        mem="-" if row["peak_mem_gb"] is None else
                                                        "{:.1f} GB".format(row["peak_mem_gb"]), **row), flush=True)
+            if "grad_rel_diff" in row:
+                print("  one step, relative differences of the losses / the gradients: compiled ({}) vs eager "
+                      "{:.1e} / {:.1e}; eager vs float64 (the step's own rounding) {:.1e} / {:.1e}".format(
+                          args.compile_backend, row["loss_rel_diff"], row["grad_rel_diff"],
+                          row["eager_vs_float64_loss_rel_diff"], row["eager_vs_float64_grad_rel_diff"]), flush=True)
             del model, step
     ratios = {}
     for b in args.batch_sizes:

@@ -81,7 +81,8 @@ def get_args_parser(add_help=True):
     g.add_argument("--loss", default="batched", choices=["batched", "torchvision"],
                    help="batched: anchor matching, encoding and hard-negative mining for the whole batch on the "
                         "device (equal to torchvision's); torchvision: its own per-image loop (the reference)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the batched step")
+    g.add_argument("--compile", action="store_true", help="torch.compile the batched step (off by default: "
+                   "benchmarks/train_speed.py --compile measures its agreement with the eager step)")
     g.add_argument("--decode", default="cpu", choices=["cpu", "gpu"],
                    help="gpu: JPEG datasets decoded by nvJPEG, cropped, resized and flipped on the GPU (the loader "
                         "workers only read bytes and draw the augmentation)")

@@ -120,6 +120,21 @@ def test_train_speed_runs_every_row_on_cpu(tmp_path):
     assert "ours / reference" in r.stdout
 
 
+def test_train_speed_compile_row_reports_its_agreement_with_the_eager_step(tmp_path):
+    # aot_eager: TorchDynamo's capture and AOTAutograd without Inductor's kernels (which take minutes to build on
+    # a 2-core CPU): the capture is exact, so both differences are zero to float32's last bits
+    out = str(tmp_path / "speed.json")
+    r = run_cli(["benchmarks/train_speed.py", "--arch", "ssdlite320_mobilenet_v3_small", "--batch-sizes", "2",
+                 "--steps", "1", "--warmup", "0", "--device", "cpu", "--rows", "ours", "--compile",
+                 "--compile-backend", "aot_eager", "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["rows"]
+    assert [row["row"] for row in rows] == ["ours", "ours+compile"]
+    assert rows[1]["loss_rel_diff"] <= 1e-6 and rows[1]["grad_rel_diff"] <= 1e-5, rows[1]
+    assert rows[1]["eager_vs_float64_grad_rel_diff"] > 0  # float32 rounds; the yardstick is not zero
+    assert "compiled (aot_eager) vs eager" in r.stdout
+
+
 def test_even_crop_rows_on_a_bundle(small_bundle, tmp_path):
     out = str(tmp_path / "even.json")
     r = run_cli(["benchmarks/even_crop.py", small_bundle[0], "--synthetic-size", "3", "--json", out])

@@ -83,3 +83,31 @@ def test_the_train_step_equals_the_models_own_training_forward():
         ours = SSDTrainStep(model)(u8, *pad_targets(targets))
     for k in ref:
         assert float(ours[k]) == pytest.approx(float(ref[k]), rel=1e-4, abs=1e-5), k
+
+
+@pytest.mark.slow
+def test_compiling_the_step_keeps_losses_and_gradients_over_changing_shapes():
+    """--compile wraps SSDTrainStep in torch.compile. Its graph capture (TorchDynamo, AOTAutograd: the aot_eager
+    backend, no generated kernels) must give the eager step's losses and gradients, also when the next batch pads
+    to another number of boxes and has another size (guards fail, the step is traced again or made dynamic), and
+    the anchor cache the forward fills must not go stale. Inductor's own kernels: train_speed.py --compile
+    reports their agreement on a GPU."""
+    import copy
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(7)
+    eager_model, _ = make_model()
+    eager_model.train()
+    compiled_model = copy.deepcopy(eager_model)
+    eager, compiled = SSDTrainStep(eager_model), torch.compile(SSDTrainStep(compiled_model), backend="aot_eager")
+    for sizes in ([3, 0], [6, 1, 2]):
+        u8 = (torch.rand(len(sizes), 3, 320, 320, generator=gen) * 255).round().to(torch.uint8)
+        batch = pad_targets(_targets(gen, sizes))
+        for model in (eager_model, compiled_model):
+            model.zero_grad(set_to_none=True)
+        want, got = eager(u8, *batch), compiled(u8, *batch)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-6, atol=1e-6)
+        sum(want.values()).backward()
+        sum(got.values()).backward()
+        for (name, p), q in zip(eager_model.named_parameters(), compiled_model.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
