@@ -14,9 +14,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from edgeexport.device.bundle import Bundle  # noqa: E402
+from edgeexport.device.check.eval_rows import NvInferRow, OnnxRuntimeRow, host_parser  # noqa: E402
+from edgeexport.device.check.evaluate import format_table, load_validation_set, run_rows, table_rows  # noqa: E402
 from edgeexport.device.cli import ArgumentParser, positive_int, run_cli  # noqa: E402
-from edgeexport.device.eval_rows import NvInferRow, OnnxRuntimeRow, host_parser  # noqa: E402
-from edgeexport.device.evaluate import format_table, load_validation_set, run_rows, table_rows  # noqa: E402
 from edgeexport.device.fileio import atomic_write_text  # noqa: E402
 
 

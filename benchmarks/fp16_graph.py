@@ -29,9 +29,9 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
-    from edgeexport.device.compare import compare_outputs
+    from edgeexport.device.check.compare import compare_outputs
+    from edgeexport.device.check.parity import run_backend
     from edgeexport.device.meta import BundleMeta, DetectionSettings
-    from edgeexport.device.parity import run_backend
     from edgeexport.device.preprocess import network_input_from_8bit, stretch_to_network
     from edgeexport.device.runners.onnxruntime import OnnxRuntimeRunner
     from edgeexport.export.deploy import ReferenceModel, build_deploy_model

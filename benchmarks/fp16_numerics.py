@@ -30,11 +30,12 @@ def get_args_parser(add_help=True):
 
 def main(args):
     import torch
-    from edgeexport.model.checkpoint import load_model
-    from edgeexport.device.compare import compare_outputs, match_detections
+
+    from edgeexport.device.check.compare import compare_outputs, match_detections
     from edgeexport.device.meta import DetectionSettings
-    from edgeexport.export.parity import fixture_images, fp16_vs_fp32
     from edgeexport.device.postprocess import Detections, detect
+    from edgeexport.export.parity import fixture_images, fp16_vs_fp32
+    from edgeexport.model.checkpoint import load_model
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -16,7 +16,7 @@ export PYTHONUNBUFFERED=1
 [ -n "$bundle" ] && export EDGEEXPORT_TEST_BUNDLE=$(cd "$bundle" && pwd)
 
 run_tests() {  # $1: label
-    python3 -m pytest -q -p no:cacheprovider -m gpu tests/device/test_gpu_cuda_memory.py tests/export/test_gpu_fp16.py \
+    python3 -m pytest -q -p no:cacheprovider -m gpu tests/device/tensorrt/test_gpu_cuda_memory.py tests/export/test_gpu_fp16.py \
         -rA --junitxml="$out/$1.xml" 2>&1 | tee "$out/$1.log"
 }
 

@@ -2,7 +2,8 @@
 
     python benchmarks/parser_fps.py [--build-dir build/parser-tests] [--json parser.json]
 
-Runs the compiled ``parser_bench`` (tests/device/parser/parser_bench.cpp, built by scripts/test.sh) for a COCO-sized head (3234 anchors x
+Runs the compiled ``parser_bench`` (tests/jetson/parser/parser_bench.cpp, built by scripts/test.sh) for a
+COCO-sized head (3234 anchors x
 90 classes) and a small head (3 classes); reports the median microseconds and bytes per frame of each layout and
 the ratios default / top-class.
 """
@@ -44,12 +45,10 @@ def main(args):
     exe = os.path.join(args.build_dir, "parser_bench")
     if not os.path.isfile(exe):
         try:
-            subprocess.check_call(["cmake", "-S", os.path.join(REPO, "tests", "device", "parser"), "-B",
-                                   args.build_dir, "-DCMAKE_BUILD_TYPE=Release"], stdout=subprocess.DEVNULL)
-            subprocess.check_call(["cmake", "--build", args.build_dir, "-j2", "--target", "parser_bench"],
-                                  stdout=subprocess.DEVNULL)
+            subprocess.check_call(["make", "-s", "-C", os.path.join(REPO, "tests", "jetson", "parser"),
+                                   "OUT=" + os.path.abspath(args.build_dir), "-j2"], stdout=subprocess.DEVNULL)
         except (OSError, subprocess.CalledProcessError) as e:
-            raise BackendUnavailableError("cannot build parser_bench in {} ({}); install cmake and a C++ "
+            raise BackendUnavailableError("cannot build parser_bench in {} ({}); install make and a C++ "
                                           "compiler".format(args.build_dir, e))
     rows = []
     for n, k in args.heads:

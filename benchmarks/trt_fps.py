@@ -46,11 +46,10 @@ def measure(runner, x, warmup, iterations, timer=time.perf_counter, gpu_timer=No
 
 def main(args, trt=None, cuda=None):
     from edgeexport.device.bundle import Bundle
-    from edgeexport.device.parity import find_engine
-    from edgeexport.device.runners.tensorrt import TensorRTRunner
+    from edgeexport.device.tensorrt.runner import TensorRTRunner
     bundle = Bundle(args.bundle)
     meta = bundle.meta
-    engine = args.engine or find_engine(bundle)
+    engine = args.engine or bundle.configured_engine_path()
     batches = args.batch_sizes or [meta.batch_size]
     board = board_name()
     h, w = meta.model.input_size
@@ -84,7 +83,7 @@ def _event_timer(runner):
     cuda_mod = getattr(getattr(runner, "_cuda", None), "cuda", None)
     if cuda_mod is None or not hasattr(cuda_mod, "Event"):
         return None
-    from edgeexport.device.trt import api as trt_api
+    from edgeexport.device.tensorrt import api as trt_api
     start, end = cuda_mod.Event(), cuda_mod.Event()
     stream = runner._cuda.stream
 

@@ -20,14 +20,13 @@ use, so ``import edgeexport`` needs neither torch nor onnx.
 __version__ = "0.2.0"
 
 from .device.bundle import Bundle, load_bundle
-from .device.compare import ParityReport, compare_outputs
-from .device.evaluate import Evaluation, evaluate_bundle
+from .device.check.compare import ParityReport, compare_outputs
+from .device.check.evaluate import Evaluation, evaluate_bundle
+from .device.check.parity import check_bundle, run_backend
 from .device.errors import (BackendUnavailableError, BundleFormatError, CheckpointError, ConfigError, DatasetError,
                             EdgeExportError, EngineBuildError, ExportError, InferenceError, InputFileError,
-                            ModelStructureError, OutputExistsError, ParityError, UnsupportedPrecisionError,
-                            UsageError)
+                            ModelStructureError, OutputExistsError, ParityError, UnsupportedPrecisionError, UsageError)
 from .device.meta import BundleMeta, DetectionSettings, ModelMeta
-from .device.parity import check_bundle, run_backend
 from .device.runners import Runner, get_runner
 
 # host-side names -> the module that defines them (PEP 562: imported when first used; Python >= 3.7)

@@ -1,6 +1,7 @@
 """Extract the config keys DeepStream's own parsers accept, per group, from a DeepStream source tree.
 
-    python scripts/deepstream_keys.py DS_ROOT VERSION [DS_ROOT VERSION ...] --out tests/device/deepstream_keys.json
+    python scripts/deepstream_keys.py DS_ROOT VERSION [DS_ROOT VERSION ...] \
+        --out tests/device/deepstream/deepstream_keys.json
 
 DS_ROOT is a DeepStream release tree holding sources/ and samples/ (e.g. a branch of the public mirror
 hiennguyen9874/deepstream-sources: `git archive 6.0.1 sources samples | tar x`). The keys are read from the parse

@@ -3,6 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cmake -S tests/device/parser -B build/parser-tests -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build/parser-tests -j2 >/dev/null
+make -s -C tests/jetson/parser OUT="$PWD/build/parser-tests" -j2 >/dev/null
 exec .venv/bin/python -m pytest "$@"

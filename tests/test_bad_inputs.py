@@ -21,14 +21,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from .conftest import REPO, run_cli as run_subprocess
+from .conftest import REPO
+from .conftest import run_cli as run_subprocess
 
 MARKER = "HOSTILE_PICKLE_RAN"
 CLI_MODULES = {
-    "export": "edgeexport.export.cli", "train": "edgeexport.train.cli", "parity": "edgeexport.device.parity",
-    "build_engine": "edgeexport.device.build_engine", "emulate": "edgeexport.emulate.cli",
-    "deepstream_config": "edgeexport.device.deepstream_config", "deepstream_app": "edgeexport.device.deepstream_app",
-    "evaluate": "edgeexport.device.evaluate", "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
+    "export": "edgeexport.export.cli", "train": "edgeexport.train.cli", "parity": "edgeexport.device.check.parity",
+    "build_engine": "edgeexport.device.tensorrt.build_engine", "emulate": "edgeexport.emulate.cli",
+    "deepstream_config": "edgeexport.device.deepstream.app_config",
+    "deepstream_app": "edgeexport.device.deepstream.pyds_app", "evaluate": "edgeexport.device.check.evaluate",
+    "make_clip": "edgeexport.emulate.make_clip", "trt_fps": "benchmarks.trt_fps",
     "parser_fps": "benchmarks.parser_fps", "deepstream_perf": "benchmarks.deepstream_perf",
     "host_fps": "benchmarks.host_fps", "fp16_numerics": "benchmarks.fp16_numerics",
 }
@@ -58,6 +60,7 @@ def _flip_tensor_bytes(src, dst):
 def corpus(small_checkpoint, small_bundle, tmp_path_factory):
     """Bad files of every kind, generated here; returns a dict name -> path (and the marker's path)."""
     import torch
+
     from edgeexport.device.meta import BundleMeta
     root = tmp_path_factory.mktemp("corpus")
     c = {"root": str(root), "good": small_checkpoint, "bundle": small_bundle[0], "marker": str(root / MARKER)}
@@ -110,6 +113,7 @@ def corpus(small_checkpoint, small_bundle, tmp_path_factory):
 
     def wrong_shape(d):  # a consistent bundle whose ONNX takes another input size than model.json says
         import hashlib
+
         from edgeexport.export.onnx_graph import export_onnx_bytes
         tiny = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
         tiny.output_names = ["boxes"]
@@ -149,12 +153,12 @@ def corpus(small_checkpoint, small_bundle, tmp_path_factory):
 def _engine_double(monkeypatch):
     """build_engine and the TensorRT runner see the TensorRT double (TensorRT 8.2's API, a Xavier-class GPU with
     INT8) and its memory."""
-    from edgeexport.device.trt import api
-    from tests.device.trt_double import FakeCuda, make_tensorrt
+    from edgeexport.device.tensorrt import api
+    from tests.device.tensorrt.trt_double import FakeCuda, make_tensorrt
     cuda = FakeCuda("orin")
     trt = make_tensorrt("8.2", "orin", cuda=cuda)
-    monkeypatch.setattr("edgeexport.device.runners.tensorrt.import_tensorrt", lambda: trt)
-    monkeypatch.setattr("edgeexport.device.trt.cuda_memory.cuda_backend", lambda: cuda)
+    monkeypatch.setattr("edgeexport.device.tensorrt.runner.import_tensorrt", lambda: trt)
+    monkeypatch.setattr("edgeexport.device.tensorrt.cuda_memory.cuda_backend", lambda: cuda)
     monkeypatch.setattr(api, "_PROCESS", {"logger": None, "plugins": None})
 
 

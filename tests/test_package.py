@@ -1,12 +1,15 @@
 """The package as users meet it: the README's API example runs, the public API is documented and typed, the
-version lives in one place, the console commands point at real entry points, the device extra and the device
-requirements agree. (A fresh-venv ``pip install .`` is scripts/check_install.sh, run by CI.)"""
+version lives in one place, the console commands point at real entry points, the requirements files equal the
+extras they stand for, and a wheel carries jetson/. (A fresh-venv ``pip install .`` is scripts/check_install.sh,
+run by CI.)"""
+import configparser
 import importlib
 import inspect
 import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -14,17 +17,21 @@ import edgeexport
 
 from .conftest import REPO
 
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    tomllib = None
+
+def _setup_cfg():
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(REPO, "setup.cfg"))
+    return cfg
 
 
-def _pyproject():
-    if tomllib is None:
-        pytest.skip("tomllib needs Python 3.11")
-    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
-        return tomllib.load(f)
+def _lines(value):
+    """A setup.cfg list (one item a line) as setuptools reads it."""
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+def _requirements(path):
+    with open(os.path.join(REPO, path)) as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
 
 
 def readme_api_example():
@@ -66,14 +73,15 @@ def test_import_edgeexport_imports_neither_torch_nor_onnx():
 def test_version_is_written_once_and_installed_as_such():
     from importlib.metadata import version
     assert version("edgeexport") == edgeexport.__version__
-    assert _pyproject()["project"]["dynamic"] == ["version"]
-    hits = [p for p in ("pyproject.toml", "edgeexport/device/meta.py", "edgeexport/export/bundle.py")
+    assert _setup_cfg()["metadata"]["version"] == "attr: edgeexport.__version__"
+    hits = [p for p in ("pyproject.toml", "setup.cfg", "edgeexport/device/meta.py", "edgeexport/export/bundle.py")
             if edgeexport.__version__ in open(os.path.join(REPO, p)).read()]
     assert hits == [], "the version is typed in {} too".format(hits)
 
 
 def test_console_scripts_are_the_cli_entry_points():
-    scripts = _pyproject()["project"]["scripts"]
+    scripts = dict(line.replace(" ", "").split("=") for line in
+                   _lines(_setup_cfg()["options.entry_points"]["console_scripts"]) if not line.startswith("#"))
     assert set(scripts) == {"edgeexport-train", "edgeexport-export", "edgeexport-emulate",
                             "edgeexport-build-engine", "edgeexport-parity", "edgeexport-deepstream-config",
                             "edgeexport-deepstream-app", "edgeexport-evaluate"}
@@ -83,10 +91,38 @@ def test_console_scripts_are_the_cli_entry_points():
         assert callable(getattr(mod, func)) and callable(mod.get_args_parser) and callable(mod.main), target
 
 
-def test_device_extra_matches_the_bundles_requirements_file():
-    extra = _pyproject()["project"]["optional-dependencies"]["device"]
-    with open(os.path.join(REPO, "edgeexport", "device", "requirements.txt")) as f:
-        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    assert sorted(lines) == sorted(["numpy>=1.13"] + extra)
-    assert _pyproject()["project"]["dependencies"] == ["numpy>=1.13"]
-    assert _pyproject()["project"]["requires-python"] == ">=3.6"
+def test_device_extra_matches_the_boards_requirements_file():
+    options = _setup_cfg()["options"]
+    extra = [r for r in _lines(_setup_cfg()["options.extras_require"]["device"]) if not r.startswith("#")]
+    assert sorted(_requirements("jetson/requirements.txt")) == sorted(["numpy>=1.13"] + extra)
+    assert options["install_requires"] == "numpy>=1.13"
+    assert options["python_requires"] == ">=3.6"
+
+
+def test_the_hosts_requirements_file_is_the_train_and_export_extras():
+    extras = _setup_cfg()["options.extras_require"]
+    want = {r for name in ("train", "export") for r in _lines(extras[name]) if not r.startswith("#")}
+    got = _requirements("requirements.txt")
+    assert len(got) == len(set(got)) and set(got) == want
+
+
+def test_every_package_is_listed_and_jetson_is_mapped_into_the_package():
+    options = _setup_cfg()["options"]
+    on_disk = {os.path.relpath(root, REPO).replace(os.sep, ".") for root, _, files in
+               os.walk(os.path.join(REPO, "edgeexport")) if "__init__.py" in files}
+    assert set(_lines(options["packages"])) == on_disk | {"edgeexport.jetson"}
+    assert _lines(options["package_dir"]) == ["edgeexport.jetson = jetson"]
+
+
+def test_a_wheel_carries_jetson_inside_the_package(tmp_path):
+    """What export copies into every bundle must be in every install, not only in a checkout."""
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--wheel-dir", str(tmp_path), REPO], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=300)
+    assert r.returncode == 0, r.stdout
+    wheel, = [str(p) for p in tmp_path.iterdir() if p.suffix == ".whl"]
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {os.path.relpath(os.path.join(root, f), REPO) for root, _, files in os.walk(os.path.join(REPO, "jetson"))
+               for f in files if not f.endswith((".so", ".tmp"))}
+    assert shipped and {"edgeexport/" + s for s in shipped} <= names
+    assert "edgeexport/py.typed" in names and "edgeexport/device/check/parity.py" in names

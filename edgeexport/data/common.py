@@ -89,9 +89,18 @@ def image_size(path):
         raise DatasetError("cannot read image {}: {}".format(path, _reason(e)))
 
 
+def class_counts(dataset):
+    """Boxes per class (index 1..K) of a dataset, without decoding images where its annotations are at hand."""
+    counts = np.zeros(len(dataset.labels) + 1, np.int64)
+    items = getattr(dataset, "items", None)
+    for i in range(len(dataset)):
+        labels = items[i][2] if items is not None else dataset[i][1]["labels"]
+        counts += np.bincount(np.asarray(labels, np.int64), minlength=len(counts))[:len(counts)]
+    return counts[1:]
+
+
 def summary(name, dataset):
     """Lines describing a dataset split: images, boxes, per-class counts and shares, bad annotations."""
-    from .openimages import class_counts
     counts = class_counts(dataset)
     total = int(counts.sum())
     lines = ["{}: {} images, {} boxes ({:.1f} per image), {} bad annotation(s)".format(

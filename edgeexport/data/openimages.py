@@ -8,8 +8,6 @@ import csv
 import os
 from collections import OrderedDict
 
-import numpy as np
-
 from ..device.errors import DatasetError
 from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
 
@@ -74,13 +72,3 @@ class OpenImagesDetection(object):
     def __getitem__(self, i):
         path, boxes, labels = self.items[i]
         return read_rgb(path), {"boxes": boxes.copy(), "labels": labels.copy(), "image_id": i}
-
-
-def class_counts(dataset):
-    """Boxes per class (index 1..K) of a dataset, without decoding images where its annotations are at hand."""
-    counts = np.zeros(len(dataset.labels) + 1, np.int64)
-    items = getattr(dataset, "items", None)
-    for i in range(len(dataset)):
-        labels = items[i][2] if items is not None else dataset[i][1]["labels"]
-        counts += np.bincount(np.asarray(labels, np.int64), minlength=len(counts))[:len(counts)]
-    return counts[1:]

@@ -1,11 +1,11 @@
-"""Any dataset as a validation set in COCO's format (edgeexport.device.coco_eval.ValidationSet): what `evaluate`
+"""Any dataset as a validation set in COCO's format (edgeexport.device.check.coco_eval.ValidationSet): what `evaluate`
 scores and what export --val-data puts into a bundle. Files the dataset already has are referenced (or copied into
 the bundle); generated images (synthetic) are written as PNG. Host-side."""
 import json
 import os
 import shutil
 
-from ..device.coco_eval import ValidationSet, coco_annotation
+from ..device.check.coco_eval import ValidationSet, coco_annotation
 from ..device.errors import DatasetError, UsageError
 
 

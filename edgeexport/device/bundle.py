@@ -1,17 +1,54 @@
 """A bundle folder as an object: ``load_bundle(path)`` -> ``Bundle`` (metadata, labels, configs, fixtures, the
-engine nvinfer looks for). Device-side (Python 3.6); the host's export writes what this reads.
+engine nvinfer looks for), and the names of the files in it. Device-side (Python 3.6); the host's export writes
+what this reads.
 """
 import hashlib
 import os
+import re
+
+import numpy as np
 
 from .errors import InputFileError
 from .fileio import read_json
-from .meta import MODEL_JSON, BundleMeta
+from .meta import MODEL_JSON, PRECISIONS, BundleMeta
 from .naming import engine_file_name
 
 INFER_CONFIG = "infer_config.txt"
 LABELS = "labels.txt"
 EXPORT_REPORT = "parity/report.json"
+
+FIXTURE_INPUTS = "parity/inputs.npy"
+FIXTURE_EXPECTED = "parity/expected.npz"
+# The graph up to the EfficientNMS_TRT node, which only TensorRT runs: what ONNX Runtime checks on an
+# efficient_nms bundle, with the plugin's NumPy reference after it (export writes it; no onnx needed to use it).
+GRAPH_BEFORE_NMS = "parity/graph_before_nms.onnx"
+
+
+class Fixtures(object):
+    """The bundle's parity fixtures: graph inputs, the original model's outputs for them, and the score threshold
+    at which export found detections to compare (the bundle's pre-cluster threshold, or lower where the model
+    finds nothing that confident on the fixture images)."""
+
+    def __init__(self, inputs, expected, threshold):
+        self.inputs, self.expected, self.threshold = inputs, expected, threshold
+
+    @classmethod
+    def load(cls, bundle):
+        inputs_path, expected_path = os.path.join(bundle, FIXTURE_INPUTS), os.path.join(bundle, FIXTURE_EXPECTED)
+        try:
+            inputs = np.load(inputs_path)
+            with np.load(expected_path) as z:
+                expected = {k: z[k] for k in z.files}
+        except Exception as e:  # whatever is not a readable .npy/.npz is "not the fixtures", by design
+            raise InputFileError("cannot read the parity fixtures {} and {}: {}; re-export the bundle".format(
+                inputs_path, expected_path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+        threshold = expected.pop("detection_threshold", None)
+        if inputs.ndim != 4 or "boxes" not in expected or "scores" not in expected or \
+                len(expected["boxes"]) != len(inputs) or len(expected["scores"]) != len(inputs):
+            raise InputFileError("the parity fixtures in {} disagree with each other (inputs {}, expected {}); "
+                                 "re-export the bundle".format(os.path.join(bundle, "parity"), inputs.shape,
+                                                               {k: v.shape for k, v in expected.items()}))
+        return cls(inputs, expected, None if threshold is None else float(threshold))
 
 
 class Bundle(object):
@@ -57,7 +94,6 @@ class Bundle(object):
     @property
     def fixtures(self):
         if self._fixtures is None:
-            from .parity import Fixtures
             self._fixtures = Fixtures.load(self.path)
         return self._fixtures
 
@@ -68,6 +104,27 @@ class Bundle(object):
             return read_json(self.file(EXPORT_REPORT))
         except InputFileError:  # missing or not JSON: no report to show
             return None
+
+    def _configured(self, key):
+        """The last value of ``key`` in infer_config.txt (build_engine rewrites it to what it built), or None."""
+        try:
+            with open(self.infer_config_path) as f:
+                values = re.findall(r"^{}=(.+)$".format(re.escape(key)), f.read(), re.M)
+        except (IOError, OSError):
+            values = []
+        return values[-1].strip() if values else None
+
+    def configured_engine_path(self):
+        """The engine infer_config.txt names, else the bundle's default name."""
+        name = self._configured("model-engine-file")
+        return self.file(name) if name else self.engine_path()
+
+    def configured_precision(self):
+        """The precision infer_config.txt's network-mode names, else the bundle's."""
+        mode = self._configured("network-mode")
+        if mode is not None and mode.isdigit() and int(mode) < len(PRECISIONS):
+            return PRECISIONS[int(mode)]
+        return self.meta.precision
 
     def engine_path(self, precision=None, batch_size=None, gpu_id=0, dla_core=None):
         """Where nvinfer (and build_engine) put the engine for these settings (default: the bundle's)."""

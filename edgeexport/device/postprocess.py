@@ -1,7 +1,7 @@
 """NumPy reference of what happens after the network in DeepStream: the parser's candidate list, nvinfer's
 clustering (cluster-mode 2 and 4, per-class attributes), and its mapping of boxes back into the frame.
 
-Device-side (Python 3.6, numpy only). The C++ parser in edgeexport/device/parser/ is tested against ``parse_boxes_scores``.
+Device-side (Python 3.6, numpy only). The C++ parser in jetson/parser/ is tested against ``parse_boxes_scores``.
 """
 import numpy as np
 
@@ -76,7 +76,7 @@ def parse_efficient_nms(num_detections, boxes, scores, classes, net_w, net_h, th
 
 
 # EfficientNMS_TRT's pre-NMS candidate cap where a thread block has 64K registers (all but Nano/TX1/TX2-class
-# GPUs, where it is 2000): see edgeexport.device.trt.cuda_memory.nms_candidate_cap for the source.
+# GPUs, where it is 2000): see edgeexport.device.tensorrt.cuda_memory.nms_candidate_cap for the source.
 NMS_CANDIDATE_CAP = 5000
 # EfficientNMS_TRT's four outputs, in the plugin's order (NVIDIA/TensorRT plugin/efficientNMSPlugin/README.md,
 # "Outputs"); the "efficient_nms" layout of edgeexport.device.meta.OUTPUT_NAMES

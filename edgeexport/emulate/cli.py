@@ -54,8 +54,9 @@ def main(args):
 def _run(args, emu, video, publisher):
     """Detections per frame (as JSON-ready dicts); frames drawn into ``video`` and sent to ``publisher``."""
     from tqdm import tqdm
+
     from ..data.frames import iter_frames
-    from ..device.msgconv import Detection
+    from ..device.deepstream.msgconv import Detection
     from .video import draw
     frames_json = []
     for i, frame in tqdm(iter_frames(args.input), desc="emulate", unit="frame", disable=args.no_progress or None):

@@ -1,6 +1,6 @@
 """nvinfer on the host: one frame in, the detections DeepStream would attach to it out. A check before a Jetson.
 
-Reads infer_config.txt as gst-nvinfer does (edgeexport.device.nvinfer_config); prepares each frame as nvinfer
+Reads infer_config.txt as gst-nvinfer does (edgeexport.device.deepstream.nvinfer_config); prepares each frame as nvinfer
 does (even crop, stretch or aspect-kept scaling with the configured scaling-filter, colour order, offsets,
 net-scale-factor); runs ONNX Runtime (TensorRT with --backend tensorrt); parses with the built C++ parser library
 (the .so DeepStream loads); clusters as nvinfer does (cluster-mode 2 or 4, attributes per class); maps boxes back
@@ -12,14 +12,15 @@ import time
 
 import numpy as np
 
+from ..device.bundle import GRAPH_BEFORE_NMS
+from ..device.deepstream.nvinfer_config import NvInferConfig
 from ..device.errors import ConfigError, InputFileError
-from ..device.nvinfer_config import NvInferConfig
-from ..device.parity import GRAPH_BEFORE_NMS
 from ..device.postprocess import efficient_nms_outputs
 
+
 def load_parser(cfg):
-    """The C++ parser for ``cfg``'s bundle (edgeexport.device.parser_library.load_bundle_parser)."""
-    from ..device.parser_library import load_bundle_parser
+    """The C++ parser for ``cfg``'s bundle (edgeexport.device.deepstream.parser_library.load_bundle_parser)."""
+    from ..device.deepstream.parser_library import load_bundle_parser
     return load_bundle_parser(cfg.folder, cfg.custom_lib)
 
 
@@ -56,7 +57,7 @@ class Emulator(object):
                 onnx_model = os.path.join(self.cfg.folder, GRAPH_BEFORE_NMS)
             self.runner = OnnxRuntimeRunner(onnx_model)
         else:
-            from ..device.runners.tensorrt import TensorRTRunner
+            from ..device.tensorrt.runner import TensorRTRunner
             self.runner = TensorRTRunner(self.cfg.engine_file)
         self.infer_seconds = 0.0
 

@@ -1,11 +1,11 @@
 """``emulate --publish mqtt://HOST:PORT/TOPIC``: the emulated detections as DeepStream's nvmsgconv would send them
-(edgeexport.device.msgconv), published with paho-mqtt. Host-side."""
+(edgeexport.device.deepstream.msgconv), published with paho-mqtt. Host-side."""
 import os
 
+from ..device.deepstream.msgconv import config_entries, frame_messages
+from ..device.deepstream.streams import Broker
 from ..device.errors import BackendUnavailableError, UsageError
 from ..device.keyfile import KeyFile
-from ..device.msgconv import config_entries, frame_messages
-from ..device.streams import Broker
 
 MSGCONV_CONFIG = "msgconv_config.txt"
 
@@ -23,8 +23,8 @@ class Publisher(object):
         if os.path.isfile(cfg):  # the one deepstream_config wrote for the board: same sensor/place entries
             kf = KeyFile(cfg)
         else:
-            from ..device.deepstream_config import msgconv_config_text
-            from ..device.streams import Source
+            from ..device.deepstream.app_config import msgconv_config_text
+            from ..device.deepstream.streams import Source
             kf = KeyFile(text=msgconv_config_text([Source("file", source_text)]))
         self.entries = config_entries(kf, 0)
         self.sent, self._pending, self.client = 0, [], None

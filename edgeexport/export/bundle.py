@@ -13,18 +13,20 @@ import numpy as np
 
 from .. import device as _device_package
 from ..data.frames import video_frame_size
-from ..device.bundle import Bundle
-from ..device.configs import PARSER_BUILD_DIR, PARSER_SOURCES, infer_config_text
-from ..device.deepstream_config import app_config
-from ..device.streams import Sink, Source
-from ..device.errors import InputFileError, OutputExistsError
+from ..device.bundle import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS, Bundle
+from ..device.deepstream.app_config import app_config
+from ..device.deepstream.infer_config import PARSER_SOURCES, infer_config_text
+from ..device.deepstream.streams import Sink, Source
+from ..device.errors import ExportError, InputFileError, OutputExistsError
 from ..device.fileio import atomic_write_bytes, atomic_write_text, make_temporary_folder, remove_stale_temporaries
 from ..device.meta import MODEL_JSON, is_bundle_folder
 from ..device.naming import engine_file_name
-from ..device.parity import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS
 
 DEVICE_PACKAGE = os.path.dirname(os.path.abspath(_device_package.__file__))
 TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
+# jetson/, the board's own files: inside an installed package (setup.cfg maps it to edgeexport/jetson), beside the
+# package in a checkout (and an editable install of one)
+BOARD_FOLDERS = (os.path.join(TOP_PACKAGE, "jetson"), os.path.join(os.path.dirname(TOP_PACKAGE), "jetson"))
 DEFAULT_FRAME = (1280, 720)
 FP16_ONNX = "model_fp16.onnx"  # what TensorRT 11 builds an FP16 engine from
 
@@ -56,14 +58,26 @@ def check_output_dir(path, force):
     return path
 
 
+def board_folder():
+    """The jetson/ folder this edgeexport carries (its set-up script, requirements and the parser's sources)."""
+    for folder in BOARD_FOLDERS:
+        if os.path.isfile(os.path.join(folder, "setup.sh")):
+            return folder
+    raise ExportError("this edgeexport install has no jetson/ folder (looked in {}): the bundle would lack the "
+                      "parser and the board's set-up; reinstall edgeexport (pip install edgeexport[export]) or "
+                      "run from a full checkout".format(" and ".join(BOARD_FOLDERS)))
+
+
 def copy_device_side(dst):
-    """The device package as is (Python and the C++ parser's sources), with the package's top-level modules: its
-    ``__init__`` and the ``python -m`` front doors of the device commands, which import only the device package."""
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "build-*", "*.so")
+    """The device package as is, with the package's top-level modules (its ``__init__`` and the ``python -m``
+    front doors of the device commands, which import only the device package), and jetson/ (the board's set-up
+    and the C++ parser's sources, never a build of them)."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "build-*", "*.so", "*.tmp")
     shutil.copytree(DEVICE_PACKAGE, os.path.join(dst, "edgeexport", "device"), ignore=skip)
     for name in sorted(os.listdir(TOP_PACKAGE)):
         if name.endswith(".py"):
             shutil.copy2(os.path.join(TOP_PACKAGE, name), os.path.join(dst, "edgeexport", name))
+    shutil.copytree(board_folder(), os.path.join(dst, "jetson"), ignore=skip)
 
 
 def write_bundle(output_dir, meta, graph, parity, video=None, force=False, source="model.pth", validate=None):
@@ -157,8 +171,9 @@ re-export instead of editing.
 scp -r {bundle} jetson:~/{bundle_name}
 # 2. on the Jetson
 cd ~/{bundle_name}
-pip3 install -r edgeexport/device/requirements.txt          # numpy, pycuda (TensorRT comes with JetPack)
-cmake -S {parser_src} -B {parser_build} -DCMAKE_BUILD_TYPE=Release && cmake --build {parser_build} -j4
+bash jetson/setup.sh      # checks L4T, CUDA, TensorRT, DeepStream; installs pycuda; builds the parser; one line
+                          # says what is missing. By hand: export PATH=/usr/local/cuda/bin:$PATH (pycuda builds
+                          # with nvcc) && pip3 install --user -r jetson/requirements.txt && make -C {parser_src}
 python3 -m edgeexport.build_engine . --{precision}           # writes {engine}
 python3 -m edgeexport.parity . --backend tensorrt    # TensorRT vs PyTorch's own numbers (parity/)
 cp /path/to/your/clip.mp4 {video}                     # or edit uri= in app_config.txt
@@ -170,6 +185,9 @@ python3 -m edgeexport.deepstream_config . --source rtsp://CAMERA/stream --sink d
 ```
 
 `edgeexport/` is the device side of edgeexport, as is: Python 3.6, numpy and TensorRT; no torch, no onnx.
+`jetson/` is what belongs to the board alone: its set-up script, the Python requirements it installs, and the
+nvinfer parser's C++ with its Makefile (GNU make and GCC 7.5 are enough; the library lands in `{parser_src}`,
+where infer_config.txt's custom-lib-path names it).
 
 ## Engines go stale, and nvinfer does not notice
 
@@ -183,4 +201,4 @@ whose record does not match. On TensorRT 11 (strongly typed) an FP16 engine is b
            outputs=", ".join("`{}` {}".format(k, v) for k, v in sorted(meta.output_shapes().items())),
            fold=meta.fold, opset=meta.opset, sha=meta.onnx_sha256, engine=engine, bundle=bundle_path,
            bundle_name=os.path.basename(bundle_path), precision=meta.precision, video=video_name,
-           parser_src=PARSER_SOURCES, parser_build=PARSER_BUILD_DIR)
+           parser_src=PARSER_SOURCES)

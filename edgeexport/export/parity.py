@@ -12,9 +12,9 @@ import torch
 
 from ..data.photos import natural_images
 from ..data.synthetic import SHAPE_CLASSES, render_scene
-from ..device.compare import compare_outputs, match_detections
+from ..device.check.compare import compare_outputs, match_detections
+from ..device.check.parity import run_backend
 from ..device.meta import BundleMeta
-from ..device.parity import run_backend
 from ..device.postprocess import Detections, detect, scale_to_frame, to_frame
 from ..device.preprocess import network_input_from_8bit, nvinfer_preprocess, scale_frame, stretch_to_network
 from ..device.runners.onnxruntime import OnnxRuntimeRunner

@@ -48,7 +48,7 @@ def record_validation(folder, net, meta, dataset, max_images, echo=print):
     nvinfer rows on them, and record the table in ``meta.validation``: the device's evaluate then prints its drop
     against PyTorch, and build_engine --int8 compares its engine with the nvinfer row, without torch."""
     from ..data.validation import save_validation_set, to_validation_set
-    from ..device.evaluate import VALIDATION_DIR, evaluate_bundle, format_table
+    from ..device.check.evaluate import VALIDATION_DIR, evaluate_bundle, format_table
     vdir = os.path.join(folder, VALIDATION_DIR)
     save_validation_set(to_validation_set(dataset, vdir, max_images, copy=True, name="annotations.json"), vdir)
     # the bundle's own set, as the device's evaluate will read it

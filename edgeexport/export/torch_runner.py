@@ -1,6 +1,9 @@
-"""PyTorch: the deploy graph (folded) or the original model in the deploy layout, on CPU or GPU."""
+"""PyTorch: the deploy graph (folded) or the original model in the deploy layout, on CPU or GPU; and evaluate's
+``fp16`` row, the deploy graph in fp16 on CUDA (named in edgeexport.device.check.eval_rows.HOST_ROWS)."""
 import numpy as np
 
+from ..device.check.eval_rows import NvInferRow
+from ..device.errors import BackendUnavailableError
 from ..device.runners.base import Runner
 
 
@@ -35,3 +38,21 @@ class TorchRunner(Runner):
         with torch.no_grad():
             outs = self.module(x)
         return {n: o.float().cpu().numpy() for n, o in zip(self.output_names, outs)}
+
+
+class Fp16DeployRow(NvInferRow):
+    """The folded deploy graph (what model.onnx holds) in fp16 on CUDA, fed and post-processed as nvinfer does:
+    where a TensorRT FP16 engine cannot be run, the closest measurement of what fp16 costs in mAP."""
+    name = "fp16"
+
+    def __init__(self, model_path, bundle, score_threshold):
+        import torch
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError("the fp16 row runs the graph in fp16 on a CUDA GPU; this machine has none")
+        meta = bundle.meta
+        layout = "boxes_scores" if meta.layout == "efficient_nms" else meta.layout
+        runner = TorchRunner.from_checkpoint(model_path, meta.fold, meta.color_format, layout, device="cuda",
+                                             half=True)
+        super(Fp16DeployRow, self).__init__(bundle, score_threshold, runner=runner)
+        if meta.layout == "efficient_nms":  # the plugin's NumPy reference after the graph, as for ONNX Runtime
+            self.plugin = (score_threshold, meta.settings.nms_iou_threshold, meta.max_output_boxes)

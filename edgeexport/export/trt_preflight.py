@@ -1,13 +1,15 @@
 """Which ONNX operators TensorRT's ONNX parser accepts, per TensorRT version: a pre-flight check on the host.
 
-Data taken from onnx-tensorrt's ``docs/operators.md`` ("Operator Support Matrix", the revision headed
-"TensorRT 8.4 supports operators up to Opset 13"; TensorRT 8.2's parser has the same opset ceiling of 13).
-Only operators marked ``Y`` are listed; HardSwish is absent (torch writes HardSigmoid + Mul at opset <= 13).
+Data from onnx-tensorrt's ``docs/operators.md`` ("Operator Support Matrix"), the operators marked ``Y``, on the
+branch of each release: 8.2-GA ("TensorRT 8.2 supports operators up to Opset 13"; no Xor, no HardSwish: its
+builtin_op_importers.cpp has no importer for either) and 8.4-GA ("up to Opset 17"; adds HardSwish, RandomNormal,
+RandomNormalLike, Reciprocal, Shrink and Xor). torch writes HardSwish as HardSigmoid + Mul at opset <= 13.
 Device-side safe (Python 3.6), though it is used on the host.
 """
 from ..device.errors import ExportError
 
-_OPSET13_PARSER_OPS = frozenset("""
+# onnx-tensorrt branch 8.2-GA, docs/operators.md: every row marked Y
+_ONNX_TRT_8_2_GA = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Celu Clip Concat
 Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout Einsum Elu Equal
 Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool
@@ -17,15 +19,18 @@ ParametricSoftplus Pow PRelu QuantizeLinear RandomUniform RandomUniformLike Rang
 ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize
 ReverseSequence RNN Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Sigmoid Sign Sin Sinh Size Slice
 Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose
-Unsqueeze Upsample Where Xor
+Unsqueeze Upsample Where
 """.split())
+# onnx-tensorrt branch 8.4-GA, docs/operators.md: the 8.2-GA rows plus these, now marked Y
+_ONNX_TRT_8_4_GA = _ONNX_TRT_8_2_GA | frozenset(
+    ["HardSwish", "RandomNormal", "RandomNormalLike", "Reciprocal", "Shrink", "Xor"])
 
 # TensorRT's own plugins that its ONNX parser maps from custom-domain nodes (registered by initLibNvInferPlugins).
 _TRT_PLUGINS = frozenset(["EfficientNMS_TRT"])
 
 TABLES = {
-    "8.2": {"max_opset": 13, "ops": _OPSET13_PARSER_OPS},
-    "8.4": {"max_opset": 13, "ops": _OPSET13_PARSER_OPS},
+    "8.2": {"max_opset": 13, "ops": _ONNX_TRT_8_2_GA},
+    "8.4": {"max_opset": 17, "ops": _ONNX_TRT_8_4_GA},
 }
 
 

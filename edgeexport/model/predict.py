@@ -4,7 +4,7 @@ torchvision's SSD itself. The reference every other row is measured against. Hos
 import numpy as np
 import torch
 
-from ..device.eval_rows import NvInferRow, Row
+from ..device.check.eval_rows import Row
 from ..device.postprocess import Detections
 from ..device.preprocess import scale_frame
 from .checkpoint import load_model
@@ -61,22 +61,3 @@ class PyTorchRow(Row):
         if scale is not None:  # back from the network input to the image
             boxes = boxes / np.asarray([scale.ratio_x, scale.ratio_y] * 2, np.float32)
         return Detections(boxes, out["scores"].numpy(), out["labels"].numpy() - 1)
-
-
-class Fp16DeployRow(NvInferRow):
-    """The folded deploy graph (what model.onnx holds) in fp16 on CUDA, fed and post-processed as nvinfer does:
-    where a TensorRT FP16 engine cannot be run, the closest measurement of what fp16 costs in mAP."""
-    name = "fp16"
-
-    def __init__(self, model_path, bundle, score_threshold):
-        if not torch.cuda.is_available():
-            from ..device.errors import BackendUnavailableError
-            raise BackendUnavailableError("the fp16 row runs the graph in fp16 on a CUDA GPU; this machine has none")
-        from ..export.torch_runner import TorchRunner
-        meta = bundle.meta
-        layout = "boxes_scores" if meta.layout == "efficient_nms" else meta.layout
-        runner = TorchRunner.from_checkpoint(model_path, meta.fold, meta.color_format, layout, device="cuda",
-                                             half=True)
-        super(Fp16DeployRow, self).__init__(bundle, score_threshold, runner=runner)
-        if meta.layout == "efficient_nms":  # the plugin's NumPy reference after the graph, as for ONNX Runtime
-            self.plugin = (score_threshold, meta.settings.nms_iou_threshold, meta.max_output_boxes)

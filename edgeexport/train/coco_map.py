@@ -1,8 +1,8 @@
 """Held-out mAP during training: the in-memory predictions as a COCO set, scored by the one COCOeval wrapper
-evaluate uses (edgeexport/device/coco_eval.py), so training's numbers and evaluate's are the same computation."""
+evaluate uses (edgeexport/device/check/coco_eval.py), so training's numbers and evaluate's are the same computation."""
 import numpy as np
 
-from ..device.coco_eval import ValidationSet, coco_annotation, score
+from ..device.check.coco_eval import ValidationSet, coco_annotation, score
 from ..device.postprocess import Detections
 
 

@@ -74,8 +74,8 @@ def test_host_fps_without_a_model_measures_an_untrained_calibrated_one(tmp_path)
 
 def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
     from benchmarks import trt_fps
-    from edgeexport.device import build_engine as be
-    from tests.device.trt_double import FakeCuda, make_tensorrt
+    from edgeexport.device.tensorrt import build_engine as be
+    from tests.device.tensorrt.trt_double import FakeCuda, make_tensorrt
     bundle = str(tmp_path / "b")
     shutil.copytree(small_bundle[0], bundle)
     cuda = FakeCuda("nano")
@@ -98,7 +98,7 @@ def test_trt_fps_end_to_end_with_the_tensorrt_double(small_bundle, tmp_path):
 
 
 def test_parser_fps_reports_both_layouts(tmp_path):
-    from tests.device.conftest import build_parser_tests
+    from tests.jetson.conftest import build_parser_tests
     build = build_parser_tests()
     out = str(tmp_path / "p.json")
     r = run_cli(["benchmarks/parser_fps.py", "--build-dir", build, "--iterations", "50", "--json", out])

@@ -34,10 +34,12 @@ sys.meta_path.insert(0, Block())
 
 
 def hide_checkout(code):
-    """Code run first in the child: the development checkout (on sys.path through the editable install) leaves
-    sys.path, so that ``import edgeexport`` can only find the bundle's copy."""
-    return ("import os, sys\nsys.path = [p for p in sys.path if os.path.realpath(p or '.') != {!r}]\n".format(
-        os.path.realpath(REPO)) + code)
+    """Code run first in the child: the development checkout leaves sys.path, and setuptools' editable-install
+    finder (a meta path finder that maps ``edgeexport`` and its direct children to the checkout, whatever
+    sys.path says) leaves sys.meta_path, so that ``import edgeexport`` can only find the bundle's copy."""
+    return ("import os, sys\nsys.path = [p for p in sys.path if os.path.realpath(p or '.') != {!r}]\n"
+            "sys.meta_path = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith("
+            "'__editable__')]\n".format(os.path.realpath(REPO)) + code)
 
 
 def run_in_bundle(bundle, args, trt=None, gpu="desktop", env=None, onnxruntime=False, python=None):

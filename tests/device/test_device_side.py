@@ -1,6 +1,8 @@
-"""The device side is what the layout says: edgeexport/device/ and the package's top-level modules parse for
-Python 3.6, use no numpy newer than JetPack 4.6's, import without torch or onnx, and run from the bundle alone."""
+"""The device side is what the layout says: edgeexport/device/ is grouped by what each module talks to, with no
+import circle anywhere in the package; it and the package's top-level modules parse for Python 3.6, use no numpy
+newer than JetPack 4.6's, import without torch or onnx, and run from the bundle alone."""
 import ast
+import collections
 import glob
 import os
 import subprocess
@@ -23,11 +25,110 @@ def _module_name(path):
     return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
 
 
-def test_the_device_side_is_a_folder_not_a_list():
-    names = {os.path.relpath(f, PACKAGE) for f in DEVICE_FILES}
-    assert {"__init__.py", "build_engine.py", "parity.py", "device/build_engine.py", "device/parity.py",
-            "device/runners/tensorrt.py", "device/trt/api.py"} <= names
-    assert not os.path.exists(os.path.join(PACKAGE, "device_files.py"))
+# edgeexport/device/ by what each module talks to; the modules on its own floor are the shared ground
+GROUPS = {
+    "tensorrt": {"api", "builder", "calibrator", "cuda_memory", "engine_record", "runner", "build_engine"},
+    "deepstream": {"infer_config", "nvinfer_config", "app_config", "streams", "msgconv", "install", "mjpeg_avi",
+                   "parser_library", "pyds_app"},
+    "check": {"parity", "compare", "evaluate", "eval_rows", "coco_eval"},
+}
+SHARED_GROUND = {"meta", "bundle", "preprocess", "postprocess", "fileio", "keyfile", "naming", "errors", "cli"}
+# the modules a group's outside world is reached through: TensorRT and CUDA; GStreamer and pyds
+TALKS_TO = {"tensorrt": ("tensorrt", "pycuda", "cuda"), "deepstream": ("gi", "pyds")}
+
+
+def _modules(folder):
+    return {os.path.basename(f)[:-3] for f in glob.glob(os.path.join(folder, "*.py"))} - {"__init__"}
+
+
+def test_the_device_side_is_grouped_by_what_it_talks_to():
+    device = os.path.join(PACKAGE, "device")
+    for group, modules in GROUPS.items():
+        assert _modules(os.path.join(device, group)) == modules, group
+    assert _modules(device) == SHARED_GROUND
+    assert _modules(os.path.join(device, "runners")) == {"base", "onnxruntime"}
+    for path in glob.glob(os.path.join(device, "**", "*.py"), recursive=True):
+        group = os.path.relpath(path, device).split(os.sep)[0]
+        for node in ast.walk(ast.parse(open(path).read())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                for owner, outside in TALKS_TO.items():
+                    assert name.split(".")[0] not in outside or group == owner, \
+                        "{} imports {}: what talks to {} lives in device/{}/".format(path, name, outside[0], owner)
+
+
+def import_graph():
+    """{module: modules of the package it imports} for every module of edgeexport, module-level and function-level
+    imports alike (``importlib`` calls by name, such as the runner registry, are not imports of this graph)."""
+    paths = {_module_name(p): p for p in glob.glob(os.path.join(PACKAGE, "**", "*.py"), recursive=True)}
+    graph = collections.defaultdict(set)
+    for module, path in paths.items():
+        package = module.split(".") if path.endswith("__init__.py") else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(open(path).read())):
+            targets = []
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[:len(package) - node.level + 1] + [node.module or ""]).strip(".") \
+                    if node.level else node.module or ""
+                targets = [base + "." + a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for target in targets:
+                while target and target not in paths:
+                    target = target.rpartition(".")[0]
+                if target and target != module:
+                    graph[module].add(target)
+    return graph
+
+
+def _circle(graph):
+    """One circle of ``graph`` as a list of its nodes, or None."""
+    state, path = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _group(module):
+    """The folder a module belongs to: a device group, the device's shared ground, a host stage, or the top."""
+    parts = module.split(".")[1:]
+    if parts[:1] == ["device"]:
+        return "device." + parts[1] if len(parts) > 2 and parts[1] in GROUPS else "device"
+    return parts[0] if len(parts) > 1 or (parts and os.path.isdir(os.path.join(PACKAGE, parts[0]))) else "top"
+
+
+def test_no_import_circles_between_modules_or_between_folders():
+    graph = import_graph()
+    assert graph["edgeexport.device.check.parity"]  # the graph sees imports at all
+    assert _circle(graph) is None, " -> ".join(_circle(graph))
+    folders = collections.defaultdict(set)
+    for module, targets in graph.items():
+        folders[_group(module)].update(_group(t) for t in targets if _group(t) != _group(module))
+    assert _circle(folders) is None, " -> ".join(_circle(folders))
+    assert not folders["device"], "the shared ground imports {}".format(sorted(folders["device"]))
+
+
+def test_the_circle_finder_finds_circles():
+    assert _circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _circle({"a": {"b"}, "b": set()}) is None
 
 
 def test_top_level_modules_import_only_the_device_side():
@@ -120,7 +221,8 @@ def test_bundle_device_commands_run_from_the_bundle_alone(small_bundle):
 
 def test_the_bundle_imports_its_own_copy(small_bundle):
     bundle = small_bundle[0]
-    code = BLOCKER + "import edgeexport, edgeexport.device.parity\nprint(edgeexport.device.parity.__file__)\n"
+    code = BLOCKER + ("import edgeexport, edgeexport.device.check.parity\n"
+                      "print(edgeexport.device.check.parity.__file__)\n")
     r = subprocess.run([sys.executable, "-c", hide_checkout("sys.path.insert(0, os.getcwd())\n" + code)], cwd=bundle,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
                        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchvision.ops import batched_nms
 
-from edgeexport.device.compare import compare_outputs, match_detections
+from edgeexport.device.check.compare import compare_outputs, match_detections
 from edgeexport.device.meta import DetectionSettings
 from edgeexport.device.postprocess import (CLUSTER_NMS, CLUSTER_NONE, ClassAttrs, Detections, FrameScale, cluster,
                                            iou_matrix, parse_boxes_scores, parse_top_class, scale_to_frame, to_frame,

@@ -62,10 +62,10 @@ import sys, numpy
 assert sys.version_info[:2] == (3, 6) and numpy.__version__ == "1.13.3", (sys.version, numpy.__version__)
 import edgeexport
 from edgeexport.device.bundle import load_bundle
-from edgeexport.device.compare import compare_outputs
-from edgeexport.device.configs import infer_config_text
+from edgeexport.device.check.compare import compare_outputs
+from edgeexport.device.deepstream.infer_config import infer_config_text
 from edgeexport.device.postprocess import efficient_nms_reference, parse_boxes_scores
-from edgeexport.device.trt.engine_record import new_record, EngineRecord
+from edgeexport.device.tensorrt.engine_record import new_record, EngineRecord
 assert edgeexport.__file__.startswith(sys.argv[1]), edgeexport.__file__
 b = load_bundle(".")
 fx = b.fixtures

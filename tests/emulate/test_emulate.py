@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from edgeexport.device.compare import match_detections
+from edgeexport.device.check.compare import match_detections
 from edgeexport.device.postprocess import Detections
 
 from ..conftest import run_cli
@@ -25,8 +25,8 @@ def test_emulated_detections_match_pytorch_on_the_same_frames(trained_bundle):
     emulated = json.load(open(out_json))
     assert emulated["summary"]["frames"] == 20
 
-    from edgeexport.model.checkpoint import load_model
     from edgeexport.data.frames import iter_frames
+    from edgeexport.model.checkpoint import load_model
     model, meta, _ = load_model(str(root / "train" / "last.pth"))
     matched = missing = extra = 0
     with torch.no_grad():

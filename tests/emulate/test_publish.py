@@ -1,5 +1,6 @@
 """emulate --publish against a real MQTT broker (Debian's mosquitto on loopback): every message a subscriber
-receives is checked against the emulator's own detections, in nvmsgconv's schema (edgeexport.device.msgconv)."""
+receives is checked against the emulator's own detections, in nvmsgconv's schema
+(edgeexport.device.deepstream.msgconv)."""
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from edgeexport.device.msgconv import UNTRACKED_OBJECT_ID
+from edgeexport.device.deepstream.msgconv import UNTRACKED_OBJECT_ID
 
 from ..conftest import run_cli
 

@@ -1,8 +1,8 @@
 import hashlib
-import subprocess
-import sys
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -19,9 +19,14 @@ def test_bundle_contents_and_metadata(small_bundle):
     for name in ("model.onnx", "model.json", "labels.txt", "infer_config.txt", "app_config.txt",
                  "app_config_fps.txt", "README.md", "parity/inputs.npy", "parity/expected.npz",
                  "parity/report.json", "edgeexport/__init__.py", "edgeexport/parity.py", "edgeexport/build_engine.py",
-                 "edgeexport/device/parity.py", "edgeexport/device/runners/base.py",
-                 "edgeexport/device/requirements.txt", "edgeexport/device/parser/CMakeLists.txt"):
+                 "edgeexport/device/check/parity.py", "edgeexport/device/runners/base.py",
+                 "jetson/setup.sh", "jetson/requirements.txt", "jetson/parser/Makefile",
+                 "jetson/parser/nvdsparsebbox_edgeexport.cpp", "jetson/parser/host_include/nvdsinfer.h"):
         assert os.path.isfile(os.path.join(path, name)), name
+    # the board's files as they are, never a build of them (the Jetson builds its own, where custom-lib-path points)
+    assert not [f for _, _, files in os.walk(os.path.join(path, "jetson")) for f in files if f.endswith(".so")]
+    assert "custom-lib-path=jetson/parser/libnvdsparsebbox_edgeexport.so" in open(
+        os.path.join(path, "infer_config.txt")).read()
     meta = BundleMeta.load(os.path.join(path, "model.json"))
     data = open(os.path.join(path, "model.onnx"), "rb").read()
     assert meta.onnx_sha256 == hashlib.sha256(data).hexdigest()
@@ -116,7 +121,7 @@ def test_failed_parity_leaves_nothing_and_force_keeps_old_bundle(small_checkpoin
     out = tmp_path / "bundle"
     shutil.copytree(small_bundle[0], str(out))
     before = sorted(os.listdir(str(out)))
-    import edgeexport.device.compare as compare
+    import edgeexport.device.check.compare as compare
     real = compare.compare_outputs
 
     def broken(expected, got, *a, **k):
@@ -165,6 +170,7 @@ def test_export_help_is_complete():
 
 def test_efficient_nms_variant(small_checkpoint, tmp_path):
     from onnx import helper
+
     from edgeexport.device import keyfile
     out = tmp_path / "nms"
     res = export_quietly(small_checkpoint, out, layout="efficient_nms")
@@ -204,6 +210,7 @@ def test_efficient_nms_reference_follows_the_plugin_algorithm():
 
 def test_simplifier_failure_warns_and_keeps_the_graph(monkeypatch, caplog):
     import onnxsim
+
     from edgeexport.export.onnx_graph import simplify
 
     def broken(model, *a, **k):

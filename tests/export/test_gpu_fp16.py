@@ -1,5 +1,6 @@
 """fp16 numerics of the folded graph on a CUDA GPU (the engine's proxy). Skipped without a GPU; on the CPU the
-same comparison routine is exercised with ONNX Runtime (tests/device/test_parity_cli.py, tests/export/test_export.py)."""
+same comparison routine is exercised with ONNX Runtime (tests/device/check/test_parity_cli.py,
+tests/export/test_export.py)."""
 import pytest
 import torch
 
@@ -7,9 +8,9 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_folded_fp16_graph_within_fp16_tolerances(small_checkpoint):
-    from edgeexport.model.checkpoint import load_model
-    from edgeexport.device.compare import compare_outputs
+    from edgeexport.device.check.compare import compare_outputs
     from edgeexport.export.parity import fixture_images, fp16_vs_fp32
+    from edgeexport.model.checkpoint import load_model
     torch.backends.cudnn.allow_tf32 = False
     model, meta, _ = load_model(small_checkpoint)
     with torch.no_grad():

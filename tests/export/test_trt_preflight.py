@@ -29,3 +29,15 @@ def test_exported_graph_has_no_hardswish_and_opset_13(small_bundle):
     assert "HardSwish" not in ops and "HardSigmoid" in ops
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 13
     check_graph_ops(op_types(model), 13, "8.2")
+
+
+def test_each_table_is_its_releases_support_matrix():
+    """onnx-tensorrt 8.2-GA has no Xor importer and reads up to opset 13; 8.4-GA adds Xor, HardSwish and the rest
+    of its matrix's new rows and reads up to opset 17 (docs/operators.md of each branch)."""
+    with pytest.raises(ExportError, match="Xor"):
+        check_graph_ops({("", "Conv"), ("", "Xor")}, 13, "8.2")
+    check_graph_ops({("", "Conv"), ("", "Xor"), ("", "HardSwish"), ("", "Reciprocal"), ("", "Shrink")}, 17, "8.4")
+    with pytest.raises(ExportError, match="opset 18"):
+        check_graph_ops({("", "Conv")}, 18, "8.4")
+    with pytest.raises(ExportError, match="NonZero"):
+        check_graph_ops({("", "NonZero")}, 13, "8.4")

@@ -5,6 +5,8 @@ class Runner(object):
     """``with runner: outputs = runner.infer({"input": x})``; outputs are numpy arrays keyed by tensor name."""
 
     name = "runner"
+    # the precision the backend computes in, where it is known (a TensorRT engine's comes from its build record)
+    precision = None
 
     def __init__(self):
         self.is_active = False

@@ -1,4 +1,4 @@
-"""A fake ``tensorrt`` for fresh test processes: the double of tests/device/trt_double.py, generation from
+"""A fake ``tensorrt`` for fresh test processes: the double of tests/device/tensorrt/trt_double.py, generation from
 EDGEEXPORT_TRT_DOUBLE (8.2, 8.6, 10, 11), on the fake GPU of _edgeexport_fake_gpu."""
 import os as _os
 

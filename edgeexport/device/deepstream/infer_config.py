@@ -1,0 +1,86 @@
+"""Render nvinfer's infer_config.txt from a BundleMeta (deepstream-app configs: deepstream_config.py).
+
+Every value comes from the metadata; none is typed by hand. Paths are relative to the config file, which is how
+nvinfer resolves them. Every key is one gst-nvinfer's parser reads in 6.0.1 and 6.3 (tests/device/
+deepstream_keys.json).
+Device-side safe (Python 3.6).
+"""
+from ..meta import BundleMeta
+from ..naming import engine_file_name, network_mode
+
+PARSER_FUNCTIONS = {"boxes_scores": "NvDsInferParseEdgeExport", "top_class": "NvDsInferParseEdgeExportTopClass",
+                    "efficient_nms": "NvDsInferParseEdgeExportNMS"}
+# The bundle's parser (relative to the config file, as nvinfer resolves custom-lib-path): its Makefile builds the
+# library in its own folder (make -C jetson/parser, which jetson/setup.sh runs), where this path names it.
+PARSER_SOURCES = "jetson/parser"
+PARSER_LIBRARY = PARSER_SOURCES + "/libnvdsparsebbox_edgeexport.so"
+SCALING_FILTER_BILINEAR = 1
+
+
+def _fmt(x):
+    return "{:.6g}".format(x)
+
+
+def render_groups(groups, header=None):
+    """Key-file text from ``groups``: (name, [(key, value)], comment or None) each, in order."""
+    out = ["# " + line for line in header.splitlines()] + [""] if header else []
+    for name, items, comment in groups:
+        if comment:
+            out += ["# " + line for line in comment.splitlines()]
+        out.append("[{}]".format(name))
+        out += ["{}={}".format(k, v) for k, v in items]
+        out.append("")
+    return "\n".join(out)
+
+
+def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_calib_file=None, onnx_file=None,
+                      workspace_mib=None, dla_core=None):
+    """infer_config.txt for nvinfer, derived from ``meta`` (a BundleMeta, its detection settings included).
+    ``onnx_file``: the graph the engine was built from (the FP16 twin on TensorRT 11); ``workspace_mib``: what
+    build_engine used, so that nvinfer, should it ever build the engine itself, uses the same; ``dla_core``: the
+    DLA core the engine was built for (nvinfer then names it ``_dla<N>_`` and must be told to use that core, or it
+    looks for a ``_gpu<id>_`` engine and builds one: nvdsinfer_model_builder.cpp:712-719 @6.0.1)."""
+    if not isinstance(meta, BundleMeta):
+        raise TypeError("meta must be a BundleMeta, got {}".format(type(meta).__name__))
+    settings = meta.settings
+    precision = precision or meta.precision
+    batch = int(batch_size or meta.batch_size)
+    h, w = meta.model.input_size
+    onnx_file = onnx_file or meta.onnx_file
+    prop = [
+        ("gpu-id", gpu_id),
+        ("net-scale-factor", _fmt(meta.net_scale_factor)),
+        ("offsets", ";".join(_fmt(o) for o in meta.offsets)),
+        ("model-color-format", ["rgb", "bgr"].index(meta.color_format)),
+        ("onnx-file", onnx_file),
+        ("model-engine-file", engine_file_name(onnx_file, batch, precision, gpu_id, dla_core)),
+        ("labelfile-path", "labels.txt"),
+        ("batch-size", batch),
+        ("network-mode", network_mode(precision)),
+        ("num-detected-classes", meta.model.num_classes),
+        ("infer-dims", "3;{};{}".format(h, w)),
+        ("network-type", 0),
+        ("process-mode", 1),
+        ("gie-unique-id", 1),
+        ("interval", 0),
+        ("maintain-aspect-ratio", 0),
+        ("scaling-filter", SCALING_FILTER_BILINEAR),
+        ("output-blob-names", ";".join(meta.output_names)),
+        ("parse-bbox-func-name", PARSER_FUNCTIONS[meta.layout]),
+        ("custom-lib-path", PARSER_LIBRARY),
+        ("cluster-mode", 4 if meta.layout == "efficient_nms" else 2),
+    ]
+    if dla_core is not None:
+        prop += [("enable-dla", 1), ("use-dla-core", int(dla_core))]
+    if precision == "int8":
+        prop.append(("int8-calib-file", int8_calib_file or "calibration.cache"))
+    if workspace_mib:
+        prop.append(("workspace-size", int(workspace_mib)))
+    attrs = [("pre-cluster-threshold", _fmt(settings.pre_cluster_threshold)),
+             ("post-cluster-threshold", _fmt(settings.post_cluster_threshold)),
+             ("nms-iou-threshold", _fmt(settings.nms_iou_threshold)),
+             ("topk", settings.topk)]
+    head = ("nvinfer config written by edgeexport from model.json; every value is derived, do not edit by hand:\n"
+            "re-export instead. offsets = 255*mean ({} order); the 1/(255*std) scale is folded into the first\n"
+            "convolution, hence net-scale-factor=1.").format(meta.color_format.upper())
+    return render_groups([("property", prop, head), ("class-attrs-all", attrs, None)])
