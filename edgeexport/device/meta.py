@@ -37,6 +37,11 @@ OUTPUT_NAMES = {
     "top_class": ("boxes", "top_score", "top_class"),
     "efficient_nms": EFFICIENT_NMS_OUTPUTS,
 }
+# The EfficientNMS_TRT node's name in the graph. onnx-tensorrt names the plugin layer after its node, unchanged
+# while no other layer has that name (8.2-GA builtin_op_importers.cpp:4805 registerLayer(layer, getNodeName(node));
+# ImporterContext.hpp:169-182, 275-288): the name build_engine holds in FP32 and nvinfer's layer-device-precision
+# names.
+NMS_NODE_NAME = "efficient_nms"
 
 
 def _floats3(value, what):

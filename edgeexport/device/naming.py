@@ -2,6 +2,8 @@
 
 Device-side (Python 3.6).
 """
+import os
+import re
 
 from .meta import PRECISIONS  # index = nvinfer's network-mode (0, 1, 2)
 
@@ -11,6 +13,13 @@ def network_mode(precision):
     if precision not in PRECISIONS:
         raise ValueError("precision must be one of {}, got {!r}".format(PRECISIONS, precision))
     return PRECISIONS.index(precision)
+
+
+def engine_gpu_id(engine_path):
+    """The GPU an engine was named for (``_gpu<N>_`` in nvinfer's name), 0 for a DLA engine or another name: a
+    DLA engine runs its GPU layers on the default GPU."""
+    m = re.search(r"_gpu(\d+)_(?:fp32|int8|fp16)\.engine$", os.path.basename(str(engine_path)))
+    return int(m.group(1)) if m else 0
 
 
 def engine_file_name(onnx_file_name, batch_size, precision, gpu_id=0, dla_core=None):

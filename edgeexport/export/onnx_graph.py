@@ -10,6 +10,7 @@ import logging
 import warnings
 
 from ..device.errors import ExportError
+from ..device.meta import NMS_NODE_NAME
 from .fp16 import fp16_twin
 from .trt_preflight import check_graph_ops
 
@@ -70,7 +71,7 @@ def append_efficient_nms(model_proto, num_classes, score_threshold, iou_threshol
     batch = dims[0]
     node = helper.make_node(
         "EfficientNMS_TRT", ["boxes", "scores"],
-        ["num_detections", "detection_boxes", "detection_scores", "detection_classes"], name="efficient_nms",
+        ["num_detections", "detection_boxes", "detection_scores", "detection_classes"], name=NMS_NODE_NAME,
         domain="TRT", plugin_version="1", background_class=-1, max_output_boxes=int(max_output_boxes),
         score_threshold=float(score_threshold), iou_threshold=float(iou_threshold), score_activation=0,
         box_coding=0)

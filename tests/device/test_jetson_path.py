@@ -94,3 +94,23 @@ def test_parity_with_onnx_runtime_on_the_device_needs_no_onnx(bundles, layout):
     NMS node (shipped in parity/) and the plugin's NumPy reference, importing nothing of the host."""
     r = run_in_bundle(bundles[layout], ["edgeexport.parity", ".", "--backend", "onnxruntime"], onnxruntime=True)
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+
+
+def test_gpu_id_chooses_the_gpu_the_context_is_made_on(bundles, tmp_path):
+    """pycuda.autoinit would take CUDA_DEVICE, ~/.cuda_device or the first GPU: build_engine --gpu-id 1 makes its
+    context on GPU 1, names the engine _gpu1_ as nvinfer does, pops the context at the end; parity runs that engine
+    on GPU 1 too. A GPU the machine lacks is one line."""
+    bundle = str(tmp_path / "bundle")
+    shutil.copytree(bundles["boxes_scores"], bundle)
+    log = str(tmp_path / "cuda.log")
+    env = {"EDGEEXPORT_FAKE_GPU_COUNT": "2", "EDGEEXPORT_FAKE_CUDA_LOG": log}
+    r = run_in_bundle(bundle, ["edgeexport.build_engine", ".", "--gpu-id", "1"], trt="10", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert open(log).read().split("\n")[:2] == ["make 1", "pop 1"]
+    assert os.path.isfile(os.path.join(bundle, "model.onnx_b1_gpu1_fp16.engine"))
+    assert "gpu-id=1" in open(os.path.join(bundle, "infer_config.txt")).read()
+    os.unlink(log)
+    r = run_in_bundle(bundle, ["edgeexport.parity", ".", "--backend", "tensorrt"], trt="10", env=env)
+    assert r.returncode == 0 and open(log).read().split("\n")[:2] == ["make 1", "pop 1"], r.stdout + r.stderr
+    r = run_in_bundle(bundle, ["edgeexport.build_engine", ".", "--gpu-id", "2"], trt="10", env=env)
+    assert r.returncode == 2 and "--gpu-id 2 asked for, but this machine has 2 GPU(s)" in _one_line(r)

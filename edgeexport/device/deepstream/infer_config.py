@@ -5,7 +5,7 @@ nvinfer resolves them. Every key is one gst-nvinfer's parser reads in 6.0.1 and 
 deepstream_keys.json).
 Device-side safe (Python 3.6).
 """
-from ..meta import BundleMeta
+from ..meta import NMS_NODE_NAME, BundleMeta
 from ..naming import engine_file_name, network_mode
 
 PARSER_FUNCTIONS = {"boxes_scores": "NvDsInferParseEdgeExport", "top_class": "NvDsInferParseEdgeExportTopClass",
@@ -34,12 +34,14 @@ def render_groups(groups, header=None):
 
 
 def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_calib_file=None, onnx_file=None,
-                      workspace_mib=None, dla_core=None):
+                      workspace_mib=None, dla_core=None, nms_fp32=None):
     """infer_config.txt for nvinfer, derived from ``meta`` (a BundleMeta, its detection settings included).
     ``onnx_file``: the graph the engine was built from (the FP16 twin on TensorRT 11); ``workspace_mib``: what
     build_engine used, so that nvinfer, should it ever build the engine itself, uses the same; ``dla_core``: the
     DLA core the engine was built for (nvinfer then names it ``_dla<N>_`` and must be told to use that core, or it
-    looks for a ``_gpu<id>_`` engine and builds one: nvdsinfer_model_builder.cpp:712-719 @6.0.1)."""
+    looks for a ``_gpu<id>_`` engine and builds one: nvdsinfer_model_builder.cpp:712-719 @6.0.1). ``nms_fp32``:
+    whether the board's TensorRT needs EfficientNMS_TRT held in FP32 (build_engine knows; None: unknown, as at
+    export, and then an FP16/INT8 efficient_nms config holds it, for the TensorRT < 8.4 it may meet)."""
     if not isinstance(meta, BundleMeta):
         raise TypeError("meta must be a BundleMeta, got {}".format(type(meta).__name__))
     settings = meta.settings
@@ -72,6 +74,15 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
     ]
     if dla_core is not None:
         prop += [("enable-dla", 1), ("use-dla-core", int(dla_core))]
+    if meta.layout == "efficient_nms" and precision in ("fp16", "int8") and nms_fp32 is not False:
+        # nvinfer builds the engine itself from onnx-file when model-engine-file is missing, fails to load or has
+        # too small a batch (nvdsinfer_context_impl.cpp:1621-1630 @6.0.1), with network-mode's flags only; on
+        # TensorRT < 8.4 the plugin's FP16 path returns every score minus 1 (tensorrt/build_engine.py
+        # needs_fp32_nms). Its one per-layer knob: layer-device-precision=<layer>:<fp32|fp16|int8>:<gpu|dla>, a
+        # GLib string list (gstnvinfer_property_parser.h:60, .cpp:689-695 @6.0.1), which the model builder applies
+        # as setPrecision + setDeviceType on the layer of that name, with kSTRICT_TYPES
+        # (nvdsinfer_model_builder.cpp:1005-1017); the plugin layer bears its node's name (meta.NMS_NODE_NAME).
+        prop.append(("layer-device-precision", "{}:fp32:gpu;".format(NMS_NODE_NAME)))
     if precision == "int8":
         prop.append(("int8-calib-file", int8_calib_file or "calibration.cache"))
     if workspace_mib:

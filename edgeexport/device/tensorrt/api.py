@@ -18,12 +18,10 @@ import sys
 import numpy as np
 
 from ..errors import EngineBuildError, InferenceError, InputFileError
+from ..meta import NMS_NODE_NAME
 
 _DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.int8, "BOOL": np.bool_,
            "INT64": np.int64, "UINT8": np.uint8}
-# The ONNX node export names the EfficientNMS_TRT node; onnx-tensorrt names the plugin layer after its node
-# (onnx-tensorrt 8.2-GA builtin_op_importers.cpp FallbackPluginImporter -> ImporterContext::registerLayer).
-NMS_LAYER_NAME = "efficient_nms"
 
 # One logger and one plugin registration per process: TensorRT keeps a single logger pointer ("The logger passed
 # into createInferRuntime differs from one already provided ... TensorRT maintains only a single logger pointer",
@@ -110,7 +108,7 @@ def set_precision(trt, config, precision, calibrator=None):
         config.int8_calibrator = calibrator
 
 
-def plugin_layers(trt, network, name=NMS_LAYER_NAME):
+def plugin_layers(trt, network, name=NMS_NODE_NAME):
     """The network's plugin layers whose name starts with ``name`` (the EfficientNMS_TRT node's layer)."""
     kinds = [getattr(trt.LayerType, k) for k in ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3") if hasattr(trt.LayerType, k)]
     out = []

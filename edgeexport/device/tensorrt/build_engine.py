@@ -136,11 +136,23 @@ def main(args, trt=None, cuda=None):
     if trt is None:
         from .runner import import_tensorrt
         trt = import_tensorrt()
+    from .builder import check_typing
+    check_typing(trt, precision)  # INT8 on 11.x: refused before CUDA starts and before any record is read
     onnx_path = graph_for(trt, meta, folder, precision)
-    onnx_file = os.path.basename(onnx_path)
-    if cuda is None:  # a CUDA context before the Builder, as NVIDIA's 8.2 samples make one (pycuda.autoinit)
+    own_cuda = cuda is None
+    if own_cuda:  # a CUDA context on --gpu-id before the Builder, as NVIDIA's 8.2 samples make one
         from .cuda_memory import cuda_backend
-        cuda = cuda_backend()
+        cuda = cuda_backend(args.gpu_id)
+    try:
+        return build(args, trt, cuda, folder, meta, precision, batch, onnx_path)
+    finally:
+        if own_cuda:
+            cuda.close()
+
+
+def build(args, trt, cuda, folder, meta, precision, batch, onnx_path):
+    """main's work once TensorRT and CUDA are up: reuse or build the engine, record it, point the config at it."""
+    onnx_file = os.path.basename(onnx_path)
     gpu = cuda.device_info()
     engine_name = engine_file_name(onnx_file, batch, precision, args.gpu_id, args.dla_core)
     engine_path = os.path.join(folder, engine_name)
@@ -157,7 +169,7 @@ def main(args, trt=None, cuda=None):
         print("engine up to date: {} (built from this {} by TensorRT {} for {}; --force rebuilds)".format(
             engine_path, onnx_file, trt.__version__, gpu["name"]))
         write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file,
-                           EngineRecord.load(engine_path)["workspace_mib"], args.dla_core)
+                           EngineRecord.load(engine_path)["workspace_mib"], args.dla_core, nms_fp32)
         return 0
     if reasons and os.path.exists(engine_path):
         print("rebuilding {}: {}".format(engine_name, "; ".join(reasons)))
@@ -182,12 +194,16 @@ def main(args, trt=None, cuda=None):
                       batch, args.dla_core, calibrator, timing, nms_fp32)
     try:
         plan = builder.build(workspace_mib)
+        if calibrator is not None:
+            calibrator.raise_if_failed()  # an error in a callback, kept out of TensorRT: no engine is written
+        check_engine_io(trt, trt.Runtime(builder.logger), plan, meta, batch)
+    except BaseException:
+        if calibrator is not None:  # no engine: nor the calibration cache this build wrote
+            calibrator.discard_cache()
+        raise
     finally:
         if calibrator is not None:
             calibrator.release()
-    if calibrator is not None:
-        calibrator.raise_if_failed()  # an error in a callback, kept out of TensorRT: no engine is written
-    check_engine_io(trt, trt.Runtime(builder.logger), plan, meta, batch)
     # An earlier build killed while writing (Ctrl-C is cleaned up, a power cut is not) may have left its
     # temporary, as large as the engine, on the board's small disk.
     for name in remove_stale_temporaries(folder, [engine_name, os.path.basename(record_path(engine_path))]):
@@ -202,7 +218,8 @@ def main(args, trt=None, cuda=None):
         data = builder.timing_cache_bytes()
         if data:
             atomic_write_bytes(args.timing_cache, data)
-    write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file, workspace_mib, args.dla_core)
+    write_infer_config(folder, meta, precision, args.gpu_id, batch, onnx_file, workspace_mib, args.dla_core,
+                       nms_fp32)
     print("engine: {} ({:.1f} MB, built in {:.0f} s); infer_config.txt points at it".format(
         engine_path, len(plan) / 1e6, builder.build_seconds))
     # deepstream-app takes a file sink's output-file relative to where it runs (deepstream_config_file_parser.c
@@ -288,10 +305,13 @@ def int8_calibrator(trt, args, meta, batch, calib_cache, cuda):
     return make_entropy_calibrator(trt, batcher, calib_cache, cuda, identity)
 
 
-def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, workspace_mib, dla_core=None):
+def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, workspace_mib, dla_core=None,
+                       nms_fp32=False):
+    """infer_config.txt for the engine just built or reused; ``nms_fp32``: this TensorRT needs EfficientNMS_TRT
+    held in FP32, so nvinfer must hold it too should it ever build the engine itself."""
     atomic_write_text(os.path.join(folder, "infer_config.txt"), infer_config_text(
         meta, precision, gpu_id, batch, "calibration.cache" if precision == "int8" else None, onnx_file,
-        workspace_mib, dla_core))
+        workspace_mib, dla_core, nms_fp32=nms_fp32))
 
 
 def cli(argv=None):

@@ -5,6 +5,7 @@ import threading
 import time
 
 from ..errors import EngineBuildError, UnsupportedPrecisionError
+from ..meta import NMS_NODE_NAME
 from . import api
 
 MIB = 1 << 20
@@ -16,6 +17,16 @@ WORKSPACE_MIN_MIB, WORKSPACE_MAX_MIB = 64, 1024
 def default_workspace_mib(device_info):
     free_mib = int(device_info.get("free_bytes", 4 * WORKSPACE_MAX_MIB * MIB)) // MIB
     return max(WORKSPACE_MIN_MIB, min(WORKSPACE_MAX_MIB, free_mib // 4))
+
+
+def check_typing(trt, precision):
+    """Refuse INT8 where TensorRT is strongly typed (11.x): precision comes from the graph, and implicit
+    calibration is gone. Needs only the tensorrt module, so it runs before CUDA starts or any file is read."""
+    if api.strongly_typed(trt) and precision == "int8":
+        raise UnsupportedPrecisionError(
+            "TensorRT {} builds strongly typed networks only: INT8 needs an ONNX with Q/DQ nodes (implicit "
+            "calibration, int8_calibrator, was removed in 11.x), which this export does not write; build "
+            "--fp16 (from the bundle's FP16 graph) or --fp32, or use TensorRT 10".format(trt.__version__))
 
 
 class Heartbeat(object):
@@ -59,12 +70,8 @@ class EngineBuilder(object):
     def check_precision(self, precision):
         """Refuse, before any slow work, a precision this TensorRT or this GPU cannot build."""
         trt = self.trt
+        check_typing(trt, precision)
         if api.strongly_typed(trt):
-            if precision == "int8":
-                raise UnsupportedPrecisionError(
-                    "TensorRT {} builds strongly typed networks only: INT8 needs an ONNX with Q/DQ nodes (implicit "
-                    "calibration, int8_calibrator, was removed in 11.x), which this export does not write; build "
-                    "--fp16 (from the bundle's FP16 graph) or --fp32, or use TensorRT 10".format(trt.__version__))
             return
         if precision in ("fp16", "int8") and not api.has_fast(self.builder, precision):
             raise UnsupportedPrecisionError(
@@ -90,7 +97,7 @@ class EngineBuilder(object):
             layers = api.plugin_layers(trt, self.network)
             if not layers:
                 raise EngineBuildError("the efficient_nms graph has no EfficientNMS_TRT layer named {!r} to hold in "
-                                       "FP32; re-export the bundle".format(api.NMS_LAYER_NAME))
+                                       "FP32; re-export the bundle".format(NMS_NODE_NAME))
             api.constrain_to_fp32(trt, cfg, layers)
             self.nms_fp32 = True
         if dynamic_batch:
@@ -100,9 +107,16 @@ class EngineBuilder(object):
             # createDynamicParams, :866-877 @6.0.1); an engine built otherwise is one nvinfer would not build
             low = batch if dla_core is not None else 1
             profile.set_shape(input_name, (low, c, h, w), (batch, c, h, w), (batch, c, h, w))
-            cfg.add_optimization_profile(profile)
-            if precision == "int8" and hasattr(cfg, "set_calibration_profile"):
-                cfg.set_calibration_profile(profile)
+            # the index of the profile, or -1 when TensorRT finds it invalid; set_calibration_profile: a bool
+            # (tensorrt-stubs 10.13, IBuilderConfig)
+            if cfg.add_optimization_profile(profile) < 0:
+                raise EngineBuildError("TensorRT refused the optimization profile {!r}: batch {}..{} of {}: a "
+                                       "bug; report it with the bundle's model.json".format(
+                                           input_name, low, batch, [c, h, w]))
+            if precision == "int8" and hasattr(cfg, "set_calibration_profile") and \
+                    not cfg.set_calibration_profile(profile):
+                raise EngineBuildError("TensorRT refused the INT8 calibration profile (batch {} of {}); build "
+                                       "--fp16, or export with a static batch".format(batch, [c, h, w]))
         if dla_core is not None:
             cores = getattr(self.builder, "num_DLA_cores", 0)
             if dla_core >= cores:

@@ -8,8 +8,15 @@ as "no more batches", so calibration silently ends early (pyInt8.cpp:52-77 at ta
 callbacks here never raise into TensorRT: they remember the error, return None, and ``raise_if_failed()`` raises
 it, one line naming the image, once the build has returned.
 
+A failed calibration leaves no cache. TensorRT takes the None that ``get_batch`` returns after an error as "no more
+batches" ("\\return False if there are no more batches for calibration", IInt8Calibrator::getBatch, include/
+NvInfer.h:7272 at tag 8.2.1), finishes on the batches it has and calls ``write_calibration_cache``: that call
+writes nothing once a callback has failed, and ``discard_cache()`` removes a cache this calibration wrote when the
+build fails after it. Otherwise a second run (or ``--int8`` without images) would trust a partial calibration.
+
 A calibration cache is reused only when its record says it was made for the same ONNX (sha256), input size and
-batch, from the same images (their sha256); otherwise the calibrator ignores it and TensorRT recalibrates.
+batch, from the same images (their sha256); otherwise the calibrator ignores it and TensorRT recalibrates. Batches
+reach the GPU through one pinned host buffer (the backends' copies take page-locked memory only).
 Device-side (Python 3.6; numpy, OpenCV for image reading (JetPack ships it), tensorrt).
 """
 import hashlib
@@ -110,9 +117,10 @@ def make_entropy_calibrator(trt, batcher, cache_path, cuda, identity):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)
             self.batches = iter(batcher)
-            self.error, self.batches_given = None, 0
+            self.error, self.batches_given, self.wrote_cache = None, 0, False
             h, w = batcher.meta.model.input_size
-            self.ptr, self._owner = cuda.device_alloc(batcher.batch_size * 3 * h * w * 4)
+            self.host = cuda.pinned_empty(batcher.batch_size * 3 * h * w, np.float32)
+            self.ptr, self._owner = cuda.device_alloc(self.host.nbytes)
 
         def get_batch_size(self):
             return batcher.batch_size
@@ -122,7 +130,8 @@ def make_entropy_calibrator(trt, batcher, cache_path, cuda, identity):
                 return None
             try:
                 batch = next(self.batches)
-                cuda.htod(self.ptr, batch)
+                self.host[:] = batch.ravel()
+                cuda.htod(self.ptr, self.host)
                 cuda.synchronize()
             except StopIteration:
                 return None
@@ -142,11 +151,22 @@ def make_entropy_calibrator(trt, batcher, cache_path, cuda, identity):
             return None
 
         def write_calibration_cache(self, cache):
+            if self.error is not None:  # a calibration cut short by an error: nothing to keep
+                return
             try:
                 atomic_write_bytes(cache_path, bytes(cache))
                 atomic_write_text(cache_path + CACHE_RECORD_SUFFIX, json.dumps(identity, indent=1) + "\n")
+                self.wrote_cache = True
             except BaseException as e:
                 self.error = e
+
+        def discard_cache(self):
+            """The build failed after calibrating: the cache this calibration wrote (and its record) goes."""
+            if self.wrote_cache:
+                for path in (cache_path + CACHE_RECORD_SUFFIX, cache_path):
+                    if os.path.exists(path):
+                        os.unlink(path)
+                self.wrote_cache = False
 
         def raise_if_failed(self):
             if self.error is None:
@@ -157,5 +177,6 @@ def make_entropy_calibrator(trt, batcher, cache_path, cuda, identity):
 
         def release(self):
             cuda.free(self._owner)
+            cuda.pinned_free(self.host)
 
     return EntropyCalibrator()

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from ..errors import BackendUnavailableError, InferenceError, InputFileError
+from ..naming import engine_gpu_id
 from ..runners.base import Runner
 from . import api
 
@@ -28,21 +29,33 @@ def import_tensorrt():
 class TensorRTRunner(Runner):
     name = "tensorrt"
 
-    def __init__(self, engine_path, trt=None, cuda=None, meta=None, check_record=True):
+    def __init__(self, engine_path, trt=None, cuda=None, meta=None, check_record=True, gpu_id=None):
         """``meta``: the bundle's BundleMeta, to refuse an engine built from another ONNX; ``check_record=False``
-        runs an engine without looking at its build record (build_engine's own check of what it just built)."""
+        runs an engine without looking at its build record (build_engine's own check of what it just built).
+        ``cuda``: a CUDA backend to share (the caller closes it); by default the runner makes its own on
+        ``gpu_id`` (default: the ``_gpu<N>_`` of the engine's name) and closes it when deactivated."""
         super(TensorRTRunner, self).__init__()
         self.engine_path = str(engine_path)
         self._trt, self._cuda, self.meta, self.check_record = trt, cuda, meta, check_record
+        self.gpu_id = engine_gpu_id(self.engine_path) if gpu_id is None else int(gpu_id)
+        self._own_cuda = cuda is None
+        self.buffers = {}
 
     def _activate(self):
         trt = self._trt or import_tensorrt()
         if not os.path.isfile(self.engine_path):
             raise InputFileError("engine not found: {}; build it: python3 -m edgeexport.build_engine BUNDLE".format(
                 self.engine_path))
-        if self._cuda is None:
+        if self._own_cuda:
             from .cuda_memory import cuda_backend
-            self._cuda = cuda_backend()
+            self._cuda = cuda_backend(self.gpu_id)
+        try:
+            self._load(trt)
+        except BaseException:  # whatever stops the start, nothing it allocated (or the context) outlives it
+            self._release()
+            raise
+
+    def _load(self, trt):
         self.device_info = self._cuda.device_info()
         if self.check_record:
             from ..bundle import file_sha256
@@ -61,7 +74,6 @@ class TensorRTRunner(Runner):
                 self.engine_path))
         self.io = api.engine_io(trt, self.engine)
         self.inputs = [n for n, is_in, _, _ in self.io if is_in]
-        self.buffers = {}
         for name, is_input, shape, dtype in self.io:
             full = api.max_input_shape(trt, self.engine, name) if is_input else shape
             if -1 in full:  # an output with a dynamic batch: size it for the inputs' max batch
@@ -69,7 +81,11 @@ class TensorRTRunner(Runner):
                 full = tuple(max_b if d == -1 else d for d in full)
             npdt = api.to_numpy_dtype(dtype)
             host = self._cuda.pinned_empty(int(np.prod(full)), npdt)
-            ptr, owner = self._cuda.device_alloc(host.nbytes)
+            try:
+                ptr, owner = self._cuda.device_alloc(host.nbytes)
+            except BaseException:
+                self._cuda.pinned_free(host)
+                raise
             self.buffers[name] = (host, ptr, owner, npdt)
 
     @property
@@ -110,7 +126,16 @@ class TensorRTRunner(Runner):
         return {k: np.array(h[:n]).reshape(s) for k, (h, n, s) in outs.items()}
 
     def _deactivate(self):
+        self._release()
+
+    def _release(self):
+        """Device and pinned buffers freed, TensorRT's objects dropped, then the runner's own CUDA context closed:
+        a runner activated again and again holds no more memory than once."""
         for host, ptr, owner, _ in self.buffers.values():
             self._cuda.free(owner)
+            self._cuda.pinned_free(host)
         self.buffers = {}
         self.context = self.engine = self.runtime = None
+        if self._own_cuda and self._cuda is not None:
+            self._cuda.close()
+            self._cuda = None

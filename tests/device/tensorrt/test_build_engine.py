@@ -416,3 +416,185 @@ def test_runner_passes_parity_against_the_fixtures(bundle, gen):
 def test_missing_target_is_one_clear_error(tmp_path):
     with pytest.raises(InputFileError, match="not found"):
         be.main(_args(str(tmp_path / "nothing")), trt=_double("10")[0], cuda=FakeCuda())
+
+
+# --- the Jetson's first run: what a failure leaves behind, which GPU, what is freed ---------------------------------
+
+def _calibration_images(folder, bad=None):
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(str(folder / "{}.png".format(i)))
+    if bad:
+        (folder / bad).write_bytes(b"not an image at all")
+    return str(folder)
+
+
+@pytest.mark.parametrize("gen", ["8.2", "8.6", "10"])
+def test_a_failed_calibration_leaves_no_cache_for_the_next_run_to_trust(bundle, gen, tmp_path):
+    """TensorRT takes the calibrator's None after a bad image as the end of the data and asks it to write the cache
+    of the batches it saw (the double does, as NvInfer.h:7272 at 8.2.1 says): nothing is written, so neither the
+    same command again nor --int8 without images builds from a partial calibration."""
+    images = _calibration_images(tmp_path / "calib", bad="2b.jpg")
+    trt, cuda = _double(gen, gpu="orin")
+    with pytest.raises(InputFileError, match="2b.jpg"):
+        be.main(_args(bundle, precision="int8", calib_images=images), trt=trt, cuda=cuda)
+    assert ("calibrated", 3, False) in trt.calls  # TensorRT finished on the batches before the bad image
+    cache = os.path.join(bundle, "calibration.cache")
+    assert not os.path.exists(cache) and not os.path.exists(cache + ".json")
+    with pytest.raises(InputFileError, match="--calib-images"):
+        be.main(_args(bundle, precision="int8"), trt=_double(gen, gpu="orin")[0], cuda=FakeCuda("orin"))
+    assert not cuda.pinned  # the staging buffer went with the calibrator
+
+
+def test_a_build_that_fails_after_calibrating_removes_the_cache_it_wrote(bundle, tmp_path, monkeypatch):
+    images = _calibration_images(tmp_path / "calib")
+    trt, cuda = _double("10", gpu="orin")
+    monkeypatch.setattr(be, "check_engine_io", lambda *a: (_ for _ in ()).throw(EngineBuildError("io mismatch")))
+    with pytest.raises(EngineBuildError, match="io mismatch"):
+        be.main(_args(bundle, precision="int8", calib_images=images), trt=trt, cuda=cuda)
+    assert ("calibrated", 4, False) in trt.calls
+    assert not [f for f in os.listdir(bundle) if f.startswith("calibration.cache") or f.endswith(".engine")]
+    # a cache made by an earlier, successful build is not this build's to remove
+    monkeypatch.undo()
+    be.main(_args(bundle, precision="int8", calib_images=images), trt=_double("10", gpu="orin")[0],
+            cuda=FakeCuda("orin"))
+    monkeypatch.setattr(be, "check_engine_io", lambda *a: (_ for _ in ()).throw(EngineBuildError("io mismatch")))
+    with pytest.raises(EngineBuildError):
+        be.main(_args(bundle, precision="int8", calib_images=images, force=True),
+                trt=_double("10", gpu="orin")[0], cuda=FakeCuda("orin"))
+    assert os.path.isfile(os.path.join(bundle, "calibration.cache"))
+
+
+def test_calibration_batches_reach_the_gpu_from_pinned_memory(bundle, tmp_path):
+    """FakeCuda refuses pageable memory as pycuda's async copies do; every batch goes through one pinned buffer."""
+    images = _calibration_images(tmp_path / "calib")
+    trt, cuda = _double("8.6", gpu="orin")
+    be.main(_args(bundle, precision="int8", calib_images=images), trt=trt, cuda=cuda)
+    assert ("calibrated", 4, False) in trt.calls and not cuda.pinned
+
+
+def test_int8_on_tensorrt_11_is_refused_before_cuda_starts_or_anything_is_read(bundle, tmp_path, monkeypatch):
+    from edgeexport.device.tensorrt import cuda_memory
+    monkeypatch.setattr(cuda_memory, "cuda_backend", lambda *a: pytest.fail("CUDA was started"))
+    monkeypatch.setattr(be, "stale_reasons", lambda *a: pytest.fail("the engine's record was read"))
+    monkeypatch.setattr(be, "int8_reference", lambda *a: pytest.fail("the INT8 reference was read"))
+    with pytest.raises(UnsupportedPrecisionError, match="strongly typed"):
+        be.main(_args(bundle, precision="int8", calib_images=str(tmp_path)), trt=_double("11")[0])
+
+
+@pytest.mark.parametrize("refuse", ["add_optimization_profile", "set_calibration_profile"])
+def test_a_profile_tensorrt_refuses_is_an_error_not_a_silent_build(dynamic_bundle, tmp_path, monkeypatch, refuse):
+    """add_optimization_profile returns -1 and set_calibration_profile False for an invalid profile (tensorrt-stubs
+    10.13); both are checked."""
+    path = _copy(dynamic_bundle, tmp_path)
+    trt, cuda = _double("10", gpu="orin")
+    config_class = type(trt.Builder(trt.Logger()).create_builder_config())
+    monkeypatch.setattr(config_class, refuse, lambda self, profile: -1 if refuse.startswith("add") else False)
+    images = _calibration_images(tmp_path / "calib")
+    with pytest.raises(EngineBuildError, match="refused the .*profile"):
+        be.main(_args(path, batch=4, precision="int8", calib_images=images), trt=trt, cuda=cuda)
+
+
+def test_the_double_judges_profiles_as_tensorrt_does():
+    trt = _double("10")[0]
+    builder = trt.Builder(trt.Logger())
+    config, good, bad = builder.create_builder_config(), builder.create_optimization_profile(), \
+        builder.create_optimization_profile()
+    good.set_shape("input", (1, 3, 8, 8), (2, 3, 8, 8), (2, 3, 8, 8))
+    bad.set_shape("input", (2, 3, 8, 8), (1, 3, 8, 8), (2, 3, 8, 8))  # min > opt
+    assert config.add_optimization_profile(good) == 0 and config.add_optimization_profile(bad) == -1
+    assert config.set_calibration_profile(good) is True and config.set_calibration_profile(bad) is False
+
+
+class _Late(object):
+    """The double's device memory: the backend the runner made last (it makes its own, at activation)."""
+
+    def __init__(self, made):
+        self.made = made
+
+    def read(self, ptr, nbytes):
+        return self.made[-1][1].read(ptr, nbytes)
+
+    def write(self, ptr, array):
+        return self.made[-1][1].write(ptr, array)
+
+
+def test_the_runner_frees_its_buffers_and_closes_its_own_context(bundle, monkeypatch):
+    trt, shared = _double("10")
+    be.main(_args(bundle, precision="fp32"), trt=trt, cuda=shared)
+    engine = os.path.join(bundle, "model.onnx_b1_gpu0_fp32.engine")
+    x = {"input": Bundle(bundle).fixtures.inputs[:1]}
+    for _ in range(3):  # activated again and again: nothing piles up in a backend it was given, which stays open
+        with TensorRTRunner(engine, trt=trt, cuda=shared) as runner:
+            runner.infer(x)
+    assert not shared.pinned and not shared.memory and not shared.closed
+    from edgeexport.device.tensorrt import cuda_memory
+    made = []
+
+    def backend(gpu_id=0):  # a fresh "GPU" whose memory the double's engine reads
+        made.append((gpu_id, FakeCuda()))
+        return made[-1][1]
+
+    monkeypatch.setattr(cuda_memory, "cuda_backend", backend)
+    with TensorRTRunner(engine, trt=make_tensorrt("10", cuda=_Late(made))) as runner:
+        runner.infer(x)
+    (gpu_id, own), = made
+    assert gpu_id == 0 and own.closed and not own.pinned and not own.memory
+    # an engine named for GPU 1 runs on GPU 1; a start that fails releases what it took
+    gpu1 = os.path.join(bundle, "model.onnx_b1_gpu1_fp32.engine")
+    shutil.copy(engine, gpu1)
+    with pytest.raises(InputFileError, match="no build record"):
+        TensorRTRunner(gpu1, trt=trt).activate()
+    assert made[-1][0] == 1 and made[-1][1].closed
+
+
+def test_the_cuda_python_backend_sets_the_device_and_frees_what_it_allocated(monkeypatch):
+    """cuda-python path: cudaSetDevice(gpu_id) before the stream; pinned memory freed one by one and at close()."""
+    import sys
+    import types
+    from edgeexport.device.tensorrt.cuda_memory import CudaPythonMemory
+    from .fake_cudart import FakeRuntime
+    rt = FakeRuntime(devices=2)
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.runtime = rt
+    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", rt)
+    mem = CudaPythonMemory(gpu_id=1)
+    assert rt.calls[:3] == ["cudaGetDeviceCount", "cudaSetDevice(1)", "cudaStreamCreate"]
+    assert mem.device_info()["name"] == "Fake GPU 1"
+    a, b = mem.pinned_empty(16, np.float32), mem.pinned_empty(4, np.int32)
+    a[:] = np.arange(16)
+    ptr, owner = mem.device_alloc(a.nbytes)
+    mem.htod(ptr, a)
+    back = mem.pinned_empty(16, np.float32)
+    mem.dtoh(back, ptr)
+    assert np.array_equal(back, a)
+    mem.pinned_free(a)
+    mem.free(owner)
+    assert len(rt.host) == 2 and not rt.device
+    mem.close()
+    assert not rt.host and not rt.streams
+    with pytest.raises(UsageError, match="--gpu-id 2 .* 2 GPU"):
+        CudaPythonMemory(gpu_id=2)
+
+
+@pytest.mark.parametrize("gen", GENERATIONS)
+def test_nvinfers_own_build_holds_efficient_nms_in_fp32_where_tensorrt_needs_it(nms_bundle, bundle, gen, tmp_path):
+    """Should nvinfer build the engine itself (missing, unloadable, too small a batch), it uses network-mode's flags
+    alone: layer-device-precision=efficient_nms:fp32:gpu; keeps the plugin in FP32. Export cannot know the board's
+    TensorRT and writes it for FP16/INT8; build_engine keeps it only where TensorRT is older than 8.4."""
+    key = ("property", "layer-device-precision")
+    path = _copy(nms_bundle, tmp_path)
+    kf = keyfile.KeyFile(os.path.join(path, "infer_config.txt"))
+    assert kf.string_list(*key) == ["efficient_nms:fp32:gpu"]  # as nvinfer reads it: g_key_file_get_string_list
+    trt, cuda = _double(gen, gpu="nano" if gen == "8.2" else "desktop")
+    be.main(_args(path), trt=trt, cuda=cuda)
+    held = "layer-device-precision" in keyfile.KeyFile(os.path.join(path, "infer_config.txt")).keys("property")
+    assert held == (gen == "8.2")
+    be.main(_args(path), trt=trt, cuda=cuda)  # the engine is reused, the config written again: the same
+    assert held == ("layer-device-precision" in open(os.path.join(path, "infer_config.txt")).read())
+    be.main(_args(path, precision="fp32", force=True), trt=trt, cuda=cuda)
+    assert "layer-device-precision" not in open(os.path.join(path, "infer_config.txt")).read()
+    assert "layer-device-precision" not in open(os.path.join(bundle, "infer_config.txt")).read()  # no plugin

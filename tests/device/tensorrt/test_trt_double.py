@@ -208,12 +208,17 @@ def test_shapes_and_execution_return_bool(gen):
     assert ctx.execute_async_v3(7) is False  # no addresses set
     ptr_in, _ = cuda.device_alloc(3 * 16 * 4)
     ptr_out, _ = cuda.device_alloc(3 * 16 * 4)
-    cuda.htod(ptr_in, -np.ones(48, np.float32))
+    with pytest.raises(TypeError, match="pageable"):  # as pycuda: the copies take page-locked memory only
+        cuda.htod(ptr_in, -np.ones(48, np.float32))
+    host = cuda.pinned_empty(48, np.float32)
+    host[:] = -1
+    cuda.htod(ptr_in, host)
     assert ctx.set_tensor_address("input", ptr_in) and ctx.set_tensor_address("boxes", ptr_out)
     assert ctx.execute_async_v3(7) is True
-    host = np.empty(48, np.float32)
     cuda.dtoh(host, ptr_out)
     assert (host == 0).all()  # Relu(-1)
+    cuda.pinned_free(host)
+    assert not cuda.pinned
 
 
 CALLBACK = r'''

@@ -75,11 +75,17 @@ class _Strict(object):
 
 
 class FakeCuda(object):
-    """Device memory as numpy byte arrays keyed by fake pointers (the runner's CUDA backend interface)."""
+    """Device memory as numpy byte arrays keyed by fake pointers (the runner's CUDA backend interface), and the
+    pinned host memory the copies go through. Like pycuda's, the copies take page-locked memory only ("src must be
+    page-locked memory", memcpy_htod_async, pycuda v2022.1 doc/driver.rst:1565-1572): pageable memory is a
+    TypeError here. Pinned allocations are kept until freed, so a test sees what leaks; ``closed`` says whether
+    ``close()`` ran."""
 
     def __init__(self, gpu="desktop"):
         self.memory, self._next, self.stream_handle = {}, 4096, 7
         self.gpu = dict(GPUS[gpu])
+        self.pinned = {}  # id -> the allocation (an ndarray, or the fake pycuda's PagelockedHostAllocation)
+        self.closed = False
 
     def device_alloc(self, nbytes):
         ptr = self._next
@@ -87,14 +93,34 @@ class FakeCuda(object):
         self.memory[ptr] = np.zeros(int(nbytes), np.uint8)
         return ptr, ptr
 
+    def register_pinned(self, allocation):
+        self.pinned[id(allocation)] = allocation
+        return allocation
+
+    def release_pinned(self, allocation):
+        if self.pinned.pop(id(allocation), None) is None:
+            raise ValueError("pinned memory freed twice, or never allocated here")
+
     def pinned_empty(self, n, dtype):
-        return np.empty(int(n), dtype)
+        return self.register_pinned(np.empty(int(n), dtype))
+
+    def pinned_free(self, array):
+        self.release_pinned(array)
+
+    def _pinned_only(self, array, what):
+        owner = array
+        while isinstance(owner, np.ndarray) and owner.base is not None:
+            owner = owner.base
+        if self.pinned.get(id(owner)) is not owner:
+            raise TypeError("{}: pageable host memory; the copies take page-locked memory only".format(what))
 
     def htod(self, ptr, host):
+        self._pinned_only(host, "htod source")
         raw = np.ascontiguousarray(host).view(np.uint8).ravel()
         self.memory[ptr][:raw.size] = raw
 
     def dtoh(self, host, ptr):
+        self._pinned_only(host, "dtoh destination")
         raw = host.view(np.uint8).reshape(-1)
         raw[:] = self.memory[ptr][:raw.size]
 
@@ -103,6 +129,9 @@ class FakeCuda(object):
 
     def free(self, owner):
         self.memory.pop(owner, None)
+
+    def close(self):
+        self.closed = True
 
     def device_info(self):
         keys = ("name", "compute_capability", "regs_per_block", "free_bytes", "total_bytes")
@@ -118,20 +147,31 @@ class FakeCuda(object):
 
 
 class BackendMemory(object):
-    """The double's engine over a real CUDA backend (edgeexport.device.tensorrt.cuda_memory): synchronous copies."""
+    """The double's engine over a real CUDA backend (edgeexport.device.tensorrt.cuda_memory): synchronous copies
+    through a pinned staging buffer, as the backends' copies take page-locked memory only."""
 
     def __init__(self, backend):
         self.backend = backend
 
+    def _staged(self, nbytes, copy):
+        host = self.backend.pinned_empty(int(nbytes), np.uint8)
+        try:
+            copy(host)
+            self.backend.synchronize()
+            return np.array(host)
+        finally:
+            self.backend.pinned_free(host)
+
     def read(self, ptr, nbytes):
-        host = np.empty(int(nbytes), np.uint8)
-        self.backend.dtoh(host, ptr)
-        self.backend.synchronize()
-        return host
+        return self._staged(nbytes, lambda host: self.backend.dtoh(host, ptr))
 
     def write(self, ptr, array):
-        self.backend.htod(ptr, np.ascontiguousarray(array).view(np.uint8).ravel())
-        self.backend.synchronize()
+        raw = np.ascontiguousarray(array).view(np.uint8).ravel()
+
+        def copy(host):
+            host[:] = raw
+            self.backend.htod(ptr, host)
+        self._staged(raw.size, copy)
 
 
 def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_output=None, cuda=None,
@@ -285,6 +325,14 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
         def get_shape(self, name):
             return self._shapes[name]
 
+        def __bool__(self):
+            # valid: shapes set, min <= opt <= max in every dimension ("which must satisfy bool(profile) ==
+            # True", IBuilderConfig.add_optimization_profile, tensorrt-stubs 10.13)
+            return bool(self._shapes) and all(a <= b <= c for lo, opt, hi in self._shapes.values()
+                                               for a, b, c in zip(lo, opt, hi))
+
+        __nonzero__ = __bool__
+
     class ITimingCache(object):
         def __init__(self, data):
             self._data = bytes(data) or b"timing-cache-v1"
@@ -316,6 +364,10 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
             return flag in self._flags
 
         def add_optimization_profile(self, profile):
+            # "The index of the optimization profile (starting from 0) if the input is valid, or -1 if the input
+            # is not valid" (tensorrt-stubs 10.13; include/NvInfer.h:8191 at tag 8.2.1)
+            if not profile:
+                return -1
             self._profiles.append(profile)
             return len(self._profiles) - 1
 
@@ -331,7 +383,11 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
 
     if not strongly_typed_only:  # calibration profiles went with implicit INT8 in 11.x
         def set_calibration_profile(self, profile):
+            # "True if the calibration profile was set correctly" (tensorrt-stubs 10.13)
+            if not profile:
+                return False
             object.__setattr__(self, "_calibration_profile", profile)
+            return True
         IBuilderConfig.set_calibration_profile = set_calibration_profile
     if v >= (8, 4):
         def set_memory_pool_limit(self, pool, size):

@@ -1,7 +1,12 @@
-"""pycuda.driver, the parts edgeexport uses: Device (name, compute_capability, get_attribute), Context.get_device,
-mem_alloc -> DeviceAllocation (int() is the pointer, free()), pagelocked_empty, memcpy_htod_async /
-memcpy_dtoh_async (dest, src, stream), Stream (handle, synchronize), mem_get_info, Event (record, synchronize,
-time_till in ms). Errors derive from pycuda.driver.Error."""
+"""pycuda.driver, the parts edgeexport uses (pycuda v2022.1, doc/driver.rst): init (cuInit: pycuda's RuntimeError
+where no GPU works, EDGEEXPORT_FAKE_CUDA_FAILS=1), Device (count, name, compute_capability, get_attribute,
+make_context: a context pushed on this thread's stack), Context (get_device of the current context, pop),
+mem_alloc -> DeviceAllocation (int() is the pointer, free()), pagelocked_empty (an array whose base is a
+PagelockedHostAllocation with free()), memcpy_htod_async / memcpy_dtoh_async (dest, src, stream; page-locked
+host memory only), Stream (handle, synchronize), mem_get_info, Event (record, synchronize, time_till in ms).
+Errors derive from pycuda.driver.Error. EDGEEXPORT_FAKE_GPU_COUNT: how many GPUs (default 1); the contexts made
+and popped, by device number, are appended to the file EDGEEXPORT_FAKE_CUDA_LOG names ("make N", "pop N")."""
+import os
 import time
 
 import numpy as np
@@ -9,6 +14,13 @@ import numpy as np
 import _edgeexport_fake_gpu as _gpu
 
 _mem = _gpu.MEMORY
+_stack = []  # the calling thread's context stack (one thread here)
+
+
+def _log(what, device):
+    if os.environ.get("EDGEEXPORT_FAKE_CUDA_LOG"):
+        with open(os.environ["EDGEEXPORT_FAKE_CUDA_LOG"], "a") as f:
+            f.write("{} {}\n".format(what, device.number))
 
 
 class Error(Exception):
@@ -28,12 +40,19 @@ class device_attribute(object):
 
 
 def init(flags=0):
-    pass
+    if os.environ.get("EDGEEXPORT_FAKE_CUDA_FAILS"):
+        raise RuntimeError("cuInit failed: no CUDA-capable device is detected")
 
 
 class Device(object):
     def __init__(self, number):
+        if not 0 <= number < Device.count():
+            raise LogicError("cuDeviceGet failed: invalid device ordinal")
         self.number = number
+
+    @staticmethod
+    def count():
+        return int(os.environ.get("EDGEEXPORT_FAKE_GPU_COUNT", "1"))
 
     def name(self):
         return _mem.gpu["name"]
@@ -51,16 +70,27 @@ class Device(object):
         return _mem.gpu["total_bytes"]
 
     def make_context(self, flags=0):
-        return Context()
+        context = Context(self)
+        _stack.append(context)
+        _log("make", self)
+        return context
 
 
 class Context(object):
+    def __init__(self, device):
+        self._device = device
+
     @staticmethod
     def get_device():
-        return Device(0)
+        if not _stack:
+            raise LogicError("cuCtxGetDevice failed: invalid device context")
+        return _stack[-1]._device
 
     def pop(self):
-        pass
+        if not _stack or _stack[-1] is not self:
+            raise LogicError("cuCtxPopCurrent failed: invalid device context")
+        _stack.pop()
+        _log("pop", self._device)
 
 
 class DeviceAllocation(object):
@@ -84,8 +114,18 @@ def mem_get_info():
     return _mem.gpu["free_bytes"], _mem.gpu["total_bytes"]
 
 
+class PagelockedHostAllocation(bytearray):
+    """The ``base`` of a pagelocked_empty array; free() releases it now (doc/driver.rst:1037-1052)."""
+
+    def free(self):
+        _mem.release_pinned(self)
+
+
 def pagelocked_empty(shape, dtype):
-    return np.empty(shape, dtype)
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    allocation = _mem.register_pinned(PagelockedHostAllocation(max(nbytes, dtype.itemsize)))
+    return np.ndarray(shape, dtype, buffer=allocation)  # its base is the allocation, as pycuda's
 
 
 def memcpy_htod_async(dest, src, stream=None):
