@@ -158,7 +158,7 @@ def _engine_double(monkeypatch):
     cuda = FakeCuda("orin")
     trt = make_tensorrt("8.2", "orin", cuda=cuda)
     monkeypatch.setattr("edgeexport.device.tensorrt.runner.import_tensorrt", lambda: trt)
-    monkeypatch.setattr("edgeexport.device.tensorrt.cuda_memory.cuda_backend", lambda: cuda)
+    monkeypatch.setattr("edgeexport.device.tensorrt.cuda_memory.cuda_backend", lambda gpu_id=0: cuda)
     monkeypatch.setattr(api, "_PROCESS", {"logger": None, "plugins": None})
 
 

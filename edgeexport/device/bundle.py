@@ -11,7 +11,7 @@ import numpy as np
 from .errors import InputFileError
 from .fileio import read_json
 from .meta import MODEL_JSON, PRECISIONS, BundleMeta
-from .naming import engine_file_name
+from .naming import engine_file_name, read_nvinfer_labels
 
 INFER_CONFIG = "infer_config.txt"
 LABELS = "labels.txt"
@@ -77,8 +77,7 @@ class Bundle(object):
     def labels(self):
         """labels.txt, checked against model.json (nvinfer reads the file, export wrote both)."""
         try:
-            with open(self.file(LABELS)) as f:
-                labels = [line.strip() for line in f if line.strip()]
+            labels = read_nvinfer_labels(self.file(LABELS))
         except (IOError, OSError) as e:
             raise InputFileError("cannot read {}: {}; re-export the bundle".format(self.file(LABELS), e.strerror))
         if labels != self.meta.model.labels:

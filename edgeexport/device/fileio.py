@@ -37,7 +37,7 @@ def make_public(path, directory=False):
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
-def _atomic_write(path, write, mode):
+def _atomic_write(path, write, mode, private=False):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
@@ -46,7 +46,8 @@ def _atomic_write(path, write, mode):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        make_public(tmp)
+        if not private:  # mkstemp's owner-only mode stays on a file that holds a secret
+            make_public(tmp)
         os.replace(tmp, path)  # atomic on POSIX within one filesystem
     except BaseException:
         if os.path.exists(tmp):
@@ -58,8 +59,9 @@ def atomic_write_bytes(path, data):
     _atomic_write(path, lambda f: f.write(data), "wb")
 
 
-def atomic_write_text(path, text):
-    _atomic_write(path, lambda f: f.write(text), "w")
+def atomic_write_text(path, text, private=False):
+    """``private``: readable by its owner alone (a file holding a password)."""
+    _atomic_write(path, lambda f: f.write(text), "w", private)
 
 
 def atomic_write_with(path, writer):

@@ -33,3 +33,13 @@ def engine_file_name(onnx_file_name, batch_size, precision, gpu_id=0, dla_core=N
     network_mode(precision)  # validates
     device = "dla{}".format(int(dla_core)) if dla_core is not None else "gpu{}".format(int(gpu_id))
     return "{}_b{}_{}_{}.engine".format(onnx_file_name, int(batch_size), device, precision)
+
+
+def read_nvinfer_labels(path):
+    """labels.txt as nvinfer reads it (InferPostprocessor::parseLabelsFile, nvdsinfer_context_impl.cpp:470-500
+    @6.0.1): lines split at '\\n' only, a line skipped only when it is empty (spaces and a '\\r' count), each
+    split at ';', and a detector's object labelled with the first field (nvdsinfer_context_impl_output_parsing.cpp
+    :291-293). A file that cannot be opened fails nvinfer's start; here an OSError for the caller to name."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return [line.split(b";")[0].decode("utf-8", "replace") for line in data.split(b"\n") if line]

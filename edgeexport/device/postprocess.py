@@ -150,7 +150,10 @@ class ClassAttrs(object):
     (gstnvinfer_property_parser.h:20-27 @6.0.1: pre-cluster 0.2, post-cluster 0.0, NMS IoU 0.3, topk -1 = all)
     and its detection filters (0 = off), which apply in frame pixels when the objects are attached."""
 
-    KEYS = {"pre-cluster-threshold": "pre", "post-cluster-threshold": "post", "nms-iou-threshold": "iou",
+    # "threshold", deprecated, is the pre-cluster threshold (gstnvinfer_property_parser.cpp:97-108 @6.0.1); keys
+    # apply in file order, so the later of the two wins, as there
+    KEYS = {"pre-cluster-threshold": "pre", "threshold": "pre", "post-cluster-threshold": "post",
+            "nms-iou-threshold": "iou",
             "topk": "topk", "detected-min-w": "min_w", "detected-min-h": "min_h", "detected-max-w": "max_w",
             "detected-max-h": "max_h", "roi-top-offset": "roi_top", "roi-bottom-offset": "roi_bottom"}
     INTEGER_KEYS = ("topk", "detected-min-w", "detected-min-h", "detected-max-w", "detected-max-h",
@@ -244,15 +247,19 @@ class FrameScale(object):
         return cls(net_w / float(int(frame_w) & ~1), net_h / float(int(frame_h) & ~1), 0, 0, frame_h)
 
 
-def to_frame(dets, scale, attrs=None):
+def to_frame(dets, scale, attrs=None, clamp_top_left=False):
     """nvinfer's attach_metadata_detector (gstnvinfer_meta_utils.cpp:58-82 @6.0.1): boxes from network pixels to
     frame pixels, ``left = (left - offset_left) / ratio_x``, ``width /= ratio_x``, then the class's detection
-    filters in frame pixels (detected-min/max-w/h, roi-top/bottom-offset) when ``attrs`` is given."""
+    filters in frame pixels (detected-min/max-w/h, roi-top/bottom-offset) when ``attrs`` is given.
+    ``clamp_top_left``: DeepStream 6.3 and later set a negative top or left to 0 before the filters, width and
+    height unchanged (gstnvinfer_meta_utils.cpp:84-88 @6.3; absent in 6.2 and before)."""
     b = dets.boxes.astype(np.float64)
     left = (b[:, 0] - scale.offset_left) / scale.ratio_x
     top = (b[:, 1] - scale.offset_top) / scale.ratio_y
     width = (b[:, 2] - b[:, 0]) / scale.ratio_x
     height = (b[:, 3] - b[:, 1]) / scale.ratio_y
+    if clamp_top_left:
+        top, left = np.maximum(top, 0.0), np.maximum(left, 0.0)
     ok = np.ones(len(dets), bool)
     if attrs is not None:
         for i, c in enumerate(dets.classes):

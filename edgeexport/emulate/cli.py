@@ -19,6 +19,9 @@ def get_args_parser(add_help=True):
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames (0: all)")
     p.add_argument("--fps", type=positive_int, default=15, help="frame rate of the annotated video")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--deepstream-version", metavar="X.Y[.Z]",
+                   help="the nvinfer to emulate where versions differ (6.3+ clamps boxes' left/top at 0; default: "
+                        "the DeepStream installed here, else 6.0.1)")
     g = p.add_argument_group("metadata to a broker, as DeepStream's nvmsgconv + nvmsgbroker send it")
     g.add_argument("--publish", metavar="URL", help="mqtt://HOST:PORT/TOPIC")
     g.add_argument("--payload", default="full", choices=["full", "minimal"],
@@ -45,10 +48,15 @@ def main(args):
             from .publish import Publisher
             publisher = stack.enter_context(Publisher(args.publish, args.payload, args.msg_interval, args.bundle,
                                                       args.input))
-        emu = stack.enter_context(Emulator(args.bundle, args.backend))
+        version = None
+        if args.deepstream_version:
+            from ..device.deepstream.install import parse_version
+            version = parse_version(args.deepstream_version)
+        emu = stack.enter_context(Emulator(args.bundle, args.backend, version))
         video = stack.enter_context(VideoOut(args.out, args.fps)) if args.out else None
         frames_json = _run(args, emu, video, publisher)
-    return _report(args, frames_json, emu.infer_seconds, video, time.perf_counter() - t0, publisher)
+    return _report(args, frames_json, emu.infer_seconds, video, time.perf_counter() - t0, publisher,
+                   emu.cfg.deepstream_version)
 
 
 def _run(args, emu, video, publisher):
@@ -72,15 +80,16 @@ def _run(args, emu, video, publisher):
     return frames_json
 
 
-def _report(args, frames_json, infer_s, video, wall, publisher):
+def _report(args, frames_json, infer_s, video, wall, publisher, deepstream_version):
     n = len(frames_json)
     summary = {"frames": n, "fps_end_to_end": n / wall if wall else 0.0,
                "fps_inference_only": n / infer_s if infer_s else 0.0, "backend": args.backend,
-               "detections": sum(len(f["objects"]) for f in frames_json)}
+               "detections": sum(len(f["objects"]) for f in frames_json),
+               "deepstream_version": ".".join(str(v) for v in deepstream_version)}
     if args.json:
         atomic_write_text(args.json, json.dumps({"summary": summary, "frames": frames_json}, indent=1) + "\n")
-    print("emulated {frames} frames with {backend}: {fps_end_to_end:.1f} FPS end to end, {fps_inference_only:.1f} "
-          "FPS inference only, {detections} detections".format(**summary))
+    print("emulated {frames} frames with {backend} (nvinfer of DeepStream {deepstream_version}): {fps_end_to_end:.1f} "
+          "FPS end to end, {fps_inference_only:.1f} FPS inference only, {detections} detections".format(**summary))
     if args.out:
         print("annotated video: {} ({} frames)".format(args.out, video.frames))
     if publisher is not None:

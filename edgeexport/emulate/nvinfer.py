@@ -41,10 +41,10 @@ def efficient_nms_attributes(onnx_path):
 class Emulator(object):
     """One frame in, the detections DeepStream would attach to it out (frame pixels)."""
 
-    def __init__(self, bundle, backend="onnxruntime"):
+    def __init__(self, bundle, backend="onnxruntime", deepstream_version=None):
         if not os.path.isdir(bundle):
             raise InputFileError("no bundle at {}: expected the folder export.py wrote".format(bundle))
-        self.cfg = NvInferConfig(os.path.join(bundle, "infer_config.txt"))
+        self.cfg = NvInferConfig(os.path.join(bundle, "infer_config.txt"), deepstream_version)
         layout = self.cfg.layout  # a parser that is not edgeexport's is refused before anything loads
         self.parser = load_parser(self.cfg)
         self.plugin_nms = None

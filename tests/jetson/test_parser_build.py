@@ -13,6 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from ..conftest import REPO
 from .conftest import PARSER_DIR
 
 HOST_INCLUDE = os.path.join(PARSER_DIR, "host_include")
@@ -136,3 +137,20 @@ def test_detection_objects_are_value_initialised_for_newer_headers(tmp_path):
     rows = np.array(lines).reshape(-1, 3)
     assert [r[0] for r in rows] == ["0", "1"]  # one detection per class, as the scores say
     assert all(r[2] == "00000000" for r in rows), rows
+
+
+def test_no_build_step_a_user_copies_needs_more_than_jetpack_4_6_has(small_bundle):
+    """JetPack 4.6 has cmake 3.10.2, which knows neither ``-S``/``-B DIR`` (3.13) nor ``--build ... -j`` (3.12): no
+    step in the READMEs, the docs, the bundle's README or the board's files calls cmake at all; the parser is
+    make's, and its Makefile needs GNU make and C++11 only."""
+    texts = {p: open(p).read() for p in [os.path.join(REPO, "README.md"), os.path.join(REPO, "docs", "ARCHITECTURE.md"),
+                                         os.path.join(small_bundle[0], "README.md"),
+                                         os.path.join(REPO, "jetson", "setup.sh"),
+                                         os.path.join(PARSER_DIR, "Makefile")]}
+    for path, text in texts.items():
+        commands = [line for line in text.splitlines() if line.lstrip().startswith(("cmake ", "$ cmake"))
+                    or " cmake -" in line or "&& cmake" in line]
+        assert not commands, (path, commands)
+    makefile = texts[os.path.join(PARSER_DIR, "Makefile")]
+    assert "-std=c++11" in makefile and "$(file " not in makefile  # $(file) is GNU make 4.0+, older boards lack it
+    assert "make -C jetson/parser" in texts[os.path.join(small_bundle[0], "README.md")]

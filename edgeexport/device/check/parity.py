@@ -85,8 +85,9 @@ def read_dump(folder):
 def check_dump(bundle, folder, runner, precision, threshold=None):
     """DeepStream's own outputs (``deepstream_app --dump``: the frames nvinfer received, its raw output tensors)
     against ``runner`` (ONNX Runtime over the bundle's graph) on the same frames, prepared as infer_config.txt
-    says nvinfer prepares them. What differs is what the board does differently: nvinfer's real scaling and colour
-    conversion, and the engine's precision. Returns a ParityReport."""
+    says nvinfer prepares them. What differs is what the board does differently: nvinfer's real scaling, its
+    conversion of the RGBA frames the dump feeds it (not the NV12 of a pipeline without --dump) to RGB/BGR, and the
+    engine's precision. Returns a ParityReport."""
     from ..deepstream.nvinfer_config import NvInferConfig
     meta, settings = bundle.meta, bundle.meta.settings
     cfg = NvInferConfig(bundle.infer_config_path)
@@ -121,7 +122,8 @@ def get_args_parser(add_help=True):
     p.add_argument("--json", help="also write the report here")
     p.add_argument("--dump", metavar="DIR",
                    help="instead: DeepStream's own outputs saved by `deepstream_app --dump DIR N` against ONNX "
-                        "Runtime on the same frames (measures nvinfer's real scaling and colour conversion); "
+                        "Runtime on the same frames (measures nvinfer's real scaling of the RGBA frames the dump "
+                        "feeds it and the engine's precision); "
                         "needs onnxruntime where it runs (or copy DIR to the host)")
     return p
 

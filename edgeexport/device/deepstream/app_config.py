@@ -22,7 +22,7 @@ from ..fileio import atomic_write_text, check_output_file
 from .infer_config import render_groups
 from .install import deepstream_for, has_hardware_encoder
 from .mjpeg_avi import list_images, write_mjpeg_avi
-from .streams import SINK_KINDS, Broker, Sink, Source
+from .streams import BROKER_CONFIG, SINK_KINDS, Broker, Sink, Source, has_credentials, redact
 
 DEFAULT_MUX = (1920, 1080)
 TILED = (1280, 720)
@@ -39,11 +39,13 @@ MSG_FRAME_INTERVAL = 30
 
 
 class AppConfig(object):
-    """A deepstream-app config and the files beside it (tracker and msgconv configs, image-folder AVIs)."""
+    """A deepstream-app config and the files beside it (tracker, msgconv and broker configs, image-folder AVIs).
+    ``private``: the names among them (the config's own name: None) that hold a password and are written for
+    their owner alone."""
 
-    def __init__(self, text, extra_files, notes, run_dir, output_files):
+    def __init__(self, text, extra_files, notes, run_dir, output_files, private=()):
         self.text, self.extra_files, self.notes = text, extra_files, notes
-        self.run_dir, self.output_files = run_dir, output_files
+        self.run_dir, self.output_files, self.private = run_dir, output_files, set(private)
 
 
 def _rel(path, folder):
@@ -124,6 +126,8 @@ def sink_groups(sinks, enc_type, output_dir, notes, msg_interval=MSG_FRAME_INTER
                       # event metadata of its own; gstnvmsgconv.c:585-640 @6.0.1)
                       ("msg-conv-msg2p-new-api", 1), ("msg-conv-frame-interval", msg_interval),
                       ("msg-broker-proto-lib", b.lib), ("msg-broker-conn-str", b.conn_str), ("topic", b.topic)]
+            if b.config_text() is not None:  # the credentials, in the adaptor's own config (owner-only)
+                items.append(("msg-broker-config", BROKER_CONFIG))
             comment = "nvmsgconv + nvmsgbroker: {} payload to {}://{}:{}/{}".format(payload, b.scheme, b.host,
                                                                                      b.port, b.topic)
         groups.append((name, items, comment))
@@ -163,12 +167,13 @@ def iou_tracker_yaml(ds):
 def msgconv_config_text(sources):
     """nvmsgconv's config: a [sensorN], [placeN] and [analyticsN] group per source id (deepstream_schema.cpp
     reads groups by these prefixes and ids, and logs "No entry for ..." on every message for a missing one:
-    dsmeta_payload.cpp:52-60 @6.0.1)."""
+    dsmeta_payload.cpp:52-60 @6.0.1). The sensor's description is the source without its credentials: nvmsgconv
+    copies it into every full-payload message (dsmeta_payload.cpp:156 @6.0.1)."""
     groups = []
     for i, s in enumerate(sources):
         groups += [
             ("sensor{}".format(i), [("enable", 1), ("type", "Camera"), ("id", "source{}".format(i)),
-                                    ("location", "0;0;0"), ("description", s.text.replace("\n", " ")),
+                                    ("location", "0;0;0"), ("description", redact(s.text).replace("\n", " ")),
                                     ("coordinate", "0;0;0")], None),
             ("place{}".format(i), [("enable", 1), ("id", i), ("type", "camera"), ("name", "source{}".format(i)),
                                    ("location", "0;0;0"), ("coordinate", "0;0;0"), ("place-sub-field1", ""),
@@ -251,9 +256,17 @@ def app_config(meta, bundle_dir, sources, sinks, folder, tracker="none", ds=None
         groups.append(group)
         extra.update(files)
     groups.append(("tests", [("file-loop", 0)], None))
-    if any(s.kind == "msgbroker" for s in sinks):
+    private = set()
+    brokers = [s.broker for s in sinks if s.kind == "msgbroker"]
+    if brokers:
         extra["msgconv_config.txt"] = msgconv_config_text(sources)
-    return AppConfig(render_groups(groups), extra, notes, folder, outputs)
+        if brokers[0].config_text() is not None:
+            extra[BROKER_CONFIG] = brokers[0].config_text()
+            private.add(BROKER_CONFIG)
+    if any(has_credentials(s.text) for s in sources) or any(b.secret_in_conn_str for b in brokers):
+        private.add(None)  # the config itself holds a camera's or the broker's password
+        notes.append("the config holds a password: written readable by its owner alone")
+    return AppConfig(render_groups(groups), extra, notes, folder, outputs, private)
 
 
 def prepare_sources(texts, folder, base_dir="."):
@@ -310,6 +323,10 @@ def sinks_from_args(args):
                               port=args.rtsp_port if kind == "rtsp" else None))
     if args.broker and not any(s.kind == "msgbroker" for s in sinks):
         raise UsageError("--broker is given but no --sink msgbroker")
+    if sum(s.kind == "msgbroker" for s in sinks) > 1:
+        # deepstream-app links only the first broker sink, to the tee after nvinfer and the tracker: one analytics
+        # path feeds one broker (add_and_link_broker_sink, deepstream_app.c:635-675 @6.0.1)
+        raise UsageError("one --sink msgbroker at most: deepstream-app sends the one analytics stream to one broker")
     return sinks
 
 
@@ -342,8 +359,8 @@ def main(args):
                 os.unlink(path)
         raise
     for name, text in sorted(cfg.extra_files.items()):
-        atomic_write_text(os.path.join(folder, name), text)
-    atomic_write_text(out, cfg.text)
+        atomic_write_text(os.path.join(folder, name), text, private=name in cfg.private)
+    atomic_write_text(out, cfg.text, private=None in cfg.private)
     for s in sources:
         print("source: {}".format(s.describe()))
     for line in cfg.notes:

@@ -62,19 +62,24 @@ def minimal_message(frame_num, sensor_id, objects, ts=None):
 
 def full_message(obj, sensor, place, analytics, ts=None):
     """``sensor``/``place``/``analytics``: the msgconv config's entries for the frame's source (dicts as
-    ``config_entries`` returns them)."""
+    ``config_entries`` returns them); one without an entry is null, as json-glib writes the NULL object
+    generate_*_object returns then (dsmeta_payload.cpp:52-60, 124-131, 183-190, 339-346 @6.0.1; json-glib
+    json-object.c json_object_set_object_member: a NULL value becomes a null member)."""
     left, top = obj.left, obj.top
     return {
         "messageid": str(uuid.uuid4()), "mdsversion": "1.0", "@timestamp": ts or timestamp(),
-        "place": {"id": place["id"], "name": place["name"], "type": place["type"],
-                  "location": dict(zip(("lat", "lon", "alt"), place["location"])),
-                  "place-sub-field": {"id": place["sub"][0], "name": place["sub"][1], "level": place["sub"][2],
-                                      "coordinate": dict(zip("xyz", place["coordinate"]))}},
-        "sensor": {"id": sensor["id"], "type": sensor["type"], "description": sensor["description"],
-                   "location": dict(zip(("lat", "lon", "alt"), sensor["location"])),
-                   "coordinate": dict(zip("xyz", sensor["coordinate"]))},
-        "analyticsModule": {"id": analytics["id"], "description": analytics["description"],
-                            "source": analytics["source"], "version": analytics["version"]},
+        "place": None if place is None else {
+            "id": place["id"], "name": place["name"], "type": place["type"],
+            "location": dict(zip(("lat", "lon", "alt"), place["location"])),
+            "place-sub-field": {"id": place["sub"][0], "name": place["sub"][1], "level": place["sub"][2],
+                                "coordinate": dict(zip("xyz", place["coordinate"]))}},
+        "sensor": None if sensor is None else {
+            "id": sensor["id"], "type": sensor["type"], "description": sensor["description"],
+            "location": dict(zip(("lat", "lon", "alt"), sensor["location"])),
+            "coordinate": dict(zip("xyz", sensor["coordinate"]))},
+        "analyticsModule": None if analytics is None else {
+            "id": analytics["id"], "description": analytics["description"], "source": analytics["source"],
+            "version": analytics["version"]},
         "object": {"id": str(obj.object_id), "speed": 0.0, "direction": 0.0, "orientation": 0.0,
                    obj.label: {"confidence": obj.confidence},
                    "bbox": {"topleftx": int(left), "toplefty": int(top), "bottomrightx": int(left + obj.width),
@@ -86,19 +91,27 @@ def full_message(obj, sensor, place, analytics, ts=None):
 
 
 def config_entries(kf, source_id):
-    """The [sensorN], [placeN], [analyticsN] entries of a loaded msgconv config (a KeyFile) for source N."""
+    """The [sensorN], [placeN], [analyticsN] entries of a loaded msgconv config (a KeyFile) for source N, each None
+    where nvmsgconv keeps none: a group it skips is one whose ``enable`` is false or missing (g_key_file_get_boolean
+    fails on a missing key: deepstream_schema.cpp:72-76, 173-177, 288-292 @6.0.1), or that is not there."""
     def get(group, key, kind="string", default=""):
-        if group not in kf.groups() or key not in kf.keys(group):
+        if key not in kf.keys(group):
             return default
         return kf.double_list(group, key) if kind == "list" else kf.string(group, key)
+
+    def enabled(group):
+        return group in kf.groups() and "enable" in kf.keys(group) and kf.boolean(group, "enable")
     s, p, a = "sensor{}".format(source_id), "place{}".format(source_id), "analytics{}".format(source_id)
-    return ({"id": get(s, "id"), "type": get(s, "type"), "description": get(s, "description"),
-             "location": get(s, "location", "list", [0.0] * 3), "coordinate": get(s, "coordinate", "list", [0.0] * 3)},
-            {"id": get(p, "id"), "name": get(p, "name"), "type": get(p, "type"),
+    sensor = {"id": get(s, "id"), "type": get(s, "type"), "description": get(s, "description"),
+              "location": get(s, "location", "list", [0.0] * 3),
+              "coordinate": get(s, "coordinate", "list", [0.0] * 3)} if enabled(s) else None
+    place = {"id": get(p, "id"), "name": get(p, "name"), "type": get(p, "type"),
              "location": get(p, "location", "list", [0.0] * 3), "coordinate": get(p, "coordinate", "list", [0.0] * 3),
-             "sub": [get(p, "place-sub-field1"), get(p, "place-sub-field2"), get(p, "place-sub-field3")]},
-            {"id": get(a, "id"), "description": get(a, "description"), "source": get(a, "source"),
-             "version": get(a, "version")})
+             "sub": [get(p, "place-sub-field1"), get(p, "place-sub-field2"), get(p, "place-sub-field3")]} \
+        if enabled(p) else None
+    analytics = {"id": get(a, "id"), "description": get(a, "description"), "source": get(a, "source"),
+                 "version": get(a, "version")} if enabled(a) else None
+    return sensor, place, analytics
 
 
 def frame_messages(frame_num, objects, payload, entries, interval):
@@ -106,6 +119,6 @@ def frame_messages(frame_num, objects, payload, entries, interval):
     if not sends(frame_num, interval):
         return []
     sensor, place, analytics = entries
-    if payload == "minimal":
-        return [json.dumps(minimal_message(frame_num, sensor["id"] or "0", objects))]
+    if payload == "minimal":  # sensorId "0" where the sensor has no entry (dsmeta_payload.cpp:460-467 @6.0.1)
+        return [json.dumps(minimal_message(frame_num, sensor["id"] if sensor else "0", objects))]
     return [json.dumps(full_message(o, sensor, place, analytics)) for o in objects]

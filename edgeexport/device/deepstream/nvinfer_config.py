@@ -9,6 +9,7 @@ import os
 
 from ..errors import ConfigError, InputFileError
 from ..keyfile import KeyFile
+from ..naming import read_nvinfer_labels
 from ..postprocess import CLUSTER_NMS, CLUSTER_NONE, ClassAttrs, cluster, parse_outputs, to_frame
 from ..preprocess import DEFAULT_SCALING_FILTER, SCALING_FILTERS, network_input_from_8bit, scale_frame
 from .infer_config import PARSER_FUNCTIONS
@@ -16,6 +17,7 @@ from .infer_config import PARSER_FUNCTIONS
 PROPERTY = "property"
 CLASS_ATTRS = "class-attrs-"
 COLOR_FORMATS = {0: "rgb", 1: "bgr"}  # model-color-format; 2 (GRAY) is not an SSDLite input
+DEFAULT_EMULATED = (6, 0, 1)  # the DeepStream of JetPack 4.6, where no DeepStream is installed to ask
 
 
 def read_class_attrs(kf, num_classes, path):
@@ -60,10 +62,16 @@ def _apply(kf, group, attrs, path):
 
 
 class NvInferConfig(object):
-    """The parts of an nvinfer config that decide what reaches the network and what comes out of it."""
+    """The parts of an nvinfer config that decide what reaches the network and what comes out of it, as the
+    nvinfer of ``deepstream_version`` (a tuple; default: the DeepStream installed here, else 6.0.1, JetPack 4.6's)
+    applies them where versions differ."""
 
-    def __init__(self, path):
+    def __init__(self, path, deepstream_version=None):
         self.path, self.folder = path, os.path.dirname(os.path.abspath(path))
+        if deepstream_version is None:
+            from .install import detect_install
+            deepstream_version = detect_install()[1] or DEFAULT_EMULATED
+        self.deepstream_version = tuple(deepstream_version)
         kf = KeyFile(path)
         if PROPERTY not in kf.groups():
             raise ConfigError("{} has no [property] group (nvinfer requires it)".format(path))
@@ -109,9 +117,8 @@ class NvInferConfig(object):
                 path, self.cluster_mode, CLUSTER_NMS, CLUSTER_NONE))
         self.class_attrs = read_class_attrs(kf, self.num_classes, path)
         try:
-            with open(self.labels_file) as f:
-                self.labels = [line.strip() for line in f if line.strip()]
-        except Exception as e:  # by design: whatever cannot be read as text is not a labels file
+            self.labels = read_nvinfer_labels(self.labels_file)
+        except Exception as e:  # by design: whatever cannot be read is not a labels file
             raise InputFileError("cannot read labelfile-path {} of {}: {}".format(
                 self.labels_file, path, getattr(e, "strerror", None) or e))
         if len(self.labels) < self.num_classes:
@@ -147,4 +154,5 @@ class NvInferConfig(object):
                                 thresholds, self.num_classes)
         else:
             cand = parse_outputs(self.layout, outputs, self.net_w, self.net_h, thresholds, self.num_classes)
-        return to_frame(cluster(cand, attrs, self.cluster_mode), scale, attrs)
+        return to_frame(cluster(cand, attrs, self.cluster_mode), scale, attrs,
+                        clamp_top_left=self.deepstream_version[:2] >= (6, 3))

@@ -36,6 +36,7 @@ from .app_config import (PAYLOAD_TYPES, RTSP_MOUNT, TILED, add_stream_arguments,
                          mux_size, prepare_sources, sinks_from_args)
 from .install import deepstream_for, has_hardware_encoder
 from .mjpeg_avi import read_frame_list
+from .streams import BROKER_CONFIG
 
 NVMM_CAPS = "video/x-raw(memory:NVMM)"
 NVBUF_MEM_CUDA_UNIFIED = 3  # NvBufSurfaceMemType: on dGPU, frames the CPU can map (get_nvds_buf_surface)
@@ -175,13 +176,18 @@ class App(object):
             source.set_property("latency", 200)
 
     # --- sinks --------------------------------------------------------------------------------------------------
-    def _encoder(self, j):
+    def _encoder(self, j, stream=False):
+        """nvvideoconvert, caps, and the H.264 encoder. ``stream``: for RTSP, where a client may join at any time:
+        the Jetson's hardware encoder repeats SPS/PPS before every IDR frame, as deepstream-app's RTSP sink sets
+        it on integrated GPUs (insert-sps-pps=1, deepstream_sink_bin.c:604-607 @6.0.1, :645 @6.3)."""
         el = self.el
         hw = self.args.encoder == "hw" or (self.args.encoder == "auto" and has_hardware_encoder() is not False and
                                            el.available("nvv4l2h264enc"))
         if hw:
             enc = el.make("nvv4l2h264enc", "sink-enc-{}".format(j), bitrate=4000000)
             set_if_present(enc, "bufapi-version", True)  # deepstream_sink_bin.c:364-366 @6.0.1 (Jetson)
+            if stream and self.jetson:
+                set_if_present(enc, "insert-sps-pps", True)
             return [el.make("nvvideoconvert", "sink-conv-{}".format(j)),
                     el.make("capsfilter", "sink-caps-{}".format(j), caps=el.caps(NVMM_CAPS + ", format=I420")), enc]
         # x264enc takes kbit/s (deepstream_sink_bin.c:376 @6.0.1) and system memory
@@ -208,7 +214,12 @@ class App(object):
         if sink.kind == "rtsp":
             udp_port = 5400 + j
             self._rtsp_server(sink.port, udp_port)
-            return [queue] + self._encoder(j) + [
+            # encoder -> h264parse -> payloader, as deepstream-app's RTSP sink bin; the parser sends SPS/PPS with
+            # every IDR frame (config-interval=-1, which deepstream-app sets on h264parse from 6.2:
+            # deepstream_sink_bin.c:591-592 @6.2, only on h265parse before), so late clients can decode
+            parse = el.make("h264parse", "sink-parse-{}".format(j))
+            set_if_present(parse, "config-interval", -1)
+            return [queue] + self._encoder(j, stream=True) + [parse,
                 el.make("rtph264pay", "sink-pay-{}".format(j)),
                 el.make("udpsink", "sink-{}".format(j), host="224.224.255.255", port=udp_port, sync=True,
                         **{"async": False})]
@@ -219,8 +230,12 @@ class App(object):
         conv = el.make("nvmsgconv", "sink-msgconv-{}".format(j), config=conf,
                        payload_type=PAYLOAD_TYPES[self.args.payload], frame_interval=self.args.msg_interval,
                        msg2p_newapi=True)
+        extra = {}
+        if b.config_text() is not None:  # credentials: the adaptor's own config, readable by this user alone
+            extra["config"] = os.path.join(self.workdir, BROKER_CONFIG)
+            atomic_write_text(extra["config"], b.config_text(), private=True)
         return [queue, conv, el.make("nvmsgbroker", "sink-{}".format(j), proto_lib=b.lib, conn_str=b.conn_str,
-                                     topic=b.topic, sync=False)]
+                                     topic=b.topic, sync=False, **extra)]
 
     def _rtsp_server(self, rtsp_port, udp_port):
         import gi
@@ -273,6 +288,13 @@ class App(object):
                                  ll_lib_file=self.ds.tracker_lib, ll_config_file=config, gpu_id=args.gpu_id,
                                  display_tracking_id=True))
         analytics_out = chain[-1]
+        analytics_tee = None
+        if any(s.kind == "msgbroker" for s in self.sinks):
+            # the broker takes the analytics before the tiler, which would move every box into its tile: a tee
+            # after nvinfer and the tracker, as deepstream-app links its broker sink (add_and_link_broker_sink,
+            # deepstream_app.c:635-675 @6.0.1)
+            analytics_tee = el.make("tee", "analytics-tee")
+            chain.append(analytics_tee)
         if n > 1:
             cols = int(np.ceil(np.sqrt(n)))
             chain.append(el.make("nvmultistreamtiler", "tiler", rows=int(np.ceil(n / float(cols))), columns=cols,
@@ -287,7 +309,8 @@ class App(object):
             for e in elements:
                 pipeline.add(e)
             link_chain(elements)
-            if request_pad(tee, "src_%u").link(elements[0].get_static_pad("sink")) != Gst.PadLinkReturn.OK:
+            branch = analytics_tee if sink.kind == "msgbroker" else tee
+            if request_pad(branch, "src_%u").link(elements[0].get_static_pad("sink")) != Gst.PadLinkReturn.OK:
                 raise BackendUnavailableError("cannot link the tee to sink {}".format(sink.kind))
         # boxes are read before the tiler, which moves them into its tiles
         analytics_out.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.on_buffer)
@@ -343,6 +366,11 @@ class App(object):
         pyds, sid = self.pyds, frame.source_id
         stem = os.path.join(self.dump_dir, "source{}_frame{:06d}".format(sid, frame.frame_num))
         image = np.array(pyds.get_nvds_buf_surface(hash(buf), frame.batch_id), copy=True, order="C")
+        if self.jetson and hasattr(pyds, "unmap_nvds_buf_surface"):
+            # "For Jetson, a matching call to unmap_nvds_buf_surface must be made" (pyds 1.1.8 / DeepStream 6.3
+            # bindings docs, get_nvds_buf_surface; the call came with deepstream_python_apps v1.1.5): the frame
+            # is copied above, so the mapping can go at once
+            pyds.unmap_nvds_buf_surface(hash(buf), frame.batch_id)
         tensors, l_user = {}, frame.frame_user_meta_list
         while l_user is not None:
             user = pyds.NvDsUserMeta.cast(l_user.data)

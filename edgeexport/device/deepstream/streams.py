@@ -77,12 +77,13 @@ class Source(object):
         return cls("file", text, uri="file://" + path, path=path, size=video_file_size(path))
 
     def describe(self):
+        """The source for a log line or a config comment: its kind, its text without credentials, its mode."""
         extra = ""
         if self.mode:
             extra = " {}x{}@{}".format(*self.mode)
         elif self.size:
             extra = " {}x{}".format(*self.size)
-        return "{} {}{}".format(self.kind, self.text, extra)
+        return "{} {}{}".format(self.kind, redact(self.text), extra)
 
 
 def _mp4_boxes(f, end):
@@ -150,7 +151,21 @@ def video_file_size(path):
     return None
 
 
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def has_credentials(text):
+    """Whether ``text`` holds a URI with user information (``rtsp://user:password@camera/...``)."""
+    return bool(_USERINFO.search(text or ""))
+
+
+def redact(text):
+    """``text`` with the user information of every URI in it removed: what may go into a message or a log."""
+    return _USERINFO.sub(r"\1", text or "")
+
+
 SINK_KINDS = ("display", "file", "rtsp", "fake", "msgbroker")
+BROKER_CONFIG = "msgbroker_config.txt"  # the protocol adaptor's own config (msg-broker-config), owner-only
 BROKER_SCHEMES = ("mqtt", "kafka", "amqp")
 
 
@@ -179,10 +194,37 @@ class Broker(object):
 
     @property
     def conn_str(self):
+        """nvmsgbroker's conn-str. Kafka's is "host;port[;topic]": its adaptor refuses more than two ';'
+        (is_valid_kafka_connection_str, nvds_kafka_proto.cpp:278-300 @6.0.1), so credentials go in its proto-cfg;
+        MQTT's adaptor takes them from its config's username/password (mqtt_protocol_adaptor README and
+        cfg_mqtt.txt @6.3); AMQP's conn-str is "host;port;username;password" (amqp_protocol_adaptor README
+        @6.0.1), the one that carries them (the config holding it is then written owner-only)."""
         parts = [self.host, str(self.port)]
-        if self.scheme == "amqp" or self.user:
+        if self.scheme == "amqp":
             parts += [self.user or "guest", self.password or "guest"]
         return ";".join(parts)
+
+    @property
+    def secret_in_conn_str(self):
+        return self.scheme == "amqp" and bool(self.user or self.password)
+
+    def config_text(self):
+        """The adaptor's config file (nvmsgbroker's ``config``, deepstream-app's ``msg-broker-config``) holding
+        the credentials, or None when there are none to hold there. Kafka: SASL/PLAIN over TLS in proto-cfg, as
+        DeepStream's Security_Setup.md:375-380 (kafka_protocol_adaptor @6.0.1) sets it; proto-cfg is split at
+        ';' and '=' (nvds_kafka_parse_proto_cfg, :54-90), which a credential may therefore not hold."""
+        if any(c in value for value in (self.user, self.password) for c in "\r\n"):
+            raise UsageError("a broker user name or password may not hold a line break")
+        if not (self.user or self.password) or self.scheme == "amqp":
+            return None
+        if self.scheme == "kafka":
+            for value in (self.user, self.password):
+                if any(c in value for c in ';="\n'):
+                    raise UsageError("a Kafka user name or password may not hold ';', '=', '\"' or a newline: the "
+                                     "adaptor's proto-cfg splits on them")
+            return ('[message-broker]\nproto-cfg = "security.protocol=sasl_ssl;sasl.mechanism=PLAIN;'
+                    'sasl.username={};sasl.password={}"\n').format(self.user, self.password)
+        return "[message-broker]\nusername = {}\npassword = {}\n".format(self.user, self.password)
 
 
 class Sink(object):

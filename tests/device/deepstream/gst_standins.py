@@ -35,6 +35,7 @@ class StandInElements(object):
     def __init__(self, Gst):
         self.Gst = Gst
         self.records = {}
+        self.made = {}
         self.asked_caps = {}  # the caps the app asked for, by the stood-in caps' text
 
     def make(self, factory, name, **props):
@@ -42,6 +43,7 @@ class StandInElements(object):
         element = self.Gst.ElementFactory.make(real, name)
         assert element is not None, "no GStreamer element {} here".format(real)
         self.records[name] = {"factory": factory, "props": {}}
+        self.made[name] = element
         for key, value in props.items():
             key = key.replace("_", "-")
             if isinstance(value, self.Gst.Caps):
@@ -54,6 +56,15 @@ class StandInElements(object):
         if real == "x264enc" and factory != real:
             element.set_property("speed-preset", "ultrafast")
         return element
+
+    def links(self):
+        """Each element made -> the elements its src pads feed (request pads included)."""
+        def owner(obj):  # a ghost pad's proxy belongs to the ghost pad, which belongs to its bin
+            while obj is not None and not isinstance(obj, self.Gst.Element):
+                obj = obj.get_parent()
+            return obj.get_name() if obj is not None else "?"
+        return {name: sorted(owner(pad.get_peer()) for pad in element.srcpads if pad.get_peer() is not None)
+                for name, element in self.made.items()}
 
     def caps(self, text):
         caps = self.Gst.Caps.from_string(text.replace("(memory:NVMM)", ""))
@@ -158,6 +169,7 @@ class FakePyds(object):
         self._n, self._size, self._outputs, self._labels = n_sources, frame_size, outputs, labels
         self._batches = 0
         self.used = set()
+        self.mapped = []  # (buffer, batch id) of frames mapped by get_nvds_buf_surface and not unmapped
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -193,7 +205,11 @@ class FakePyds(object):
                                     source_frame_width=w, source_frame_height=h))
         return self._obj("NvDsBatchMeta", frame_meta_list=glist(frames), num_frames_in_batch=len(frames))
 
+    def _unmap_nvds_buf_surface(self, buffer_hash, batch_id):
+        self.mapped.remove((buffer_hash, batch_id))  # ValueError: not mapped
+
     def _get_nvds_buf_surface(self, buffer_hash, batch_id):
+        self.mapped.append((buffer_hash, batch_id))
         w, h = self._size
         img = np.zeros((h, w, 4), np.uint8)
         img[..., 0] = batch_id * 40
@@ -226,8 +242,12 @@ def main(argv):
     p = argparse.ArgumentParser()
     p.add_argument("--stubs", required=True)
     p.add_argument("--record")
+    p.add_argument("--machine", help="what platform.machine() says (aarch64: the app takes itself for a Jetson)")
     p.add_argument("app_args", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
+    if args.machine:
+        import platform
+        platform.machine = lambda: args.machine
     app_args = args.app_args[1:] if args.app_args[:1] == ["--"] else args.app_args
     import gi
     gi.require_version("Gst", "1.0")
@@ -247,13 +267,24 @@ def main(argv):
     pyds = FakePyds(args.stubs, len(sources), mux_size(sources, parsed.mux_size), fake_outputs(bundle.meta),
                     bundle.labels)
 
+    built = {}
+    app_build = deepstream_app.App.build
+
+    def build(self):  # the links as built, before the app tears the pipeline down
+        pipeline = app_build(self)
+        built["links"] = elements.links()
+        return pipeline
+
+    deepstream_app.App.build = build
+
     def run(a):
         try:
             return deepstream_app.main(a, Gst, GLib, pyds, elements)
         finally:
             if args.record:
                 with open(args.record, "w") as f:
-                    json.dump({"elements": elements.records, "pyds": sorted(pyds.used)}, f, indent=1)
+                    json.dump({"elements": elements.records, "links": built.get("links"), "pyds": sorted(pyds.used),
+                               "still_mapped": len(pyds.mapped)}, f, indent=1)
 
     run_cli(deepstream_app.get_args_parser, run, app_args)
 

@@ -244,3 +244,79 @@ def test_bad_input_is_one_line_and_writes_nothing(small_bundle, tmp_path, clip, 
     r = run_cli(["-m", "edgeexport.deepstream_config", small_bundle[0]] + args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr and os.listdir(str(out)) == []
+
+
+def test_credentials_reach_no_message_and_sit_where_each_adaptor_reads_them(small_bundle, tmp_path):
+    """nvmsgconv copies a sensor's description into every full-payload message (dsmeta_payload.cpp:156 @6.0.1):
+    the camera's password never reaches msgconv's config. Kafka's conn-str is host;port[;topic] (more ';' are
+    refused, nvds_kafka_proto.cpp:278-300): its SASL credentials go in the adaptor's own proto-cfg, MQTT's in its
+    config's username/password; those files and a config holding a camera's password are owner-only."""
+    bundle = str(tmp_path / "bundle")
+    shutil.copytree(small_bundle[0], bundle)
+    camera = "rtsp://admin:s3cret@cam1.local:554/stream"
+    for broker, conn, broker_cfg in (
+            ("kafka://dsuser:k4fka@broker.local:9093/dets", "broker.local;9093",
+             # quoted, as cfg_kafka.txt writes it: the adaptor strips the quotes (strip_quote, :116-118)
+             ("proto-cfg", '"security.protocol=sasl_ssl;sasl.mechanism=PLAIN;sasl.username=dsuser;'
+                           'sasl.password=k4fka"')),
+            ("mqtt://mq:m0squ@broker.local:1883/dets", "broker.local;1883", ("password", "m0squ"))):
+        out = tmp_path / broker.split(":")[0]
+        out.mkdir()
+        r = run_cli(["-m", "edgeexport.deepstream_config", bundle, "--source", camera, "--sink", "msgbroker",
+                     "--broker", broker, "--deepstream-version", "6.3", "--out", str(out / "app.txt")])
+        assert r.returncode == 0, r.stderr
+        msgconv = (out / "msgconv_config.txt").read_text()
+        assert "s3cret" not in msgconv and "admin" not in msgconv
+        assert keyfile.KeyFile(str(out / "msgconv_config.txt")).string("sensor0", "description") == \
+            "rtsp://cam1.local:554/stream"
+        kf = keyfile.KeyFile(str(out / "app.txt"))
+        assert kf.string("sink0", "msg-broker-conn-str") == conn and conn.count(";") <= 2
+        assert kf.string("sink0", "msg-broker-config") == "msgbroker_config.txt"
+        assert "k4fka" not in (out / "app.txt").read_text() and "m0squ" not in (out / "app.txt").read_text()
+        assert keyfile.KeyFile(str(out / "msgbroker_config.txt")).string("message-broker", broker_cfg[0]) == \
+            broker_cfg[1]
+        for name in ("msgbroker_config.txt", "app.txt"):  # the config holds the camera's password itself
+            assert os.stat(str(out / name)).st_mode & 0o077 == 0, name
+        assert os.stat(str(out / "msgconv_config.txt")).st_mode & 0o077 != 0  # no secret: as any file
+    # a source without credentials, a broker without them: nothing is private, no broker config
+    out = tmp_path / "plain"
+    out.mkdir()
+    assert run_cli(["-m", "edgeexport.deepstream_config", bundle, "--source", "rtsp://cam1.local/stream", "--sink",
+                    "msgbroker", "--broker", "kafka://broker.local:9092/dets", "--deepstream-version", "6.3",
+                    "--out", str(out / "app.txt")]).returncode == 0
+    assert sorted(os.listdir(str(out))) == ["app.txt", "msgconv_config.txt"]
+    assert os.stat(str(out / "app.txt")).st_mode & 0o044 == 0o044
+
+
+def test_the_emulators_messages_carry_no_credentials():
+    """emulate --publish builds its entries from the same msgconv config text (emulate/publish.py)."""
+    from edgeexport.device.deepstream.msgconv import config_entries, frame_messages
+    from edgeexport.device.deepstream.streams import redact
+    kf = keyfile.KeyFile(text=msgconv_config_text([Source("rtsp", "rtsp://u:pw@cam/x", uri="rtsp://u:pw@cam/x")]))
+
+    class Obj(object):
+        left, top, width, height, object_id, label, confidence = 1.0, 2.0, 3.0, 4.0, 7, "cat", 0.9
+    messages = frame_messages(0, [Obj()], "full", config_entries(kf, 0), 1)
+    assert messages and all("pw" not in m and "u:" not in m for m in messages)
+    assert redact("see rtsp://a:b@h/x and kafka://c@h:1/t") == "see rtsp://h/x and kafka://h:1/t"
+
+
+def test_one_message_broker_sink_at_most(tmp_path, clip):
+    from edgeexport.device.deepstream.app_config import get_args_parser, sinks_from_args
+    args = get_args_parser().parse_args(["b", "--sink", "msgbroker", "--sink", "msgbroker", "--broker",
+                                         "kafka://h:9092/t"])
+    with pytest.raises(UsageError, match="one --sink msgbroker at most"):
+        sinks_from_args(args)
+
+
+def test_logs_and_comments_name_a_camera_without_its_password(small_bundle, tmp_path):
+    out = tmp_path / "cfg"
+    out.mkdir()
+    r = run_cli(["-m", "edgeexport.deepstream_config", small_bundle[0], "--source", "rtsp://admin:s3cret@cam/s",
+                 "--sink", "fake", "--out", str(out / "app.txt")])
+    assert r.returncode == 0, r.stderr
+    assert "s3cret" not in r.stdout and "source: rtsp rtsp://cam/s" in r.stdout
+    text = (out / "app.txt").read_text()
+    # the uri itself keeps them (deepstream-app must log in); the comment above it does not
+    assert text.count("s3cret") == 1 and "uri=rtsp://admin:s3cret@cam/s" in text
+    assert os.stat(str(out / "app.txt")).st_mode & 0o077 == 0

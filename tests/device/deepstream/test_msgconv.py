@@ -40,3 +40,19 @@ def test_only_every_nth_frame_sends():
 
 def test_timestamp_is_rfc3339_milliseconds_utc():
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", timestamp())
+
+
+def test_a_group_nvmsgconv_skips_is_null_in_the_message():
+    """enable=0, or no enable key (g_key_file_get_boolean fails): deepstream_schema.cpp skips the group
+    (:72-76, 173-177, 288-292 @6.0.1), generate_*_object returns NULL, json-glib writes null; minimal: sensorId
+    "0" (dsmeta_payload.cpp:460-467)."""
+    kf = keyfile.KeyFile(text="[sensor0]\nenable=0\nid=cam\n\n[place0]\nid=1\n\n[analytics0]\nenable=1\nid=det\n")
+    sensor, place, analytics = config_entries(kf, 0)
+    assert sensor is None and place is None and analytics["id"] == "det"
+
+    class Obj(object):
+        left, top, width, height, object_id, label, confidence = 1.0, 2.0, 3.0, 4.0, 7, "cat", 0.9
+    full = json.loads(frame_messages(0, [Obj()], "full", (sensor, place, analytics), 1)[0])
+    assert full["sensor"] is None and full["place"] is None and full["analyticsModule"]["id"] == "det"
+    minimal = json.loads(frame_messages(0, [Obj()], "minimal", (sensor, place, analytics), 1)[0])
+    assert minimal["sensorId"] == "0"

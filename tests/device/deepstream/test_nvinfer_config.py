@@ -97,3 +97,33 @@ def test_detections_follow_the_configs_clustering_and_class_attributes(tmp_path)
         out, scale).classes.tolist()) == [0, 0, 1]
     strict = _config(tmp_path, BASE + "[class-attrs-1]\npre-cluster-threshold=0.6\n")
     assert strict.detections(out, scale).classes.tolist() == [0]
+
+
+def test_the_deprecated_threshold_key_is_the_pre_cluster_threshold_and_the_later_key_wins(tmp_path):
+    """gstnvinfer_property_parser.cpp:97-108 @6.0.1: 'threshold' sets preClusterThreshold, in file order."""
+    c = _config(tmp_path, BASE + "[class-attrs-all]\nthreshold=0.7\n\n[class-attrs-2]\npre-cluster-threshold=0.1\n"
+                "threshold=0.45\n")
+    assert [float(a.pre) for a in c.class_attrs] == pytest.approx([0.7, 0.7, 0.45])
+
+
+def test_labels_are_read_as_nvinfer_reads_them(tmp_path):
+    """Split at '\\n' only, only empty lines skipped, the first ';' field (nvdsinfer_context_impl.cpp:470-500,
+    output_parsing.cpp:291-293 @6.0.1): spaces and a '\\r' are part of a label, as nvinfer would attach them."""
+    p = tmp_path / "infer_config.txt"
+    p.write_text(BASE)
+    (tmp_path / "labels.txt").write_bytes(b"cat \n\n  \ndog;canine\r\n")
+    assert NvInferConfig(str(p)).labels == ["cat ", "  ", "dog"]
+
+
+@pytest.mark.parametrize("version, left", [((6, 2), -40.0), ((6, 3), 0.0)])
+def test_from_6_3_nvinfer_clamps_left_and_top_at_zero_keeping_width_and_height(tmp_path, version, left):
+    """gstnvinfer_meta_utils.cpp:84-88 @6.3 (absent in 6.2): top and left below 0 become 0, the size stays."""
+    import numpy as np
+    from edgeexport.device.postprocess import FrameScale
+    c = NvInferConfig(str(_config(tmp_path, BASE).path), deepstream_version=version)
+    scores = np.zeros((2, 3), np.float32)
+    scores[0, 1] = 0.9
+    boxes = np.array([[-0.05, 0.5, 0.2, 0.8], [0, 0, 0, 0]], np.float32)  # normalised; 320 px network
+    dets = c.detections({"boxes": boxes, "scores": scores}, FrameScale.stretch(320, 320, 800, 600))
+    (x1, y1, x2, y2), = dets.boxes
+    assert x1 == pytest.approx(left) and x2 - x1 == pytest.approx(0.25 * 800)

@@ -36,10 +36,13 @@ needs_stubs = pytest.mark.skipif(not all(os.path.isdir(p) for p in STUBS.values(
                                  reason="pyds-stubs not installed (scripts/setup.sh)")
 
 
-def run_app(args, stubs="1.1.1", record=None, timeout=300):
-    cmd = [SYSTEM_PYTHON, os.path.join(REPO, "tests", "device", "deepstream", "gst_standins.py"), "--stubs", STUBS[stubs]]
+def run_app(args, stubs="1.1.1", record=None, timeout=300, machine=None):
+    cmd = [SYSTEM_PYTHON, os.path.join(REPO, "tests", "device", "deepstream", "gst_standins.py"), "--stubs",
+           STUBS[stubs]]
     if record:
         cmd += ["--record", record]
+    if machine:
+        cmd += ["--machine", machine]
     env = dict(os.environ, PYTHONPATH=REPO)
     return subprocess.run(cmd + ["--"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, env=env, cwd=REPO)
@@ -69,7 +72,11 @@ def test_every_pyds_name_the_app_uses_is_in_the_bindings(version):
     tree = ast.parse(open(APP).read())
     used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
             and n.value.id == "pyds"}
-    assert used and used <= api["module"], used - api["module"]
+    # a name used only behind hasattr(pyds, "name") may be missing from older bindings, never from the newest
+    guarded = {n.args[1].value for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") ==
+               "hasattr" and getattr(n.args[0], "id", "") == "pyds"}
+    assert used and used - guarded <= api["module"], used - guarded - api["module"]
+    assert guarded <= stub_api(STUBS[max(STUBS)])["module"], guarded
     for cls, attr in (("NvDsMetaType", "NVDSINFER_TENSOR_OUTPUT_META"), ("NvDsFrameMeta", "cast")):
         assert attr in api["classes"][cls]
 
@@ -150,7 +157,29 @@ def test_tracker_rtsp_out_and_message_broker_build_and_run(small_bundle, clip, t
     assert e["sink-msgconv-1"]["props"]["msg2p-newapi"] is True
     assert e["sink-1"]["props"]["conn-str"] == "127.0.0.1;9092" and e["sink-1"]["props"]["topic"] == "dets"
     assert e["sink-pay-0"]["factory"] == "rtph264pay"
+    links = json.load(open(rec))["links"]
+    # the broker takes the analytics from a tee after the tracker, before tiler and OSD (deepstream_app.c:635-675)
+    assert links["tracker"] == ["analytics-tee"]
+    assert sorted(links["analytics-tee"]) == ["osd-conv", "sink-queue-1"]
+    assert links["tee"] == ["sink-queue-0"]
+    # RTSP: encoder -> h264parse (SPS/PPS with every IDR: config-interval -1) -> payloader
+    assert links["sink-enc-0"] == ["sink-parse-0"] and links["sink-parse-0"] == ["sink-pay-0"]
 
+
+@needs_gst
+@needs_stubs
+def test_a_dump_on_a_jetson_unmaps_every_frame_it_mapped(small_bundle, tmp_path):
+    """pyds 1.1.8 (DeepStream 6.3): "For Jetson, a matching call to unmap_nvds_buf_surface must be made"."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((96, 128, 3), 30 * i, np.uint8)).save(str(folder / "img_{}.jpg".format(i)))
+    for machine, mapped in (("aarch64", 0), ("x86_64", 2)):
+        rec, dump = str(tmp_path / (machine + ".json")), str(tmp_path / ("dump-" + machine))
+        r = run_app([small_bundle[0], "--source", str(folder), "--sink", "fake", "--dump", dump, "2"], "1.1.8",
+                    record=rec, machine=machine)
+        assert r.returncode == 0, r.stderr
+        assert json.load(open(rec))["still_mapped"] == mapped, machine  # dGPU frames are unified memory: no map
 
 @needs_gst
 @needs_stubs
@@ -192,3 +221,46 @@ def test_bad_input_is_one_line(small_bundle, clip, tmp_path, args, message):
     args = [clip if a == "X" else a.replace("{tmp}", str(tmp_path)) for a in args]
     r = run_cli(["-m", "edgeexport.deepstream_app", small_bundle[0]] + args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+class _Element(object):
+    """An element of a factory that has the properties named for it here (as gst-inspect would list them)."""
+    HAS = {"nvv4l2h264enc": {"bitrate", "bufapi-version", "insert-sps-pps"}, "h264parse": {"config-interval"}}
+
+    def __init__(self, factory, name, props):
+        self.factory, self.name, self.props = factory, name, dict(props)
+
+    def find_property(self, name):
+        return name if name in self.HAS.get(self.factory, ()) else None
+
+    def set_property(self, name, value):
+        self.props[name] = value
+
+
+class _Elements(object):
+    def make(self, factory, name, **props):
+        return _Element(factory, name, props)
+
+    def available(self, factory):
+        return True
+
+    def caps(self, text):
+        return text
+
+
+@pytest.mark.parametrize("jetson", [True, False])
+def test_rtsp_out_repeats_sps_pps_for_clients_that_join_late(jetson):
+    """On a Jetson the hardware encoder inserts SPS/PPS before every IDR (deepstream_sink_bin.c:604-607 @6.0.1);
+    everywhere h264parse sends them with every IDR (config-interval=-1, deepstream-app from 6.2)."""
+    import argparse
+    from edgeexport.device.deepstream.pyds_app import App
+    from edgeexport.device.deepstream.streams import Sink
+    app = App.__new__(App)
+    app.el, app.jetson, app.args, app.ds = _Elements(), jetson, argparse.Namespace(encoder="hw"), None
+    app._rtsp_server = lambda port, udp_port: None
+    chain = app.sink_chain(0, Sink("rtsp", port=8554))
+    factories = [e.factory for e in chain]
+    assert factories[-4:] == ["nvv4l2h264enc", "h264parse", "rtph264pay", "udpsink"]
+    encoder, parse = chain[-4], chain[-3]
+    assert parse.props["config-interval"] == -1
+    assert encoder.props.get("insert-sps-pps") is (True if jetson else None)

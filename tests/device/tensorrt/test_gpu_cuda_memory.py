@@ -32,7 +32,10 @@ def _backends():
 
 @pytest.fixture(scope="module")
 def backends():
-    return _backends()
+    made = _backends()
+    yield made
+    for cuda in made:
+        cuda.close()
 
 
 def test_round_trips_through_device_memory(backends):
@@ -71,6 +74,7 @@ def test_the_runner_on_real_device_memory(backends, small_checkpoint, tmp_path):
     from .trt_double import BackendMemory, make_tensorrt
     source = os.environ.get("EDGEEXPORT_TEST_BUNDLE")
     for cuda in backends:
+        pinned_before = set(getattr(cuda, "_pinned", ()))  # what the other tests left in the shared backend
         bundle = str(tmp_path / cuda.name)
         if source:
             shutil.copytree(source, bundle)
@@ -90,6 +94,41 @@ def test_the_runner_on_real_device_memory(backends, small_checkpoint, tmp_path):
             x = b.fixtures.inputs[:3]  # a batch of 3 into buffers sized for 4: partial copies stay exact
             out = runner.infer({"input": x})
             assert out["boxes"].shape[0] == 3
+        if cuda.name == "cuda-python":  # the runner freed every pinned buffer it took from a backend it was given
+            assert set(cuda._pinned) == pinned_before
+        # INT8: the calibrator stages each batch in pinned memory and copies it to the GPU (pycuda takes nothing
+        # else), then frees it
+        from PIL import Image
+        images = tmp_path / (cuda.name + "-calib")
+        images.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(str(images / "{}.png".format(i)))
+        api._PROCESS.update(logger=None, plugins=None)
+        args.precision, args.calib_images = "int8", str(images)
+        be.main(args, trt=trt, cuda=_ReportsDoubleGpu(cuda))
+        assert ("calibrated", 1, False) in trt.calls and os.path.isfile(os.path.join(bundle, "calibration.cache"))
+        if cuda.name == "cuda-python":
+            assert set(cuda._pinned) == pinned_before
+
+
+def test_a_gpu_the_machine_lacks_is_one_error_and_close_releases_everything():
+    from edgeexport.device.errors import UsageError
+    from edgeexport.device.tensorrt.cuda_memory import CudaPythonMemory, PyCudaMemory
+    for cls in (PyCudaMemory, CudaPythonMemory):
+        try:
+            cuda = cls()
+        except (ImportError, BackendUnavailableError):
+            continue
+        count = (cuda.cuda.Device.count() if cls is PyCudaMemory else
+                 cuda._call(cuda.rt.cudaGetDeviceCount(), "cudaGetDeviceCount"))
+        for _ in range(3):  # pinned memory taken and given back again and again
+            host = cuda.pinned_empty(1 << 20, np.float32)
+            host[:] = 1
+            cuda.pinned_free(host)
+        cuda.close()
+        with pytest.raises(UsageError, match="--gpu-id {} asked for".format(count)):
+            cls(gpu_id=count)
 
 
 class _ReportsDoubleGpu(object):
