@@ -103,11 +103,43 @@ def collate_encoded(batch):
     return (list(data), torch.stack(crops), torch.tensor(flips)) + pad_targets(list(targets))
 
 
+_DECODE_STREAMS = {}
+
+
+def decode_jpegs(data, device):
+    """nvJPEG decode of a batch, safe for the memory the training stream is still using.
+
+    torchvision's CUDA decoder allocates its outputs while the caller's stream is current, then writes them from a
+    stream of its own that does not wait for the caller's (torchvision/csrc/io/image/cuda/decode_jpegs_cuda.cpp:
+    prepare_buffers' torch::empty, then nvjpegDecodeBatched on ``cudaJpegDecoder->stream``; it only makes the
+    caller's stream wait for the decode afterwards). The caching allocator hands out a block as soon as it is freed
+    on its stream, so the decoder can be given memory that the previous step's kernels, still queued on the
+    training stream, have yet to read, and overwrite it (pytorch/vision PR #9606; torchcodec PR #1634: "wrong
+    numbers, NaNs"). That was --decode gpu's divergence: measured on an H200, SSDLite-Large at batch 256 on 8,192
+    make_voc JPEGs, the loss went NaN near step 21 with nvJPEG and trained with the same batches decoded on the CPU
+    (benchmarks/results/h200_decode_gpu_divergence.json). Here the decode runs with a stream of ours current: its
+    outputs come from that stream's pool, which only ever holds blocks freed after the training stream's recorded
+    use of them (record_stream), so nothing still queued reads what nvJPEG writes; the training stream then waits
+    for the decode. The decode still overlaps the previous step's kernels."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    if device.type != "cuda":
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    main = torch.cuda.current_stream(device)
+    side = _DECODE_STREAMS.get(device)
+    if side is None:
+        side = _DECODE_STREAMS[device] = torch.cuda.Stream(device)
+    with torch.cuda.stream(side):
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    main.wait_stream(side)
+    for image in images:
+        image.record_stream(main)  # freed for the decode stream's next batch only once the step has read it
+    return images
+
+
 def decode_batch(data, crops, flips, boxes, size, device):
     """Decode (nvJPEG on CUDA), crop, resize to ``size`` (H, W) and flip on ``device``. Returns float images in
     [0, 1] [B, 3, H, W] and the boxes scaled into them."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    images = decode_jpegs(data, device)
     out = torch.empty((len(images), 3) + tuple(size), device=device)
     scale = torch.empty((len(images), 4), device=device)
     for k, (img, c) in enumerate(zip(images, crops.tolist())):

@@ -55,3 +55,28 @@ def test_what_it_refuses(tmp_path):
         EncodedDetection(SyntheticShapes(4), "hflip")
     with pytest.raises(DatasetError, match="photometric"):
         EncodedDetection(SyntheticShapes(4), "ssd")
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_decode_gpu_trains_hundreds_of_steps_at_batch_256_with_a_falling_finite_loss(tmp_path):
+    """The configuration that diverged (SSDLite-Large, batch 256, bf16, nvJPEG): nvJPEG wrote into memory the
+    training stream was still reading (edgeexport.train.gpu_input.decode_jpegs). ~200 steps: every epoch's loss is
+    finite and the last is below the first."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (nvJPEG)")
+    import re
+    import subprocess
+    import sys
+    root = str(tmp_path / "voc")
+    assert subprocess.run([sys.executable, "-m", "edgeexport.data.make_voc", root, "--train", "4096", "--val", "32",
+                           "--size", "480", "360"], stdout=subprocess.DEVNULL).returncode == 0
+    r = subprocess.run([sys.executable, "-m", "edgeexport.train", "--dataset", "voc", "--data-path", root,
+                        "--train-split", "train", "--val-split", "val", "--arch", "ssdlite320_mobilenet_v3_large",
+                        "--epochs", "13", "-b", "256", "--workers", "12", "--decode", "gpu", "--eval-every", "100",
+                        "--no-progress", "--output-dir", str(tmp_path / "run")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:]
+    losses = [float(m) for m in re.findall(r"^epoch\s+\d+\s+loss ([0-9.naninf]+)", r.stdout, re.M)]
+    assert len(losses) == 13 and all(np.isfinite(losses)), losses
+    assert losses[-1] < losses[0], losses
