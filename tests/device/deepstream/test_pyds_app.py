@@ -117,13 +117,19 @@ def test_two_sources_batch_two_tiled_with_software_encoder(small_checkpoint, cli
     assert "frames: source0 20, source1 20" in r.stdout and frame_count(out) == 20
 
 
+def image_folder(tmp_path, n):
+    """``n`` flat-grey 128x96 JPEGs, img_0.jpg ... in order."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((96, 128, 3), 30 * i, np.uint8)).save(str(folder / "img_{}.jpg".format(i)))
+    return folder
+
+
 @needs_gst
 @needs_stubs
 def test_image_folder_coco_results_and_dump(small_bundle, tmp_path):
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    for i in range(5):
-        Image.fromarray(np.full((96, 128, 3), 30 * i, np.uint8)).save(str(folder / "img_{}.jpg".format(i)))
+    folder = image_folder(tmp_path, 5)
     coco, dump = str(tmp_path / "dets.json"), str(tmp_path / "dump")
     r = run_app([small_bundle[0], "--source", str(folder), "--sink", "fake", "--coco-out", coco,
                  "--dump", dump, "2"], "1.1.8")
@@ -170,10 +176,7 @@ def test_tracker_rtsp_out_and_message_broker_build_and_run(small_bundle, clip, t
 @needs_stubs
 def test_a_dump_on_a_jetson_unmaps_every_frame_it_mapped(small_bundle, tmp_path):
     """pyds 1.1.8 (DeepStream 6.3): "For Jetson, a matching call to unmap_nvds_buf_surface must be made"."""
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    for i in range(3):
-        Image.fromarray(np.full((96, 128, 3), 30 * i, np.uint8)).save(str(folder / "img_{}.jpg".format(i)))
+    folder = image_folder(tmp_path, 3)
     for machine, mapped in (("aarch64", 0), ("x86_64", 2)):
         rec, dump = str(tmp_path / (machine + ".json")), str(tmp_path / ("dump-" + machine))
         r = run_app([small_bundle[0], "--source", str(folder), "--sink", "fake", "--dump", dump, "2"], "1.1.8",

@@ -564,7 +564,8 @@ def test_the_cuda_python_backend_sets_the_device_and_frees_what_it_allocated(mon
     mem = CudaPythonMemory(gpu_id=1)
     assert rt.calls[:3] == ["cudaGetDeviceCount", "cudaSetDevice(1)", "cudaStreamCreate"]
     assert mem.device_info()["name"] == "Fake GPU 1"
-    a, _left_for_close = mem.pinned_empty(16, np.float32), mem.pinned_empty(4, np.int32)
+    a = mem.pinned_empty(16, np.float32)
+    mem.pinned_empty(4, np.int32)  # left for close() to free
     a[:] = np.arange(16)
     ptr, owner = mem.device_alloc(a.nbytes)
     mem.htod(ptr, a)
