@@ -25,7 +25,8 @@ from .device.check.evaluate import Evaluation, evaluate_bundle
 from .device.check.parity import check_bundle, run_backend
 from .device.errors import (BackendUnavailableError, BundleFormatError, CheckpointError, ConfigError, DatasetError,
                             EdgeExportError, EngineBuildError, ExportError, InferenceError, InputFileError,
-                            ModelStructureError, OutputExistsError, ParityError, UnsupportedPrecisionError, UsageError)
+                            ModelStructureError, OutputExistsError, ParityError, TrainingError,
+                            UnsupportedPrecisionError, UsageError)
 from .device.meta import BundleMeta, DetectionSettings, ModelMeta
 from .device.runners import Runner, get_runner
 
@@ -41,7 +42,7 @@ __all__ = ["__version__", "Bundle", "load_bundle", "ParityReport", "check_bundle
            "get_runner", "BundleMeta", "DetectionSettings", "ModelMeta", "EdgeExportError", "BackendUnavailableError",
            "BundleFormatError", "CheckpointError", "ConfigError", "DatasetError", "EngineBuildError", "ExportError",
            "InferenceError", "InputFileError", "ModelStructureError", "OutputExistsError", "ParityError",
-           "UnsupportedPrecisionError", "UsageError",
+           "TrainingError", "UnsupportedPrecisionError", "UsageError",
            # host side, imported on first use
            "export_bundle", "ExportResult", "build_ssdlite", "describe_model", "load_model", "save_checkpoint",
            "TorchRunner"]

@@ -62,6 +62,11 @@ class UnsupportedPrecisionError(EngineBuildError):
     """The requested precision has no fast path on this GPU (e.g. INT8 on a Jetson Nano)."""
 
 
+class TrainingError(EdgeExportError):
+    """Training cannot go on: the loss is no longer finite, or the GPU ran out of memory."""
+    exit_code = 1
+
+
 class InferenceError(EdgeExportError):
     """A runtime refused or failed an inference (a shape it does not take, execute returning false)."""
 

@@ -18,7 +18,7 @@ import torch
 
 from ..device.cli import (ArgumentParser, image_side, non_negative_float, non_negative_int, positive_float,
                           positive_int, probability, run_cli)
-from ..device.errors import CheckpointError, InputFileError, UsageError
+from ..device.errors import CheckpointError, InputFileError, TrainingError, UsageError
 from ..device.fileio import atomic_write_text, check_can_create_folder, remove_stale_temporaries
 from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 
@@ -318,9 +318,15 @@ def main(args):
             sampler.set_epoch(epoch)
         else:
             shuffle_gen.manual_seed(args.seed * 100003 + epoch)
-        stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
-                                args.clip_grad_norm, batched, use_amp and device.type == "cuda", amp_dtype,
-                                params, decode)
+        try:
+            stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
+                                    args.clip_grad_norm, batched, use_amp and device.type == "cuda", amp_dtype,
+                                    params, decode)
+        except TrainingError as e:  # one line, and what survives: checkpoints are written only after a good epoch
+            last = os.path.join(args.output_dir, "last.pth")
+            kept = ("{} holds epoch {}, the last good one: --resume it with the new flags".format(last, epoch - 1)
+                    if epoch > 0 and os.path.isfile(last) else "no epoch finished, so no checkpoint was written")
+            raise TrainingError("{}; {}".format(e, kept)) from None
         record = {"epoch": epoch, "train_loss": D.reduce_mean(stats["loss"], world, device),
                   "images_per_s": stats["images_per_s"], "epoch_seconds": stats["seconds"],
                   "lr": optimizer.param_groups[0]["lr"]}

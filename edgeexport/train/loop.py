@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..device.errors import TrainingError
 from .transforms import checked
 
 # Without a terminal (a log file, CI, the demo piped through tee) tqdm draws nothing: print a plain line this often.
@@ -58,37 +59,40 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     bar = Progress(checked(loader), "epoch {}".format(epoch), show_progress, total=len(loader))
     for batch in bar:
-        if batched:
-            if decode is not None:
-                images, boxes, labels, valid = decode(batch)
+        try:
+            if batched:
+                if decode is not None:
+                    images, boxes, labels, valid = decode(batch)
+                else:
+                    images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in batch)
+                n = images.shape[0]
+                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+                    losses = model(images, boxes, labels, valid)
             else:
-                images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in batch)
-            n = images.shape[0]
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
-                losses = model(images, boxes, labels, valid)
-        else:
-            # channels_last is applied to the model's weights: torchvision batches these CHW images itself, and
-            # the convolutions then run NHWC.
-            images, targets = batch
-            n = len(images)
-            images = [im.to(device, non_blocking=True) for im in images]
-            targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
-                losses = model(images, targets)
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if max_grad_norm:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
+                # channels_last is applied to the model's weights: torchvision batches these CHW images itself,
+                # and the convolutions then run NHWC.
+                images, targets = batch
+                n = len(images)
+                images = [im.to(device, non_blocking=True) for im in images]
+                targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
+                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+                    losses = model(images, targets)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if max_grad_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+                optimizer.step()
+        except torch.cuda.OutOfMemoryError:
+            raise TrainingError(out_of_memory(device, batch)) from None
         scheduler.step()
         loss_sum += loss.detach().float()
         seen += n * world
@@ -96,17 +100,29 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
         if steps == 1 or steps - last_read >= LOSS_EVERY or steps == len(loader):
             total = loss_sum.item()
             if not math.isfinite(total):
-                raise FloatingPointError("loss is {} at epoch {} near step {} ({}): lower --lr".format(
-                    total, epoch, steps, {k: round(float(v), 4) for k, v in losses.items()}))
+                raise TrainingError(
+                    "the loss diverged at epoch {}, between steps {} and {} (loss {}; last step's terms: {}): "
+                    "lower --lr, lengthen --warmup-iters, or pass --clip-grad-norm 10".format(
+                        epoch, last_read + 1, steps, total,
+                        ", ".join("{} {:.4g}".format(k, float(v)) for k, v in sorted(losses.items()))))
             read_loss, last_read = total / steps, steps
         bar.set_postfix(loss="{:.3f}".format(read_loss), img_s="{:.1f}".format(seen / (time.perf_counter() - t0)),
                         lr="{:.4f}".format(optimizer.param_groups[0]["lr"]))
     bar.close()
     seconds = time.perf_counter() - t0
     total = loss_sum.item()
-    if not math.isfinite(total):
-        raise FloatingPointError("loss is {} at epoch {}: lower --lr".format(total, epoch))
+    if not math.isfinite(total):  # unreachable while the last step's read above catches it; kept as the guard
+        raise TrainingError("the loss diverged at epoch {} (loss {}): lower --lr".format(epoch, total))
     return {"loss": total / max(steps, 1), "images_per_s": seen / seconds, "seconds": seconds}
+
+
+def out_of_memory(device, batch):
+    """One line for a step that did not fit on the GPU: the batch size per GPU, the card, what to do."""
+    n = len(batch[0]) if isinstance(batch, (tuple, list)) else "?"
+    props = torch.cuda.get_device_properties(device)
+    return ("out of GPU memory at a batch of {} images per GPU on {} ({:.0f} GiB): lower -b/--batch-size (halve "
+            "it), or train with --amp (bf16) if it is off".format(
+                n, props.name, props.total_memory / 2 ** 30))
 
 
 @torch.no_grad()

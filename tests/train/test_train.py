@@ -142,3 +142,53 @@ def test_torchrun_two_processes_with_gloo(tmp_path):
     hist = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert [h["epoch"] for h in hist] == [0, 1]
     load_model(str(tmp_path / "ddp" / "best.pth"))
+
+
+def test_a_non_finite_loss_stops_the_epoch_with_the_step_and_its_terms():
+    """The loss is read every few steps (a read is a sync): the first read that is not finite stops training with
+    the epoch, the steps it lies between, the last step's loss terms, and what to try."""
+    import pytest
+    from edgeexport.device.errors import TrainingError
+    from edgeexport.train.loop import train_one_epoch
+
+    class Model(torch.nn.Module):  # finite for the first three batches, then not
+        def __init__(self):
+            super(Model, self).__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, images, boxes, labels, valid):
+            bad = float("nan") if images[0, 0, 0, 0] > 2 else 1.0
+            return {"bbox_regression": self.w * bad, "classification": self.w * 2.0}
+    model = Model()
+    w = model.w
+    batches = [(torch.full((1, 3, 2, 2), float(i)), torch.zeros(1, 1, 4), torch.ones(1, 1, dtype=torch.long),
+                torch.ones(1, 1, dtype=torch.bool)) for i in range(6)]
+    opt = torch.optim.SGD([w], lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with pytest.raises(TrainingError) as e:
+        train_one_epoch(model, opt, sched, batches, torch.device("cpu"), 3, show_progress=False, batched=True,
+                        params=[w])
+    msg = str(e.value)
+    assert msg.startswith("the loss diverged at epoch 3, between steps 2 and 6")
+    assert "last step's terms: bbox_regression nan, classification " in msg
+    assert "--lr" in msg and "--clip-grad-norm" in msg
+
+
+def test_a_diverging_run_is_one_line_and_keeps_the_last_good_epoch(tmp_path, monkeypatch, capsys):
+    import pytest
+    from edgeexport.device.errors import TrainingError
+    from edgeexport.train import cli
+    real = cli.train_one_epoch
+
+    def diverges_in_epoch_1(*args, **kwargs):
+        if args[5] == 1:
+            raise TrainingError("the loss diverged at epoch 1, between steps 1 and 2 (loss nan)")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(cli, "train_one_epoch", diverges_in_epoch_1)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        cli.cli(TINY[2:] + ["--epochs", "3", "--output-dir", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert e.value.code == 1 and len(err) == 1, err
+    assert "diverged at epoch 1" in err[0] and "{} holds epoch 0".format(out / "last.pth") in err[0]
+    assert read_checkpoint(str(out / "last.pth"))["train_state"]["epoch"] == 0
