@@ -80,3 +80,25 @@ def test_decode_gpu_trains_hundreds_of_steps_at_batch_256_with_a_falling_finite_
     losses = [float(m) for m in re.findall(r"^epoch\s+\d+\s+loss ([0-9.naninf]+)", r.stdout, re.M)]
     assert len(losses) == 13 and all(np.isfinite(losses)), losses
     assert losses[-1] < losses[0], losses
+
+
+def test_the_decoded_batch_matches_the_cpu_paths_layout_range_and_boxes(tmp_path):
+    """The same JPEG without augmentation through both input paths: [B, 3, H, W] at the model's size, pixels that
+    agree to rounding once each path's scale is applied (the CPU path hands uint8 0..255, this one float 0..1:
+    SSDTrainStep divides the former by 255), and the same boxes."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.transforms import TorchDetection, collate_batch, train_transform
+    root = str(tmp_path / "voc")
+    write_voc(root, train=3, val=1, size=(200, 150), classes=2, natural=False)
+    ds = VOCDetection(root, split="train")
+    size = (96, 128)
+    cpu = collate_batch([TorchDetection(ds, train_transform("none", [0.5] * 3, None, size))[i] for i in range(3)])
+    enc = EncodedDetection(ds, "none")
+    b = collate_encoded([enc[i] for i in range(3)])
+    images, boxes = decode_batch(b[0], b[1], b[2], b[3], size, torch.device("cpu"))
+    assert cpu[0].dtype == torch.uint8 and images.dtype == torch.float32
+    assert tuple(images.shape) == tuple(cpu[0].shape) == (3, 3) + size
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    assert float((images * 255 - cpu[0].float()).abs().max()) <= 1.0  # uint8 rounding of the same bilinear resize
+    assert torch.equal(b[5], cpu[3]) and torch.equal(b[4], cpu[2])
+    np.testing.assert_allclose(boxes[b[5]].numpy(), cpu[1][cpu[3]].numpy(), atol=1e-3)
