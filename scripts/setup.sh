@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install the project into it, editable, with its development extras (pyproject.toml) under the
+# Create .venv and install the project into it, editable, with its development extras (setup.cfg) under the
 # pins of scripts/constraints.txt. Idempotent: reinstalls only when one of those files changed. Used by
 # scripts/demo.sh, scripts/test.sh and .ci/run.
 set -euo pipefail
