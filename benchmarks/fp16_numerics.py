@@ -1,5 +1,5 @@
 """FP16 numerics of the folded deploy graph against the fp32 original, on a GPU: the proxy for a TensorRT fp16
-engine's drift, which justifies the fp16 tolerances of edgeexport/device/compare.py.
+engine's drift, which justifies the fp16 tolerances of edgeexport/device/check/compare.py.
 
     python benchmarks/fp16_numerics.py --model-path best.pth --device cuda --json fp16.json
 
