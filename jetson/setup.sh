@@ -102,6 +102,8 @@ if [ -n "$pycuda" ]; then
   have+=("pycuda $pycuda")
 elif [ "$check_only" -eq 1 ]; then
   missing+=("pycuda (bash jetson/setup.sh installs it)")
+elif ! command -v nvcc >/dev/null 2>&1 || [ -z "$python_version" ]; then
+  missing+=("pycuda (not installed: it builds from source with nvcc, for the Python above)")
 elif ! printf '%s\n' "${missing[@]:-}" | grep -q "to install pycuda\|to build pycuda"; then
   missing+=("pycuda (its install failed: see pip's output above; it needs nvcc on PATH and python3-dev)")
 fi
