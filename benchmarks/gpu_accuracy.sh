@@ -10,13 +10,10 @@
 #   SMALL=1: a quick CPU dry run. On a CPU, with the checkpoints brought back from the GPU machine:
 #     RUNS=<folder of syn_*/ voc_*/best.pth> NV=300 NVAL=300 ROWS="pytorch onnxruntime nvinfer" \
 #       bash benchmarks/gpu_accuracy.sh evaluate
-set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out/gpu}
+. benchmarks/gpu_common.sh
 RUNS=${RUNS:-/tmp/acc}
 mkdir -p "$OUT" "$RUNS"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-PY=${PY:-python3}
 if [ "${SMALL:-0}" = 1 ]; then
   E=1; NS=64; NV=16; NTRAIN=32; NVAL=8; B=8; W=0; DEV="--device cpu"; EV=1
 else

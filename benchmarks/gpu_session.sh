@@ -3,13 +3,8 @@
 #   1. training throughput (AMP, channels-last, batch 64) of SSDLite-Large and -Small on synthetic data;
 #   2. fp16 numerics of the folded graph vs the fp32 original (TF32 off);
 #   3. PyTorch GPU baselines: eager, deploy fp32/fp16, CUDA graphs, torch.compile at batch 1 and 64.
-set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out/gpu}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-PY=${PY:-python3}
-log() { echo "== $*" | tee -a "$OUT/log.txt"; }
+. benchmarks/gpu_common.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$OUT/log.txt"
 log "1a. train SSDLite-Large, AMP, batch 64, 6 epochs x 4096 synthetic images"

@@ -6,15 +6,9 @@
 #   2. DDP scaling: the trainer itself on 1 and 2 GPUs (torchrun), batch 256 per GPU, synthetic data.
 #   bash benchmarks/gpu_train_speed.sh            (SMALL=1: a quick CPU dry run of the same commands)
 #   PARTS="1a 1b" / PARTS="1c 2": a subset, where one call's time limit can't hold all four parts
-set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out/gpu}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-PY=${PY:-python3}
-log() { echo "== $*" | tee -a "$OUT/log.txt"; }
-PARTS=" ${PARTS:-1a 1b 1c 2} "
-want() { [[ $PARTS == *" $1 "* ]]; }
+DEFAULT_PARTS="1a 1b 1c 2"
+. benchmarks/gpu_common.sh
 if [ "${SMALL:-0}" = 1 ]; then
   BS="4"; STEPS="--steps 2 --warmup 1"; DEV="--device cpu"; N=64; B=8; GPUS="1 2"; W=0
 else

@@ -12,6 +12,11 @@ Rows per batch size:
   step's losses and gradients are from the eager step's, beside how far the eager step is from float64);
 - ``ours+loader``: the same step fed by the trainer's own DataLoader (synthetic set rendered once, workers,
   pinned memory): what a training run gets end to end;
+- ``jpeg:cpu``, ``jpeg:gpu``, ``jpeg:cpu-v2`` (with ``--data-path``, a VOC folder of JPEGs such as
+  ``python -m edgeexport.data.make_voc`` writes): the same step fed from the files by the trainer's own input
+  pipeline for that ``--decode`` (edgeexport.train.train_input: DataLoader workers, SSD's IoU crop and flip, the
+  next batch put on the device while the step runs), in steady state (one loader across passes, as the trainer);
+  ``--compile`` adds ``jpeg:cpu+compile`` and ``jpeg:gpu+compile``;
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
 
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory. Data for the
@@ -189,6 +194,23 @@ def loader_step(model, batch, size, device, amp, workers, n_images):
     return step
 
 
+def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None):
+    """The trainer's input pipeline for ``--decode decode`` on the JPEG folder at ``data_path`` into our step."""
+    from edgeexport.data import VOCDetection
+    from edgeexport.device.meta import ModelMeta
+    from edgeexport.train.train_input import build_train_input, training_stream
+    from edgeexport.train.transforms import EpochsSampler
+    voc = VOCDetection(data_path)
+    meta = ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels)
+    source = build_train_input(voc, meta, decode, "ssdlite", "torchvision", True, 0, device)
+    loader = torch.utils.data.DataLoader(source.dataset, batch, sampler=EpochsSampler(len(voc), batch, 0, 10 ** 6, 0),
+                                         drop_last=True, num_workers=workers, collate_fn=source.collate_fn,
+                                         pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
+    stream = training_stream(loader, True, source.to_device, device)
+    update = our_update(model, device, amp, compile_backend)
+    return lambda: update(*next(stream))
+
+
 def network_step(model, images, device, amp):
     """Backbone + head forward and backward with a stand-in loss: what the network alone costs."""
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
@@ -208,6 +230,9 @@ def network_step(model, images, device, amp):
     return step
 
 
+JPEG_DECODES = ("cpu", "gpu", "cpu-v2")
+
+
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Training throughput: our step vs a torchvision-reference-style step.",
                        add_help=add_help)
@@ -222,7 +247,9 @@ def get_args_parser(add_help=True):
                    help="images in the ours+loader row's set (default: max(4 x batch, 1024)); a pass over them "
                         "ends every images/batch steps, and each new pass waits for the workers to refill")
     p.add_argument("--rows", nargs="+", default=["reference", "ours", "ours+loader", "network"],
-                   choices=["reference", "ours", "ours+loader", "network"])
+                   choices=["reference", "ours", "ours+loader", "network"] + ["jpeg:" + d for d in JPEG_DECODES])
+    p.add_argument("--data-path", help="a VOC folder of JPEG photos for the jpeg:* rows (python -m "
+                   "edgeexport.data.make_voc writes one)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile, and compare one "
                    "step's losses and gradients with the eager step's")
     p.add_argument("--compile-backend", default="inductor", choices=["inductor", "aot_eager"],
@@ -242,7 +269,12 @@ def main(args):
     torch.backends.cudnn.benchmark = True
     rows = []
     images, targets = make_batch(max(args.batch_sizes), size, seed=5)
-    names = list(args.rows) + (["ours+compile"] if args.compile else [])
+    jpeg = [r for r in args.rows if r.startswith("jpeg:")]
+    if jpeg and not args.data_path:
+        from edgeexport.device.errors import UsageError
+        raise UsageError("the rows {} read a JPEG folder: pass --data-path".format(" ".join(jpeg)))
+    names = list(args.rows) + (["ours+compile"] + [r + "+compile" for r in jpeg if r != "jpeg:cpu-v2"]
+                               if args.compile else [])
     for b in args.batch_sizes:
         for name in names:
             torch.manual_seed(0)
@@ -255,12 +287,16 @@ def main(args):
             elif name in ("ours", "ours+compile"):
                 step = our_step(model, images[:b], targets[:b], device, amp,
                                 args.compile_backend if name == "ours+compile" else None)
+            elif name.startswith("jpeg:"):
+                decode, compiled = name[5:].replace("+compile", ""), name.endswith("+compile")
+                step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode,
+                                 args.compile_backend if compiled else None)
             elif name == "ours+loader":
                 step = loader_step(model, b, size, device, amp, args.workers,
                                    args.loader_images or max(4 * b, 1024))
             else:
                 step = network_step(model, images[:b], device, amp)
-            wall, busy = timed(step, args.steps, args.warmup + (3 if name == "ours+compile" else 0), device)
+            wall, busy = timed(step, args.steps, args.warmup + (3 if name.endswith("+compile") else 0), device)
             row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
                    "step_ms": 1000 * wall, "gpu_busy": busy,
                    "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None}
@@ -285,9 +321,17 @@ def main(args):
         if "reference" in by and "ours" in by:
             ratios[b] = by["ours"] / by["reference"]
             print("batch {}: ours / reference = {:.1f}x".format(b, ratios[b]))
+    for b in args.batch_sizes:
+        by = {r["row"]: r for r in rows if r["batch"] == b}
+        for r in by.values():  # each input pipeline against the step it feeds, measured in this run
+            base = by.get("ours+compile" if r["row"].endswith("+compile") else "ours")
+            if r["row"].startswith(("jpeg:", "ours+loader")) and base is not None:
+                r["of_step"] = r["images_per_s"] / base["images_per_s"]
+                print("batch {}: {} at {:.0%} of {}".format(b, r["row"], r["of_step"], base["row"]))
     env = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu ({} threads)".format(
         torch.get_num_threads()), "torch": torch.__version__, "amp": "bf16 (ours), fp16 GradScaler (reference)"
-        if amp and device.type == "cuda" else "off"}
+        if amp and device.type == "cuda" else "off", "workers": args.workers, "data_path": args.data_path,
+        "cpu_count": os.cpu_count()}
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"env": env, "rows": rows, "ours_over_reference": ratios}, f, indent=1)

@@ -25,7 +25,8 @@ from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from . import distributed as D
 from .loop import evaluate, train_one_epoch
 from .ssd_loss import SSDTrainStep
-from .transforms import PRESETS, TorchDetection, collate, collate_batch, eval_transform, train_transform
+from .train_input import DECODE_CHOICES, build_train_input, training_stream
+from .transforms import PRESETS, EpochsSampler, TorchDetection, collate, eval_transform
 
 
 def get_args_parser(add_help=True):
@@ -83,9 +84,11 @@ def get_args_parser(add_help=True):
                         "device (equal to torchvision's); torchvision: its own per-image loop (the reference)")
     g.add_argument("--compile", action="store_true", help="torch.compile the batched step (off by default: "
                    "benchmarks/train_speed.py --compile measures its agreement with the eager step)")
-    g.add_argument("--decode", default="cpu", choices=["cpu", "gpu"],
-                   help="gpu: JPEG datasets decoded by nvJPEG, cropped, resized and flipped on the GPU (the loader "
-                        "workers only read bytes and draw the augmentation)")
+    g.add_argument("--decode", default="cpu", choices=DECODE_CHOICES,
+                   help="cpu: image files decoded, cropped, resized and flipped in the loader workers; gpu: JPEG "
+                        "files decoded by nvJPEG and augmented on the GPU (the workers only read bytes); cpu-v2: "
+                        "torchvision's v2 transforms (what cpu falls back to for rendered data, the ssd preset, "
+                        "--preprocess nvinfer and --loss torchvision)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=non_negative_int, default=0)
@@ -247,23 +250,9 @@ def main(args):
                              len(train_set), args.batch_size * world, args.batch_size, world))
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
     batched = args.loss == "batched"
-    decode = None
-    if args.decode == "gpu":
-        if device.type != "cuda" or not batched or args.preprocess != "torchvision":
-            raise UsageError("--decode gpu needs a CUDA device, --loss batched and --preprocess torchvision (nvinfer's "
-                             "8-bit stretch is computed on the CPU)")
-        from .gpu_input import EncodedDetection, collate_encoded, decode_batch
-        train_data = EncodedDetection(train_set, args.data_augmentation, args.seed + rank)
-        size = tuple(meta.input_size)
-
-        def decode_on_device(batch):
-            data, crops, flips, boxes, labels, valid = batch
-            images, boxes = decode_batch(data, crops, flips, boxes, size, device)
-            return images, boxes, labels.to(device, non_blocking=True), valid.to(device, non_blocking=True)
-        decode = decode_on_device
-    else:
-        train_data = TorchDetection(train_set, train_transform(args.data_augmentation, meta.image_mean, nvinfer_size,
-                                                               meta.input_size if batched else None), args.seed + rank)
+    train_input = build_train_input(train_set, meta, args.decode, args.data_augmentation, args.preprocess, batched,
+                                    args.seed + rank, device)
+    train_data = train_input.dataset
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))
     total_steps = steps_per_epoch * args.epochs
@@ -300,28 +289,20 @@ def main(args):
     val_loader = torch.utils.data.DataLoader(val_data, batch_size=args.batch_size, shuffle=False,
                                              num_workers=args.workers, collate_fn=collate)
     run_t0 = time.time()
-    # one loader for the run: its workers persist across epochs; each epoch reseeds its sampler
-    shuffle_gen = torch.Generator()
-    sampler = torch.utils.data.DistributedSampler(train_data, world, rank, shuffle=True, seed=args.seed,
-                                                  drop_last=True) if world > 1 else \
-        torch.utils.data.RandomSampler(train_data, generator=shuffle_gen)
+    # one loader iterator for the whole run (EpochsSampler): its workers run into the next epoch while this one ends
+    sampler = EpochsSampler(len(train_data), args.batch_size, start_epoch, args.epochs, args.seed, rank, world)
     loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=args.workers, collate_fn=collate_encoded if decode else
-                                         collate_batch if batched else collate,
-                                         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
+                                         num_workers=args.workers, collate_fn=train_input.collate_fn,
+                                         pin_memory=device.type == "cuda",
                                          prefetch_factor=4 if args.workers > 0 else None)
+    stream = training_stream(loader, batched, train_input.to_device, device)
     for epoch in range(start_epoch, args.epochs):
         # Every random choice of an epoch derives from (seed, epoch): a resumed run replays it exactly.
         seed_everything(args.seed + 7919 * (epoch + 1) + rank)
-        train_data.set_epoch(epoch)
-        if world > 1:
-            sampler.set_epoch(epoch)
-        else:
-            shuffle_gen.manual_seed(args.seed * 100003 + epoch)
         try:
-            stats = train_one_epoch(ddp_model, optimizer, scheduler, loader, device, epoch, scaler, world, show,
+            stats = train_one_epoch(ddp_model, optimizer, scheduler, stream, device, epoch, scaler, world, show,
                                     args.clip_grad_norm, batched, use_amp and device.type == "cuda", amp_dtype,
-                                    params, decode)
+                                    params, steps=steps_per_epoch)
         except TrainingError as e:  # one line, and what survives: checkpoints are written only after a good epoch
             last = os.path.join(args.output_dir, "last.pth")
             kept = ("{} holds epoch {}, the last good one: --resume it with the new flags".format(last, epoch - 1)

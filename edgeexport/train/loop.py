@@ -46,25 +46,31 @@ class Progress(object):
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, world=1,
                     show_progress=True, max_grad_norm=None, batched=False, amp=False, amp_dtype=torch.bfloat16,
-                    params=None, decode=None):
-    """One epoch. ``model``: with ``batched``, an SSDTrainStep (or its DDP wrapper) taking the uint8 batch of
-    collate_batch (or, with ``decode``, what decode makes of an encoded batch on the device); else torchvision's
-    SSD on lists of images. Returns {"loss", "images_per_s", "seconds"} for
-    this process. The loss is summed on the device and read back every LOSS_EVERY steps only: a read is a sync,
-    and a sync per step leaves the GPU waiting for Python."""
+                    params=None, to_device=None, steps=None):
+    """One epoch. ``model``: with ``batched``, an SSDTrainStep (or its DDP wrapper) taking what ``to_device`` makes
+    of a loader batch (edgeexport.train.train_input; default: each tensor copied); else torchvision's SSD on lists of
+    images. ``loader``: one epoch's host batches; or, with ``steps``, the run's stream of batches already checked
+    and on the device (edgeexport.train.train_input.training_stream), of which this epoch takes ``steps``.
+    Returns {"loss", "images_per_s", "seconds"} for this process. The loss is summed on the device and read back
+    every LOSS_EVERY steps only: a read is a sync, and a sync per step leaves the GPU waiting for Python."""
+    import itertools
     model.train()
-    seen, steps, t0 = 0, 0, time.perf_counter()
+    seen, t0 = 0, time.perf_counter()
     loss_sum = torch.zeros((), device=device)
     last_read, read_loss = 0, float("nan")
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    bar = Progress(checked(loader), "epoch {}".format(epoch), show_progress, total=len(loader))
+    if steps is None:
+        from .train_input import training_stream
+        steps = len(loader)
+        batches = training_stream(loader, batched, to_device, device)
+    else:
+        batches = loader
+    bar = Progress(itertools.islice(batches, steps), "epoch {}".format(epoch), show_progress, total=steps)
+    steps_done = 0
     for batch in bar:
         try:
             if batched:
-                if decode is not None:
-                    images, boxes, labels, valid = decode(batch)
-                else:
-                    images, boxes, labels, valid = (t.to(device, non_blocking=True) for t in batch)
+                images, boxes, labels, valid = batch
                 n = images.shape[0]
                 with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
                     losses = model(images, boxes, labels, valid)
@@ -96,16 +102,16 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
         scheduler.step()
         loss_sum += loss.detach().float()
         seen += n * world
-        steps += 1
-        if steps == 1 or steps - last_read >= LOSS_EVERY or steps == len(loader):
+        steps_done += 1
+        if steps_done == 1 or steps_done - last_read >= LOSS_EVERY or steps_done == steps:
             total = loss_sum.item()
             if not math.isfinite(total):
                 raise TrainingError(
                     "the loss diverged at epoch {}, between steps {} and {} (loss {}; last step's terms: {}): "
                     "lower --lr, lengthen --warmup-iters, or pass --clip-grad-norm 10".format(
-                        epoch, last_read + 1, steps, total,
+                        epoch, last_read + 1, steps_done, total,
                         ", ".join("{} {:.4g}".format(k, float(v)) for k, v in sorted(losses.items()))))
-            read_loss, last_read = total / steps, steps
+            read_loss, last_read = total / steps_done, steps_done
         bar.set_postfix(loss="{:.3f}".format(read_loss), img_s="{:.1f}".format(seen / (time.perf_counter() - t0)),
                         lr="{:.4f}".format(optimizer.param_groups[0]["lr"]))
     bar.close()
@@ -113,7 +119,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
     total = loss_sum.item()
     if not math.isfinite(total):  # unreachable while the last step's read above catches it; kept as the guard
         raise TrainingError("the loss diverged at epoch {} (loss {}): lower --lr".format(epoch, total))
-    return {"loss": total / max(steps, 1), "images_per_s": seen / seconds, "seconds": seconds}
+    return {"loss": total / max(steps_done, 1), "images_per_s": seen / seconds, "seconds": seconds}
 
 
 def out_of_memory(device, batch):

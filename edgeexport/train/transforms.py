@@ -69,9 +69,10 @@ def eval_transform(nvinfer_size=None):
 
 
 class EpochSeeded(torch.utils.data.Dataset):
-    """A dataset whose samples draw their augmentation from (seed, epoch, index), whichever worker draws them:
-    loader workers persist across epochs, and a resumed run replays an epoch exactly. ``set_epoch`` reaches the
-    workers through shared memory."""
+    """A dataset whose samples draw their augmentation from (seed, epoch, index), whichever worker draws them, so
+    a resumed run replays an epoch exactly. The epoch travels in the index: ``epoch * len(self) + i`` (what
+    EpochsSampler yields, so the workers run into the next epoch without waiting for this one to end), counted
+    from ``set_epoch`` (shared memory, for callers that index one epoch at a time)."""
 
     def __init__(self, seed):
         import multiprocessing
@@ -80,6 +81,34 @@ class EpochSeeded(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch):
         self._epoch.value = int(epoch)
+
+    def locate(self, index):
+        """(epoch, sample index) of a loader index."""
+        epoch, i = divmod(int(index), len(self))
+        return self._epoch.value + epoch, i
+
+
+class EpochsSampler(torch.utils.data.Sampler):
+    """The indices of epochs ``start`` .. ``stop - 1`` in one stream, each epoch shuffled from (seed, epoch) and
+    split over ``world`` processes, cut to whole batches, and encoded as ``epoch * n + i`` (EpochSeeded.locate).
+    One DataLoader iterator then serves the whole run: its workers prepare the next epoch's first batches while
+    this one's last steps run, where a loader restarted per epoch leaves the GPU idle until they refill (a batch
+    of 256 JPEGs is about half a second of one worker's time)."""
+
+    def __init__(self, n, batch, start, stop, seed, rank=0, world=1):
+        self.n, self.start, self.stop, self.seed, self.rank, self.world = n, start, stop, seed, rank, world
+        self.per_epoch = n // (batch * world) * batch
+
+    def __iter__(self):
+        for epoch in range(self.start, self.stop):
+            g = torch.Generator()
+            g.manual_seed(self.seed * 100003 + epoch)
+            mine = torch.randperm(self.n, generator=g)[self.rank::self.world][:self.per_epoch]
+            for i in mine.tolist():
+                yield epoch * self.n + i
+
+    def __len__(self):
+        return self.per_epoch * max(0, self.stop - self.start)
 
 
 class TorchDetection(EpochSeeded):
@@ -92,8 +121,9 @@ class TorchDetection(EpochSeeded):
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, i):
-        torch.manual_seed((self.seed * 1000003 + self._epoch.value * 100003 + int(i)) % (2 ** 63))
+    def __getitem__(self, index):
+        epoch, i = self.locate(index)
+        torch.manual_seed((self.seed * 1000003 + epoch * 100003 + i) % (2 ** 63))
         try:
             img, target = self.dataset[i]
         except DatasetError as e:  # crosses the loader's process boundary as data, re-raised as one line

@@ -120,6 +120,31 @@ def test_train_speed_runs_every_row_on_cpu(tmp_path):
     assert "ours / reference" in r.stdout
 
 
+def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
+    """The rows that feed the step from a JPEG folder through the trainer's own input pipelines, each reported
+    against the step of the same run, and the loader alone per worker; a jpeg row without a folder is one line."""
+    from edgeexport.data.make_voc import write_voc
+    root = str(tmp_path / "voc")
+    write_voc(root, train=8, val=1, size=(160, 120), classes=2)
+    out = str(tmp_path / "speed.json")
+    r = run_cli(["benchmarks/train_speed.py", "--arch", "ssdlite320_mobilenet_v3_small", "--batch-sizes", "2",
+                 "--steps", "1", "--warmup", "1", "--device", "cpu", "--workers", "0", "--rows", "ours", "jpeg:cpu",
+                 "jpeg:cpu-v2", "--data-path", root, "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["rows"]
+    assert [row["row"] for row in rows] == ["ours", "jpeg:cpu", "jpeg:cpu-v2"]
+    assert all(row["of_step"] > 0 for row in rows[1:]) and "jpeg:cpu at " in r.stdout
+    r = run_cli(["benchmarks/train_speed.py", "--device", "cpu", "--rows", "jpeg:cpu"])
+    assert r.returncode == 2 and "--data-path" in r.stderr and "Traceback" not in r.stderr
+    out = str(tmp_path / "loader.json")
+    r = run_cli(["benchmarks/loader_speed.py", "--data-path", root, "--workers", "0", "-b", "2", "--batches", "2",
+                 "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["rows"]
+    assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu"]
+    assert all(row["images_per_s_per_worker"] > 0 for row in rows)
+
+
 def test_train_speed_compile_row_reports_its_agreement_with_the_eager_step(tmp_path):
     # aot_eager: TorchDynamo's capture and AOTAutograd without Inductor's kernels (which take minutes to build on
     # a 2-core CPU): the capture is exact, so both differences are zero to float32's last bits

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Training from a JPEG folder on the GPU machine (issue 20), results under $OUT:
+#   a. the input pipelines alone per loader worker (loader_speed.py), then the step against the trainer's own input
+#      pipelines from the folder, eager and compiled, side by side in one run (train_speed.py --data-path);
+#   b. held-out mAP after the same epochs, --decode cpu-v2 (torchvision's v2 transforms: the reference), cpu and gpu,
+#      two seeds each where time allows; each run's epoch images/s;
+#   c. the GPU tests of the input paths.
+#   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run.
+# The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
+cd "$(dirname "$0")/.."
+DEFAULT_PARTS="a"
+. benchmarks/gpu_common.sh
+if [ "${SMALL:-0}" = 1 ]; then
+  PER=24; VAL=8; B=8; W=2; DEV="--device cpu"; STEPS="--steps 2 --warmup 1"; EP=2; ARCH=ssdlite320_mobilenet_v3_small
+  LB="-b 8 --batches 2"; COMPILE=""; ROWS="ours jpeg:cpu jpeg:cpu-v2"
+else
+  PER=2048; VAL=64; B=256; W=14; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
+  ARCH=ssdlite320_mobilenet_v3_large; LB="-b 64 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
+fi
+VOC=${VOC:-/tmp/voc_jpeg}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
+$PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
+'cpus', os.cpu_count())" | tee -a "$OUT/log.txt"
+ls .gpu/whl/*.whl >/dev/null 2>&1 && $PY -m pip install -q --no-deps .gpu/whl/*.whl 2>&1 | tail -1
+
+if [ ! -f "$VOC/ImageSets/Main/train.txt" ]; then
+  log "the folder: 4 x $PER train + 4 x $VAL val make_voc photos, 480x360"
+  t0=$(date +%s)
+  for k in 0 1 2 3; do
+    $PY -m edgeexport.data.make_voc "$VOC.part$k" --train $PER --val $VAL --seed $k >/dev/null &
+  done
+  wait
+  mkdir -p "$VOC/JPEGImages" "$VOC/Annotations" "$VOC/ImageSets/Main"
+  for k in 0 1 2 3; do
+    for f in "$VOC.part$k"/JPEGImages/*.jpg; do b=$(basename "$f" .jpg); mv "$f" "$VOC/JPEGImages/p${k}_$b.jpg"; done
+    for f in "$VOC.part$k"/Annotations/*.xml; do b=$(basename "$f" .xml); mv "$f" "$VOC/Annotations/p${k}_$b.xml"; done
+    for s in train val; do sed "s/^/p${k}_/" "$VOC.part$k/ImageSets/Main/$s.txt" >> "$VOC/ImageSets/Main/$s.txt"; done
+    rm -rf "$VOC.part$k"
+  done
+  echo "written in $(( $(date +%s) - t0 )) s: $(wc -l < "$VOC/ImageSets/Main/train.txt") train" | tee -a "$OUT/log.txt"
+fi
+
+if want a; then
+  log "a1. loader_speed: the input pipelines alone, per worker"
+  $PY benchmarks/loader_speed.py --data-path "$VOC" --workers 0 $W $LB --json "$OUT/loader_speed.json" 2>&1 \
+    | tee -a "$OUT/log.txt"
+  log "a2. train_speed: the step and the trainer's input pipelines from the folder, batch $B, eager and compiled"
+  $PY benchmarks/train_speed.py --arch $ARCH --batch-sizes $B $STEPS $DEV --workers $W --data-path "$VOC" \
+    --rows $ROWS $COMPILE --json "$OUT/train_speed_jpeg.json" 2>&1 | tee -a "$OUT/log.txt"
+fi
+if want b; then
+  for run in ${RUNS:-cpu-v2:0 cpu:0 gpu:0 cpu-v2:1 cpu:1}; do
+    d=${run%%:*}; s=${run##*:}
+    [ "${SMALL:-0}" = 1 ] && [ "$d" = gpu ] && continue
+    log "b. train --decode $d --seed $s: $EP epochs, batch $B"
+    $PY -m edgeexport.train --dataset voc --data-path "$VOC" --train-split train --val-split val --arch $ARCH \
+      --epochs $EP -b $B --workers $W --decode $d --seed $s --eval-every $EP --no-progress $DEV \
+      --output-dir "/tmp/run_${d}_$s" 2>&1 | tee -a "$OUT/log.txt"
+    cp "/tmp/run_${d}_$s/metrics.json" "$OUT/metrics_${d}_seed$s.json"
+  done
+fi
+if want c; then
+  log "c. GPU tests of the input paths"
+  $PY -m pytest -q -p no:cacheprovider tests/train/test_gpu_input.py tests/train/test_decoded_crops.py -m "gpu or not gpu" \
+    2>&1 | tail -15 | tee "$OUT/gpu_input_tests.txt" | tee -a "$OUT/log.txt"
+fi
+log "done"

@@ -1,0 +1,88 @@
+"""The training input pipeline alone, per loader worker: images per second that the trainer's DataLoader hands
+over for each ``--decode``, from a folder of JPEG photos, with no training step behind it.
+
+    python -m edgeexport.data.make_voc /tmp/voc --train 2048 --val 16
+    python benchmarks/loader_speed.py --data-path /tmp/voc --workers 0 4 --json out.json
+
+Rows per decode and worker count: images/s in all and per worker (``--workers 0``: the main process alone, one
+core: the per-core cost; torch is held to one thread, as in a loader worker). ``cpu``: decode, SSD's IoU crop,
+resize to 320x320 and flip in the worker; ``cpu-v2``: the same through PIL and torchvision's v2 transforms;
+``gpu``: what the workers do for --decode gpu (read the bytes, draw the augmentation; nvJPEG decodes in the main
+process, not measured here).
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int, run_cli  # noqa: E402
+
+DECODES = ("cpu-v2", "cpu", "gpu")
+
+
+def loader_for(voc, decode, batch, workers):
+    from edgeexport.device.meta import ModelMeta
+    from edgeexport.train.train_input import build_train_input
+    from edgeexport.train.transforms import EpochsSampler
+    meta = ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels)
+    # --decode gpu's worker half runs without a GPU: only the main process's to_device needs one
+    source = build_train_input(voc, meta, decode, "ssdlite", "torchvision", True, 0,
+                               torch.device("cuda" if decode == "gpu" else "cpu"))
+    return torch.utils.data.DataLoader(source.dataset, batch, sampler=EpochsSampler(len(voc), batch, 0, 10 ** 6, 0),
+                                       drop_last=True, num_workers=workers, collate_fn=source.collate_fn,
+                                       prefetch_factor=4 if workers else None)
+
+
+def measure(loader, batches, warmup):
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    t = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return time.perf_counter() - t
+
+
+def get_args_parser(add_help=True):
+    p = ArgumentParser(description="Training input pipeline throughput per loader worker, from a JPEG folder.",
+                       add_help=add_help)
+    p.add_argument("--data-path", required=True, help="a VOC folder of JPEGs (python -m edgeexport.data.make_voc)")
+    p.add_argument("--decodes", nargs="+", default=list(DECODES), choices=DECODES)
+    p.add_argument("--workers", type=non_negative_int, nargs="+", default=[0, min(4, os.cpu_count() or 1)])
+    p.add_argument("-b", "--batch-size", type=positive_int, default=64)
+    p.add_argument("--batches", type=positive_int, default=8, help="timed batches per row")
+    p.add_argument("--json", help="write the table here")
+    return p
+
+
+def main(args):
+    from edgeexport.data import VOCDetection
+    torch.set_num_threads(1)  # what a DataLoader worker runs with
+    voc = VOCDetection(args.data_path)
+    rows = []
+    for decode in args.decodes:
+        for workers in args.workers:
+            # with workers, warm up a batch per worker so that each has started, then time enough batches for all
+            warm = max(1, workers)
+            n = max(args.batches, 2 * workers)
+            seconds = measure(loader_for(voc, decode, args.batch_size, workers), n, warm)
+            ips = n * args.batch_size / seconds
+            row = {"decode": decode, "workers": workers, "images_per_s": ips,
+                   "images_per_s_per_worker": ips / max(workers, 1), "batch": args.batch_size}
+            rows.append(row)
+            print("--decode {decode:<7} workers {workers:>3}  {images_per_s:>8.1f} img/s  "
+                  "{images_per_s_per_worker:>7.1f} img/s per worker".format(**row), flush=True)
+    env = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "images": len(voc),
+           "image_size": list(__import__("PIL.Image", fromlist=["Image"]).open(voc.items[0][0]).size)}
+    if args.json:
+        from edgeexport.device.fileio import atomic_write_text
+        atomic_write_text(args.json, json.dumps({"env": env, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(get_args_parser, main)

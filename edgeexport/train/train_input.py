@@ -1,0 +1,112 @@
+"""What feeds the training step, chosen once: the dataset the loader workers index, how they collate, and what the
+main process does with a batch to put it on the device (the trainer and benchmarks/train_speed.py share this).
+
+    --decode cpu     image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
+    --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input)
+    --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
+                     preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
+
+On CUDA the next batch is copied (or decoded) on a side stream while the step runs: a batch of 256 uint8 images
+at 320x320 is 79 MB, a few milliseconds of PCIe that would otherwise stand between two steps.
+"""
+import torch
+
+from ..device.errors import UsageError
+from .transforms import TorchDetection, collate, collate_batch, train_transform
+
+DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
+
+
+class TrainInput(object):
+    """``dataset`` and ``collate_fn`` for the DataLoader; ``to_device(batch)`` -> the step's inputs."""
+
+    def __init__(self, dataset, collate_fn, to_device, batched):
+        self.dataset, self.collate_fn, self.to_device, self.batched = dataset, collate_fn, to_device, batched
+
+
+def resolve_decode(decode, train_set, preset, preprocess, batched):
+    """``--decode cpu`` where the fast path cannot serve (rendered data, the ssd preset, nvinfer's preprocessing,
+    torchvision's loss) is the v2 pipeline, as before; a choice that cannot be honoured is refused."""
+    from .ssd_crop import FAST_PRESETS
+    fast_ok = getattr(train_set, "items", None) is not None and preset in FAST_PRESETS and \
+        preprocess == "torchvision" and batched
+    if decode == "cpu":
+        return "cpu" if fast_ok else "cpu-v2"
+    if decode == "gpu" and not (batched and preprocess == "torchvision"):
+        raise UsageError("--decode gpu needs --loss batched and --preprocess torchvision (nvinfer's 8-bit stretch is "
+                         "computed on the CPU)")
+    return decode
+
+
+def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device):
+    size = tuple(meta.input_size)
+    decode = resolve_decode(decode, train_set, preset, preprocess, batched)
+    if decode == "gpu":
+        if device.type != "cuda":
+            raise UsageError("--decode gpu needs a CUDA device (nvJPEG); this run is on {}".format(device))
+        from .gpu_input import EncodedDetection, collate_encoded, decode_batch
+
+        def decoded(batch):
+            data, crops, flips, boxes, labels, valid = batch
+            return (decode_batch(data, crops, flips, size, device),) + tuple(
+                t.to(device, non_blocking=True) for t in (boxes, labels, valid))
+        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded, True)
+    if decode == "cpu":
+        from .decoded_crops import DecodedCrops
+        return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device), True)
+    nvinfer_size = size if preprocess == "nvinfer" else None
+    data = TorchDetection(train_set, train_transform(preset, meta.image_mean, nvinfer_size,
+                                                     size if batched else None), seed)
+    if batched:
+        return TrainInput(data, collate_batch, copied(device), True)
+    return TrainInput(data, collate, None, False)
+
+
+def training_stream(loader, batched, to_device, device):
+    """The loader's batches, an unreadable image raised as one DatasetError, and (batched) each put on the device
+    one ahead of the step."""
+    from .transforms import checked
+    batches = checked(loader)
+    return ahead_on_device(batches, to_device or copied(device), device) if batched else batches
+
+
+def copied(device):
+    def to_device(batch):
+        return tuple(t.to(device, non_blocking=True) for t in batch)
+    return to_device
+
+
+def ahead_on_device(batches, to_device, device):
+    """Yield ``to_device(batch)`` for each batch, preparing the next one on a side stream while the caller's step
+    runs on the current stream (CUDA); elsewhere one at a time. The step waits for its own batch's event only (not
+    for whatever the side stream queued after it), and tensors made on the side stream are marked as used by the
+    step's stream (record_stream), so the allocator recycles them only after the step has read them."""
+    if device.type != "cuda":
+        for batch in batches:
+            yield to_device(batch)
+        return
+    main = torch.cuda.current_stream(device)
+    side = torch.cuda.Stream(device)
+
+    def prepare(batch):
+        with torch.cuda.stream(side):
+            out = to_device(batch)
+            done = torch.cuda.Event()
+            done.record(side)
+        return out, done
+
+    def ready(prepared):
+        out, done = prepared
+        main.wait_event(done)
+        for t in out:
+            t.record_stream(main)
+        return out
+
+    pending = None
+    for batch in batches:
+        nxt = prepare(batch)
+        if pending is not None:
+            yield ready(pending)
+        pending = nxt
+    if pending is not None:
+        yield ready(pending)
