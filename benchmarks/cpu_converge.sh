@@ -5,13 +5,17 @@
 # with --preprocess nvinfer; two runs at a time, one thread each. Then each exported and evaluated (pytorch,
 # onnxruntime, nvinfer rows) on its 300 held-out images. Results: benchmarks/results/cpu2_converge.json.
 #   bash benchmarks/cpu_converge.sh            (about 35 min on 2 cores; E=2 for a quick dry run)
+# MODE=decode: instead, the same VOC recipe with SSD's IoU crop + flip (--data-augmentation ssdlite) through
+# --decode cpu and --decode cpu-v2 (torchvision's v2 transforms), seeds 0 and 1 each: held-out mAP per path and
+# seed, so the difference between paths stands beside the spread between seeds. Results:
+# benchmarks/results/cpu2_decode_map.json (E=12: about 35 min).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-runs/converge}
 PY=${PY:-.venv/bin/python}
 E=${E:-25}
 mkdir -p "$R"
-train() {  # name, dataset args...
+train() {  # name, dataset args... (a later --data-augmentation overrides hflip)
   local name=$1; shift
   $PY -m edgeexport.train --arch ssdlite320_mobilenet_v3_small --epochs "$E" -b 16 --lr 0.06 \
     --warmup-iters 30 --bn-momentum 0.1 --data-augmentation hflip --workers 0 --threads 1 --eval-every 5 \
@@ -21,6 +25,29 @@ train() {  # name, dataset args...
 SYN="--dataset synthetic --num-classes 3 --synthetic-train-size 768 --synthetic-val-size 300"
 VOC="--dataset voc --data-path $R/voc --train-split train --val-split val"
 [ -d "$R/voc" ] || $PY -m edgeexport.data.make_voc "$R/voc" --train 768 --val 300 --size 480 360
+if [ "${MODE:-models}" = decode ]; then
+  for s in 0 1; do
+    train "decode_cpu_$s" $VOC --data-augmentation ssdlite --decode cpu --seed $s &
+    train "decode_cpu-v2_$s" $VOC --data-augmentation ssdlite --decode cpu-v2 --seed $s & wait
+  done
+  $PY - "$R" <<'EOF'
+import json, os, sys
+R = sys.argv[1]
+out = {"command": "MODE=decode bash benchmarks/cpu_converge.sh", "runs": {}}
+for d in ("cpu", "cpu-v2"):
+    for s in (0, 1):
+        curve = json.load(open(os.path.join(R, "decode_{}_{}".format(d, s), "metrics.json")))
+        out["runs"]["{} seed {}".format(d, s)] = {
+            "map": curve[-1]["map"], "map50": curve[-1]["map50"],
+            "images_per_s": [e["images_per_s"] for e in curve]}
+for k, v in out["runs"].items():
+    print("{:<14} mAP@[.5:.95] {:.4f}  mAP@.5 {:.4f}  {:.1f} img/s (median epoch)".format(
+        k, v["map"], v["map50"], sorted(v["images_per_s"])[len(v["images_per_s"]) // 2]))
+with open("benchmarks/results/cpu2_decode_map.json", "w") as f:
+    json.dump(out, f, indent=1)
+EOF
+  exit 0
+fi
 train syn_torchvision $SYN & train syn_nvinfer $SYN --preprocess nvinfer & wait
 train voc_torchvision $VOC & train voc_nvinfer $VOC --preprocess nvinfer & wait
 for r in syn_torchvision syn_nvinfer voc_torchvision voc_nvinfer; do

@@ -3,7 +3,7 @@ main process does with a batch to put it on the device (the trainer and benchmar
 
     --decode cpu     image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
     --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input)
-    --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
+    --decode cpu-v2  (default) torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
                      preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
 
 On CUDA the next batch is copied (or decoded) on a side stream while the step runs: a batch of 256 uint8 images
