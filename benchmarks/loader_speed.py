@@ -25,16 +25,9 @@ DECODES = ("cpu-v2", "cpu", "gpu")
 
 
 def loader_for(voc, decode, batch, workers):
-    from edgeexport.device.meta import ModelMeta
-    from edgeexport.train.train_input import build_train_input
-    from edgeexport.train.transforms import EpochsSampler
-    meta = ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels)
-    # --decode gpu's worker half runs without a GPU: only the main process's to_device needs one
-    source = build_train_input(voc, meta, decode, "ssdlite", "torchvision", True, 0,
-                               torch.device("cuda" if decode == "gpu" else "cpu"))
-    return torch.utils.data.DataLoader(source.dataset, batch, sampler=EpochsSampler(len(voc), batch, 0, 10 ** 6, 0),
-                                       drop_last=True, num_workers=workers, collate_fn=source.collate_fn,
-                                       prefetch_factor=4 if workers else None)
+    from benchmarks.train_speed import jpeg_loader
+    # --decode gpu's worker half runs without a GPU: only the main process's to_device (never called here) needs one
+    return jpeg_loader(voc, decode, batch, workers, torch.device("cuda" if decode == "gpu" else "cpu"), False)[1]
 
 
 def measure(loader, batches, warmup):

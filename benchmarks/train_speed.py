@@ -194,18 +194,22 @@ def loader_step(model, batch, size, device, amp, workers, n_images):
     return step
 
 
+def jpeg_loader(voc, decode, batch, workers, device, pin_memory):
+    """The trainer's input (TrainInput) for ``--decode decode`` on a VOC folder with SSD's crop and flip, and the
+    trainer's loader over it, endless (one iterator across passes, as the trainer runs)."""
+    from edgeexport.device.meta import ModelMeta
+    from edgeexport.train.train_input import build_train_input, train_loader
+    from edgeexport.train.transforms import EpochsSampler
+    source = build_train_input(voc, ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels), decode, "ssdlite",
+                               "torchvision", True, 0, device)
+    return source, train_loader(source, batch, EpochsSampler(len(voc), batch, 0, 10 ** 6, 0), workers, pin_memory)
+
+
 def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None):
     """The trainer's input pipeline for ``--decode decode`` on the JPEG folder at ``data_path`` into our step."""
     from edgeexport.data import VOCDetection
-    from edgeexport.device.meta import ModelMeta
-    from edgeexport.train.train_input import build_train_input, training_stream
-    from edgeexport.train.transforms import EpochsSampler
-    voc = VOCDetection(data_path)
-    meta = ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels)
-    source = build_train_input(voc, meta, decode, "ssdlite", "torchvision", True, 0, device)
-    loader = torch.utils.data.DataLoader(source.dataset, batch, sampler=EpochsSampler(len(voc), batch, 0, 10 ** 6, 0),
-                                         drop_last=True, num_workers=workers, collate_fn=source.collate_fn,
-                                         pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
+    from edgeexport.train.train_input import training_stream
+    source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda")
     stream = training_stream(loader, True, source.to_device, device)
     update = our_update(model, device, amp, compile_backend)
     return lambda: update(*next(stream))

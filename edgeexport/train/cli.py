@@ -25,7 +25,7 @@ from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from . import distributed as D
 from .loop import evaluate, train_one_epoch
 from .ssd_loss import SSDTrainStep
-from .train_input import DECODE_CHOICES, build_train_input, training_stream
+from .train_input import DECODE_CHOICES, build_train_input, train_loader, training_stream
 from .transforms import PRESETS, EpochsSampler, TorchDetection, collate, eval_transform
 
 
@@ -293,10 +293,7 @@ def main(args):
     run_t0 = time.time()
     # one loader iterator for the whole run (EpochsSampler): its workers run into the next epoch while this one ends
     sampler = EpochsSampler(len(train_data), args.batch_size, start_epoch, args.epochs, args.seed, rank, world)
-    loader = torch.utils.data.DataLoader(train_data, args.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=args.workers, collate_fn=train_input.collate_fn,
-                                         pin_memory=device.type == "cuda",
-                                         prefetch_factor=4 if args.workers > 0 else None)
+    loader = train_loader(train_input, args.batch_size, sampler, args.workers, device.type == "cuda")
     stream = training_stream(loader, batched, train_input.to_device, device)
     for epoch in range(start_epoch, args.epochs):
         # Every random choice of an epoch derives from (seed, epoch): a resumed run replays it exactly.

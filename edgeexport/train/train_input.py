@@ -18,10 +18,11 @@ DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
 
 
 class TrainInput(object):
-    """``dataset`` and ``collate_fn`` for the DataLoader; ``to_device(batch)`` -> the step's inputs."""
+    """``dataset`` and ``collate_fn`` for the DataLoader; ``to_device(batch)`` -> the batched step's inputs (None
+    for torchvision's per-image loss, whose loop moves its own lists)."""
 
-    def __init__(self, dataset, collate_fn, to_device, batched):
-        self.dataset, self.collate_fn, self.to_device, self.batched = dataset, collate_fn, to_device, batched
+    def __init__(self, dataset, collate_fn, to_device):
+        self.dataset, self.collate_fn, self.to_device = dataset, collate_fn, to_device
 
 
 def resolve_decode(decode, train_set, preset, preprocess, batched):
@@ -50,16 +51,24 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
             data, crops, flips, boxes, labels, valid = batch
             return (decode_batch(data, crops, flips, size, device),) + tuple(
                 t.to(device, non_blocking=True) for t in (boxes, labels, valid))
-        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded, True)
+        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded)
     if decode == "cpu":
         from .decoded_crops import DecodedCrops
-        return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device), True)
+        return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device))
     nvinfer_size = size if preprocess == "nvinfer" else None
     data = TorchDetection(train_set, train_transform(preset, meta.image_mean, nvinfer_size,
                                                      size if batched else None), seed)
     if batched:
-        return TrainInput(data, collate_batch, copied(device), True)
-    return TrainInput(data, collate, None, False)
+        return TrainInput(data, collate_batch, copied(device))
+    return TrainInput(data, collate, None)
+
+
+def train_loader(source, batch, sampler, workers, pin_memory):
+    """The DataLoader the trainer runs over ``source`` (a TrainInput), one iterator for the whole run when
+    ``sampler`` is an EpochsSampler; the benchmarks time this very loader."""
+    return torch.utils.data.DataLoader(source.dataset, batch, sampler=sampler, drop_last=True, num_workers=workers,
+                                       collate_fn=source.collate_fn, pin_memory=pin_memory,
+                                       prefetch_factor=4 if workers > 0 else None)
 
 
 def training_stream(loader, batched, to_device, device):

@@ -127,14 +127,15 @@ def test_the_batched_crop_and_resize_equals_the_cpu_paths_inside_the_crop(tmp_pa
         assert float((ours[..., 1:-1, 1:-1] - cpu[..., 1:-1, 1:-1]).abs().max()) <= 1.0 + 1e-3
         assert float((ours - cpu).abs().max()) <= 128
         assert float((ours - cpu).abs().mean()) <= 0.5
-        np.testing.assert_array_equal(b[3].numpy(), collate_batch_boxes(dec, len(ds)))
+        np.testing.assert_array_equal(b[3].numpy(), collate_batch_boxes_at(dec, len(ds), 0))
         cropped += int((b[1][:, 2:] != torch.tensor([200, 150])).any(1).sum())
     assert cropped > 0
 
 
-def collate_batch_boxes(data, n):
+def collate_batch_boxes_at(data, n, epoch):
+    """The padded boxes --decode cpu collates for one epoch's samples (counted from data's set_epoch)."""
     from edgeexport.train.transforms import collate_batch
-    return collate_batch([data[i] for i in range(n)])[1].numpy()
+    return collate_batch([data[epoch * n + i] for i in range(n)])[1].numpy()
 
 
 @pytest.mark.gpu
@@ -160,8 +161,3 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path):
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))
         assert float(diff.max()) <= 2.0, diff
         np.testing.assert_array_equal(batches[e][3].numpy(), collate_batch_boxes_at(dec, len(ds), e))
-
-
-def collate_batch_boxes_at(data, n, epoch):
-    from edgeexport.train.transforms import collate_batch
-    return collate_batch([data[epoch * n + i] for i in range(n)])[1].numpy()
