@@ -19,7 +19,7 @@ train() {  # name, dataset args... (a later --data-augmentation overrides hflip)
   local name=$1; shift
   $PY -m edgeexport.train --arch ssdlite320_mobilenet_v3_small --epochs "$E" -b 16 --lr 0.06 \
     --warmup-iters 30 --bn-momentum 0.1 --data-augmentation hflip --workers 0 --threads 1 --eval-every 5 \
-    --no-progress --output-dir "$R/$name" "$@" > "$R/$name.log" 2>&1
+    --no-progress --output-dir "$R/$name" --force "$@" > "$R/$name.log" 2>&1
   echo "$name: $(tail -1 "$R/$name.log")"
 }
 SYN="--dataset synthetic --num-classes 3 --synthetic-train-size 768 --synthetic-val-size 300"

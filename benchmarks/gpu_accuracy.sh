@@ -23,7 +23,7 @@ train() {  # name, gpu, extra args...
   local name=$1 gpu=$2; shift 2
   CUDA_VISIBLE_DEVICES=$gpu $PY -m edgeexport.train --arch ssdlite320_mobilenet_v3_small --epochs $E -b $B \
     --lr 0.1 --warmup-iters 100 --bn-momentum 0.1 --data-augmentation ssdlite --workers $W --eval-every $EV \
-    --no-progress --output-dir "$RUNS/$name" $DEV "$@" > "$RUNS/$name.log" 2>&1
+    --no-progress --output-dir "$RUNS/$name" --force $DEV "$@" > "$RUNS/$name.log" 2>&1
   echo "$name: $(tail -1 "$RUNS/$name.log")"
 }
 SYN="--dataset synthetic --synthetic-train-size $NS --synthetic-val-size $NV"

@@ -55,7 +55,7 @@ if want b; then
     log "b. train --decode $d --seed $s: $EP epochs, batch $B"
     $PY -m edgeexport.train --dataset voc --data-path "$VOC" --train-split train --val-split val --arch $ARCH \
       --epochs $EP -b $B --workers $W --decode $d --seed $s --eval-every $EP --no-progress $DEV \
-      --output-dir "/tmp/run_${d}_$s" 2>&1 | tee -a "$OUT/log.txt"
+      --output-dir "/tmp/run_${d}_$s" --force 2>&1 | tee -a "$OUT/log.txt"
     cp "/tmp/run_${d}_$s/metrics.json" "$OUT/metrics_${d}_seed$s.json"
   done
 fi

@@ -11,13 +11,13 @@ log "1a. train SSDLite-Large, AMP, batch 64, 6 epochs x 4096 synthetic images"
 $PY -m edgeexport.train --dataset synthetic --arch ssdlite320_mobilenet_v3_large --synthetic-image-size 320 320 \
   --synthetic-train-size 4096 --synthetic-val-size 256 --epochs ${LARGE_EPOCHS:-6} -b 64 --lr 0.1 --warmup-iters 50 \
   --bn-momentum 0.1 --data-augmentation hflip --workers 14 --amp --channels-last --no-progress \
-  --output-dir /tmp/large 2>&1 | tee -a "$OUT/log.txt"
+  --output-dir /tmp/large --force 2>&1 | tee -a "$OUT/log.txt"
 cp /tmp/large/metrics.json "$OUT/train_large_metrics.json"; cp /tmp/large/best.pth "$OUT/large_best.pth"
 log "1b. train SSDLite-Small, AMP, batch 64, 2 epochs"
 $PY -m edgeexport.train --dataset synthetic --arch ssdlite320_mobilenet_v3_small --synthetic-image-size 320 320 \
   --synthetic-train-size 4096 --synthetic-val-size 256 --epochs 2 -b 64 --lr 0.1 --warmup-iters 50 \
   --bn-momentum 0.1 --data-augmentation hflip --workers 14 --amp --channels-last --no-progress \
-  --output-dir /tmp/small 2>&1 | tee -a "$OUT/log.txt"
+  --output-dir /tmp/small --force 2>&1 | tee -a "$OUT/log.txt"
 cp /tmp/small/metrics.json "$OUT/train_small_metrics.json"
 log "2. fp16 numerics"
 models=(/tmp/large/best.pth)

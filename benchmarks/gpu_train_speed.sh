@@ -31,7 +31,7 @@ want 2 && for g in $GPUS; do
   $PY -m torch.distributed.run --standalone --nproc_per_node=$g -m edgeexport.train --dataset synthetic \
     --arch ssdlite320_mobilenet_v3_large --synthetic-image-size 320 320 --synthetic-train-size $N \
     --synthetic-val-size 64 --epochs 2 -b $B --lr 0.1 --warmup-iters 20 --bn-momentum 0.1 \
-    --data-augmentation hflip --workers $W --no-progress --output-dir "/tmp/ddp$g" $DEV 2>&1 | tee -a "$OUT/log.txt"
+    --data-augmentation hflip --workers $W --no-progress --output-dir "/tmp/ddp$g" --force $DEV 2>&1 | tee -a "$OUT/log.txt"
   cp "/tmp/ddp$g/metrics.json" "$OUT/ddp${g}_metrics.json"
 done
 log "done"

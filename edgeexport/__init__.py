@@ -19,12 +19,13 @@ use, so ``import edgeexport`` needs neither torch nor onnx.
 """
 __version__ = "0.2.0"
 
-from .device.bundle import Bundle, load_bundle
+from .device.bundle import Bundle
+from .device.deepstream.bundle_check import load_bundle
 from .device.check.compare import ParityReport, compare_outputs
 from .device.check.evaluate import Evaluation, evaluate_bundle
 from .device.check.parity import check_bundle, run_backend
-from .device.errors import (BackendUnavailableError, BundleFormatError, CheckpointError, ConfigError, DatasetError,
-                            EdgeExportError, EngineBuildError, ExportError, InferenceError, InputFileError,
+from .device.errors import (BackendUnavailableError, BundleFormatError, BundleMismatchError, CheckpointError,
+                            ConfigError, DatasetError, EdgeExportError, EngineBuildError, ExportError, InferenceError, InputFileError,
                             ModelStructureError, OutputExistsError, ParityError, TrainingError,
                             UnsupportedPrecisionError, UsageError)
 from .device.meta import BundleMeta, DetectionSettings, ModelMeta
@@ -40,8 +41,8 @@ _HOST_API = {
 __all__ = ["__version__", "Bundle", "load_bundle", "ParityReport", "check_bundle", "compare_outputs", "run_backend",
            "Runner", "Evaluation", "evaluate_bundle",
            "get_runner", "BundleMeta", "DetectionSettings", "ModelMeta", "EdgeExportError", "BackendUnavailableError",
-           "BundleFormatError", "CheckpointError", "ConfigError", "DatasetError", "EngineBuildError", "ExportError",
-           "InferenceError", "InputFileError", "ModelStructureError", "OutputExistsError", "ParityError",
+           "BundleFormatError", "BundleMismatchError", "CheckpointError", "ConfigError", "DatasetError",
+           "EngineBuildError", "ExportError", "InferenceError", "InputFileError", "ModelStructureError", "OutputExistsError", "ParityError",
            "TrainingError", "UnsupportedPrecisionError", "UsageError",
            # host side, imported on first use
            "export_bundle", "ExportResult", "build_ssdlite", "describe_model", "load_model", "save_checkpoint",

@@ -12,9 +12,18 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.edgeexport-install
-want=$(cat pyproject.toml setup.cfg scripts/constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.cfg scripts/constraints.txt scripts/setup.sh scripts/torch_cpu_index.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing edgeexport[dev] (torch and torchvision come from this machine's wheel cache where present)"
+  cpu_index=$(bash scripts/torch_cpu_index.sh)
+  if [ -n "$cpu_index" ]; then
+    # no NVIDIA GPU here: PyTorch's CPU builds, at the pinned versions (2.14.1 admits 2.14.1+cpu)
+    echo "no NVIDIA GPU: torch and torchvision CPU builds from $cpu_index"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c scripts/constraints.txt \
+      --index-url "$cpu_index" torch torchvision
+  else
+    echo "torch from the package index as configured (on Linux, PyPI's torch is the CUDA build: .venv ~6 GB)"
+  fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c scripts/constraints.txt -e ".[dev]"
   # API truth for the test doubles: typed stubs of TensorRT 10.13's Python bindings, kept OUT of the import path
   # (installed, its tensorrt/ folder of .pyi files would import as an empty namespace package), without their

@@ -126,3 +126,33 @@ def test_a_wheel_carries_jetson_inside_the_package(tmp_path):
                for f in files if not f.endswith((".so", ".tmp"))}
     assert shipped and {"edgeexport/" + s for s in shipped} <= names
     assert "edgeexport/py.typed" in names and "edgeexport/device/check/parity.py" in names
+
+
+def test_setup_takes_pytorchs_cpu_builds_only_without_a_gpu_and_where_the_index_answers(tmp_path):
+    """scripts/torch_cpu_index.sh decides where scripts/setup.sh takes torch from; stand-ins for nvidia-smi and
+    curl play the machine (the script itself, with bash, runs unchanged)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def run(gpu, index_answers, env_index=None):
+        for name in ("nvidia-smi", "curl"):
+            if (bin_dir / name).exists():
+                (bin_dir / name).unlink()
+        if gpu:
+            (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / "curl").write_text("#!/bin/sh\nexit {}\n".format(0 if index_answers else 7))
+        for f in bin_dir.iterdir():
+            f.chmod(0o755)
+        env = {"PATH": "{}:/usr/bin:/bin".format(bin_dir)}
+        if env_index is not None:
+            env["EDGEEXPORT_TORCH_CPU_INDEX"] = env_index
+        r = subprocess.run(["bash", os.path.join(REPO, "scripts", "torch_cpu_index.sh")], env=env,
+                           stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
+        assert r.returncode == 0
+        return r.stdout.strip()
+
+    assert run(gpu=False, index_answers=True) == "https://download.pytorch.org/whl/cpu"
+    assert run(gpu=True, index_answers=True) == ""
+    assert run(gpu=False, index_answers=False) == ""
+    assert run(gpu=False, index_answers=True, env_index="") == ""
+    assert run(gpu=False, index_answers=True, env_index="https://mirror.example/cpu") == "https://mirror.example/cpu"

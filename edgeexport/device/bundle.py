@@ -61,6 +61,7 @@ class Bundle(object):
         self.path = os.path.abspath(path)
         self.meta = BundleMeta.load(os.path.join(self.path, MODEL_JSON))
         self._fixtures = None
+        self.checked = None  # the BundleCheck, once load_bundle checked it whole
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -125,6 +126,15 @@ class Bundle(object):
             return PRECISIONS[int(mode)]
         return self.meta.precision
 
+    def own_files(self):
+        """The files export wrote (and build_engine writes) that no command's output may replace: the outputs'
+        ``inputs`` in fileio.check_output_file."""
+        names = [MODEL_JSON, INFER_CONFIG, LABELS, "app_config.txt", "app_config_fps.txt", "README.md",
+                 self.meta.onnx_file, self.meta.onnx_fp16_file] + sorted(self.meta.files)
+        paths = [self.file(n) for n in names if n]
+        paths += [self.configured_engine_path(), self.engine_path()]
+        return [p for p in paths if os.path.exists(p)]
+
     def engine_path(self, precision=None, batch_size=None, gpu_id=0, dla_core=None):
         """Where nvinfer (and build_engine) put the engine for these settings (default: the bundle's)."""
         return self.file(engine_file_name(self.meta.onnx_file, batch_size or self.meta.batch_size,
@@ -155,8 +165,3 @@ def check_onnx_sha256(onnx_path, meta, sha256=None):
         raise InputFileError("{} is not the ONNX that export wrote (sha256 {}..., model.json says {}...): the copy is "
                              "damaged or edited; copy the bundle again".format(onnx_path, got[:12], want[:12]))
     return got
-
-
-def load_bundle(path):
-    """The bundle folder at ``path`` (model.json is read and checked at once; the rest when first used)."""
-    return Bundle(path)

@@ -68,6 +68,10 @@ probability = _bounded(float, 0.0, 1.0, what="a number in [0, 1]")
 finite_float = _bounded(float, what="a finite number")
 finite_int = _bounded(int, what="an integer")
 image_side = _bounded(int, 32, what="an integer >= 32 (pixels)")
+tcp_port = _bounded(int, 1, 65535, what="a TCP port (1-65535)")
+# A stream's frame side: no Jetson decoder or camera gives more than 8192 pixels a side (NVDEC's largest H.265
+# frame is 8192x8192 on Orin); nvstreammux allocates its whole batch at this size, so a typo must not reach it.
+frame_side = _bounded(int, 16, 8192, what="an integer from 16 to 8192 (pixels)")
 
 
 _CLI_PID = []  # the process that installed the handler

@@ -16,6 +16,11 @@ class InputFileError(EdgeExportError):
     """A file the user named is missing, unreadable or not what it claims to be."""
 
 
+class BundleMismatchError(InputFileError):
+    """A file of the bundle disagrees with what export recorded in model.json (another graph, edited labels, an
+    infer_config.txt that would feed or read the network differently from the model)."""
+
+
 class UsageError(EdgeExportError):
     """Flags that cannot work together, or a value the command cannot use (found after parsing)."""
 

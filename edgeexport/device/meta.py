@@ -69,6 +69,23 @@ def _unit(value, what):
     return v
 
 
+def _file_record(files):
+    """{relative path: sha256 hex}; a path that leaves the bundle (absolute, '..') is not a bundle's file."""
+    if files is None:
+        return {}
+    if not isinstance(files, dict):
+        raise ValueError("files must map paths to sha256, got {}".format(type(files).__name__))
+    out = {}
+    for name, digest in files.items():
+        parts = str(name).replace("\\", "/").split("/")
+        if not isinstance(name, str) or os.path.isabs(name) or not name or any(p in ("", ".", "..") for p in parts):
+            raise ValueError("files: {!r} is not a path inside the bundle".format(name))
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("files: the sha256 of {} must be 64 hex digits, got {!r}".format(name, digest))
+        out[name] = digest
+    return out
+
+
 class ModelMeta(object):
     """What model.pth says about its network: architecture, classes, normalisation, input size, and how it was
     fed while training (``preprocessing``: torchvision's float resize, or nvinfer's 8-bit stretch)."""
@@ -173,7 +190,7 @@ class BundleMeta(object):
     def __init__(self, model, color_format="rgb", fold="exact", layout="boxes_scores", opset=13, batch_size=1,
                  dynamic_batch=False, num_anchors=0, onnx_file="model.onnx", onnx_sha256="", precision="fp16",
                  settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256="",
-                 max_output_boxes=None, validation=None):
+                 max_output_boxes=None, validation=None, files=None, weights_sha256=""):
         if not isinstance(model, ModelMeta):
             raise TypeError("model must be a ModelMeta, got {}".format(type(model).__name__))
         self.model = model
@@ -209,6 +226,11 @@ class BundleMeta(object):
             every = self.num_anchors * self.model.num_classes
             max_output_boxes = min(every, NMS_CANDIDATE_CAP) if every else self.settings.topk
         self.max_output_boxes = int(max_output_boxes)
+        # {path inside the bundle: sha256} of every file export wrote that no command rewrites (deepstream.bundle_check)
+        self.files = _file_record(files)
+        # the digest of the checkpoint's weights export read (model.checkpoint.weights_sha256): evaluate's pytorch
+        # row must score this very model
+        self.weights_sha256 = str(weights_sha256 or "")
 
     def graph_sha256(self, onnx_file):
         """The sha256 export recorded for one of the bundle's graphs (model.onnx or its FP16 twin), or None."""
@@ -286,6 +308,8 @@ class BundleMeta(object):
             },
             "extra": self.extra,
             "validation": self.validation,
+            "files": dict(self.files),
+            "weights_sha256": self.weights_sha256,
         }
 
     @classmethod
@@ -314,7 +338,7 @@ class BundleMeta(object):
                        dep.get("onnx_fp16_sha256", ""),
                        # earlier bundles: the plugin kept topk rows (format 1 named them max_detections)
                        dep.get("max_output_boxes", dep.get("max_detections", DetectionSettings.from_dict(
-                           settings).topk)), d.get("validation"))
+                           settings).topk)), d.get("validation"), d.get("files"), d.get("weights_sha256", ""))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise InputFileError("{} is not an edgeexport bundle description ({}: {}); re-export the bundle with "
                                  "export.py".format(where, type(e).__name__, e))

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import sys
 import time
 
 from ..device.cli import ArgumentParser, non_negative_int, positive_int, run_cli
@@ -32,9 +33,11 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
+    from ..device.bundle import Bundle
+    bundle_files = Bundle(args.bundle).own_files() if os.path.isdir(args.bundle) else []
     for out in (args.out, args.json):
         if out is not None:
-            check_output_file(out, inputs=[args.input])
+            check_output_file(out, inputs=[args.input] + bundle_files)
             remove_stale_temporaries(os.path.dirname(os.path.abspath(out)), [os.path.basename(out)])
     if args.out and args.json and os.path.abspath(args.out) == os.path.abspath(args.json):
         from ..device.errors import UsageError
@@ -53,6 +56,9 @@ def main(args):
             from ..device.deepstream.install import parse_version
             version = parse_version(args.deepstream_version)
         emu = stack.enter_context(Emulator(args.bundle, args.backend, version))
+        notice = emu.bundle.checked.notice()
+        if notice:
+            print(notice, file=sys.stderr)
         video = stack.enter_context(VideoOut(args.out, args.fps)) if args.out else None
         frames_json = _run(args, emu, video, publisher)
     return _report(args, frames_json, emu.infer_seconds, video, time.perf_counter() - t0, publisher,

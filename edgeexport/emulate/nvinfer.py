@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from ..device.bundle import GRAPH_BEFORE_NMS
-from ..device.deepstream.nvinfer_config import NvInferConfig
+from ..device.deepstream.bundle_check import load_bundle
 from ..device.errors import ConfigError, InputFileError
 from ..device.postprocess import efficient_nms_outputs
 
@@ -44,7 +44,10 @@ class Emulator(object):
     def __init__(self, bundle, backend="onnxruntime", deepstream_version=None):
         if not os.path.isdir(bundle):
             raise InputFileError("no bundle at {}: expected the folder export.py wrote".format(bundle))
-        self.cfg = NvInferConfig(os.path.join(bundle, "infer_config.txt"), deepstream_version)
+        # the whole bundle first: a config, labels or graph that disagrees with model.json is refused, and the
+        # values tuned on purpose are followed, as nvinfer follows them (deepstream.bundle_check)
+        self.bundle = load_bundle(bundle, deepstream_version=deepstream_version)
+        self.cfg = self.bundle.checked.config
         layout = self.cfg.layout  # a parser that is not edgeexport's is refused before anything loads
         self.parser = load_parser(self.cfg)
         self.plugin_nms = None

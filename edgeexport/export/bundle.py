@@ -127,13 +127,26 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
         meta.save(os.path.join(tmp, MODEL_JSON))
         if validate is not None:
             validate(tmp)
-            meta.save(os.path.join(tmp, MODEL_JSON))
+        meta.files = recorded_files(tmp, meta)
+        meta.save(os.path.join(tmp, MODEL_JSON))
         _replace_folder(tmp, path)
         tmp = None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return Bundle(path)
+
+
+def recorded_files(folder, meta):
+    """{path: sha256} of what no command rewrites: the graphs, labels.txt, the parity fixtures and the validation
+    set (deepstream.bundle_check verifies them; infer_config.txt, which build_engine rewrites, is checked by value)."""
+    from ..device.bundle import file_sha256
+    names = [meta.onnx_file, meta.onnx_fp16_file, "labels.txt"]
+    for sub in ("parity", "validation"):
+        for root, _, files in os.walk(os.path.join(folder, sub)):
+            names += [os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/") for f in files]
+    return {n: file_sha256(os.path.join(folder, n)) for n in sorted(set(names))
+            if n and os.path.isfile(os.path.join(folder, n))}
 
 
 def _replace_folder(tmp, path):

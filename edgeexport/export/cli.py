@@ -27,6 +27,9 @@ def get_args_parser(add_help=True):
     g.add_argument("--arch", choices=ARCHS, help="default: read from the checkpoint's tensors")
     g.add_argument("--image-mean", type=probability, nargs=3, help="[0,1] scale, RGB (torchvision SSDLite: 0.5 0.5 0.5)")
     g.add_argument("--image-std", type=positive_float, nargs=3, help="[0,1] scale, RGB")
+    g.add_argument("--override-metadata", action="store_true",
+                   help="let --labels/--image-mean/--image-std/--arch replace what a checkpoint with metadata "
+                        "records (without it a contradiction is refused)")
     g = p.add_argument_group("deploy graph")
     g.add_argument("--color", default="rgb", choices=["rgb", "bgr"], help="the engine's input colour order")
     g.add_argument("--fold", default="exact", choices=["exact", "mean_into_bias"],
@@ -111,7 +114,8 @@ def main(args):
                            args.batch_size, args.dynamic_batch, args.opset, args.precision, settings,
                            not args.no_simplify, args.trt_version, args.force, args.video,
                            preprocess_min_agreement=minimum, image_mean=args.image_mean, image_std=args.image_std,
-                           arch=args.arch, val_data=validation_dataset(args), val_max_images=args.val_max_images)
+                           arch=args.arch, val_data=validation_dataset(args), val_max_images=args.val_max_images,
+                           override_metadata=args.override_metadata)
     agreement = result.parity.preprocessing["agreement"]
     if minimum is None and agreement < PREPROCESS_WARN_BELOW:
         print("warning: torchvision's and nvinfer's preprocessing agree on {:.1%} of detections: the model was "

@@ -25,13 +25,13 @@ class ExportResult(object):
         return self.bundle.meta
 
 
-def load_source(model, labels=None, image_mean=None, image_std=None, arch=None):
+def load_source(model, labels=None, image_mean=None, image_std=None, arch=None, override_metadata=False):
     """Stage 0: (torchvision SSD in eval mode, ModelMeta, where it came from) from a model.pth path or from an
     in-memory torchvision SSDLite (whose labels must then be given)."""
     from ..model.checkpoint import describe_model, load_model
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         path = os.fspath(model)
-        net, meta, _ = load_model(path, labels, image_mean, image_std, arch)
+        net, meta, _ = load_model(path, labels, image_mean, image_std, arch, override=override_metadata)
         return net, meta, path
     if labels is None:
         raise UsageError("an in-memory model carries no class names: pass labels=[...] (the K foreground classes)")
@@ -75,13 +75,15 @@ def batch_axis(batch_size, dynamic_batch=None):
 def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="rgb", fold="exact", batch_size=1,
                   dynamic_batch=None, opset=13, precision="fp16", settings=None, simplify=True, trt_version="8.2",
                   force=False, video=None, images=None, preprocess_min_agreement=None, image_mean=None,
-                  image_std=None, arch=None, echo=print, val_data=None, val_max_images=300):
+                  image_std=None, arch=None, echo=print, val_data=None, val_max_images=300, override_metadata=False):
     """Export ``model`` (a model.pth path, or an in-memory torchvision SSDLite with ``labels``) to a DeepStream
     bundle in ``output_dir``. Raises ParityError (nothing written) when the ONNX graph does not reproduce the
     original model, and when ``preprocess_min_agreement`` is set and nvinfer's preprocessing agrees less.
     ``dynamic_batch`` None: dynamic when ``batch_size`` > 1 (see batch_axis). ``val_data``: a host dataset
     (edgeexport.data) whose first ``val_max_images`` images go into the bundle's validation/ with the mAP of the
-    pytorch, onnxruntime and nvinfer rows recorded in model.json. Returns ExportResult."""
+    pytorch, onnxruntime and nvinfer rows recorded in model.json. ``override_metadata``: let ``labels``,
+    ``image_mean``, ``image_std``, ``arch`` replace what a checkpoint records (else a contradiction is refused).
+    Returns ExportResult."""
     from .bundle import check_output_dir, write_bundle
     from .deploy import build_deploy_model
     from .onnx_graph import export_onnx
@@ -93,13 +95,15 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
     if video is not None:
         from ..data.frames import video_frame_size
         video_frame_size(video)  # a bad clip fails now, not after the slow stages
-    net, model_meta, source = load_source(model, labels, image_mean, image_std, arch)
+    net, model_meta, source = load_source(model, labels, image_mean, image_std, arch, override_metadata)
+    from ..model.checkpoint import weights_sha256
+    weights = weights_sha256(net)  # before the fold changes the first conv
     # efficient_nms = the boxes_scores graph + TensorRT's NMS plugin node appended to it
     graph_layout = "boxes_scores" if layout == "efficient_nms" else layout
     deploy = build_deploy_model(net, model_meta, fold, color, graph_layout)
     meta = BundleMeta(model_meta, color, fold, layout, opset, batch_size, dynamic_batch,
                       int(deploy.anchors.shape[0]), "model.onnx", "", precision,
-                      settings or DetectionSettings(), __version__)
+                      settings or DetectionSettings(), __version__, weights_sha256=weights)
     t1 = time.perf_counter()
     graph = export_onnx(deploy, meta, simplify, trt_version)
     t2 = time.perf_counter()

@@ -16,10 +16,13 @@ class TorchRunner(Runner):
         self.device, self.half = device, half
 
     @classmethod
-    def from_checkpoint(cls, path, fold="exact", color_format="rgb", layout="boxes_scores", **kwargs):
-        from ..model.checkpoint import load_model
+    def from_checkpoint(cls, path, fold="exact", color_format="rgb", layout="boxes_scores", bundle_meta=None,
+                        **kwargs):
+        from ..model.checkpoint import check_bundle_model, load_model
         from .deploy import build_deploy_model
         model, meta, _ = load_model(path)
+        if bundle_meta is not None:
+            check_bundle_model(model, bundle_meta, path)
         deploy = build_deploy_model(model, meta, fold, color_format, layout)
         return cls(deploy, deploy.output_names, **kwargs)
 
@@ -52,7 +55,7 @@ class Fp16DeployRow(NvInferRow):
         meta = bundle.meta
         layout = "boxes_scores" if meta.layout == "efficient_nms" else meta.layout
         runner = TorchRunner.from_checkpoint(model_path, meta.fold, meta.color_format, layout, device="cuda",
-                                             half=True)
+                                             half=True, bundle_meta=meta)
         super(Fp16DeployRow, self).__init__(bundle, score_threshold, runner=runner)
         if meta.layout == "efficient_nms":  # the plugin's NumPy reference after the graph, as for ONNX Runtime
             self.plugin = (score_threshold, meta.settings.nms_iou_threshold, meta.max_output_boxes)

@@ -25,6 +25,41 @@ def save_checkpoint(path, model, meta, **extra):
     atomic_write_with(path, lambda f: torch.save(payload, f))
 
 
+def weights_sha256(model):
+    """One digest of a model's weights and buffers (name, dtype, shape and bytes of each, in name order): what
+    export records in model.json so that evaluate's pytorch row can tell the bundle's own model from another."""
+    import hashlib
+    import torch
+    state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update("{}|{}|{}\n".format(name, t.dtype, list(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _same_value(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        return False
+    return all(x == y if isinstance(x, str) or isinstance(y, str) else abs(float(x) - float(y)) <= 1e-9
+               for x, y in zip(a, b))
+
+
+def check_bundle_model(model, bundle_meta, where):
+    """``model`` must be the one the bundle was exported from (model.json's weights digest; bundles without one
+    are taken on trust): a row of another model's weights would be scored as the bundle's reference."""
+    want = getattr(bundle_meta, "weights_sha256", "")
+    if want and weights_sha256(model) != want:
+        from ..device.errors import BundleMismatchError
+        raise BundleMismatchError("{} is not the model this bundle was exported from (weights sha256 {}..., "
+                                  "model.json records {}...): pass the checkpoint export read".format(
+                                      where, weights_sha256(model)[:12], want[:12]))
+
+
 def _first_line(e):
     text = str(e).strip()
     return text.splitlines()[0][:160] if text else type(e).__name__
@@ -93,12 +128,14 @@ def _try_load(meta, state_dict):
     return model, missing, unexpected
 
 
-def load_model(path, labels=None, image_mean=None, image_std=None, arch=None, input_size=None):
+def load_model(path, labels=None, image_mean=None, image_std=None, arch=None, input_size=None, override=False):
     """Load model.pth into a torchvision SSD in eval mode. Returns ``(model, ModelMeta, raw_checkpoint)``.
 
     A checkpoint without ``meta`` (torchvision's reference scripts) needs ``labels``; the arch is read from the
     tensors unless given, and mean/std default to torchvision's SSDLite values (0.5, 0.5).
-    Flags given for a checkpoint that has ``meta`` override it (and are checked against the head).
+    A checkpoint that has ``meta`` knows its own classes and normalisation: a flag that contradicts it is refused
+    (it would relabel the bundle or feed the network other pixels, silently) unless ``override``; then it wins
+    (and is checked against the head).
     """
     obj = read_checkpoint(path)
     state_dict = _as_state_dict(obj, path)
@@ -114,8 +151,17 @@ def load_model(path, labels=None, image_mean=None, image_std=None, arch=None, in
                                   "K class names (and --arch)".format(path))
         d = {"arch": arch, "labels": labels, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
              "input_size": [320, 320]}
-    for key, value in (("labels", labels), ("image_mean", image_mean), ("image_std", image_std),
-                       ("arch", arch), ("input_size", input_size)):
+    given = (("labels", labels), ("image_mean", image_mean), ("image_std", image_std), ("arch", arch),
+             ("input_size", input_size))
+    if stored is not None and not override:
+        contradicted = ["{} {} (the checkpoint says {})".format(key, value if isinstance(value, str) else list(value),
+                                                                 d[key])
+                        for key, value in given if value is not None and not _same_value(value, d[key])]
+        if contradicted:
+            raise CheckpointError("{} records its own metadata and the flags contradict it: {}; drop the flags, or "
+                                  "pass --override-metadata to replace what the checkpoint says".format(
+                                      path, "; ".join(contradicted)))
+    for key, value in given:
         if value is not None:
             d[key] = value
     model, meta = model_from_state_dict(state_dict, d, path)

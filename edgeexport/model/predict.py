@@ -7,7 +7,7 @@ import torch
 from ..device.check.eval_rows import Row
 from ..device.postprocess import Detections
 from ..device.preprocess import scale_frame
-from .checkpoint import load_model
+from .checkpoint import check_bundle_model, load_model
 
 
 class PyTorchRow(Row):
@@ -21,11 +21,14 @@ class PyTorchRow(Row):
             from ..device.errors import UsageError
             raise UsageError("{} has classes {}, the bundle {}: pass the checkpoint the bundle was exported "
                              "from".format(model_path, meta.labels, bundle_meta.model.labels))
+        check_bundle_model(model, bundle_meta, model_path)
         self._use(model, meta, score_threshold)
 
     @classmethod
-    def from_model(cls, model, meta, score_threshold):
-        """An in-memory torchvision SSD with its ModelMeta."""
+    def from_model(cls, model, meta, score_threshold, bundle_meta=None):
+        """An in-memory torchvision SSD with its ModelMeta (checked against ``bundle_meta``'s weights digest)."""
+        if bundle_meta is not None:
+            check_bundle_model(model, bundle_meta, "the model passed")
         row = cls.__new__(cls)
         Row.__init__(row)
         row._use(model, meta, score_threshold)

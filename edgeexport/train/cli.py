@@ -73,6 +73,8 @@ def get_args_parser(add_help=True):
     g = p.add_argument_group("run")
     g.add_argument("--output-dir", default="runs/train", help="where last.pth, best.pth, metrics.json go")
     g.add_argument("--resume", default="", help="a last.pth to continue from (exactly after its last whole epoch)")
+    g.add_argument("--force", action="store_true",
+                   help="replace an earlier run's results in --output-dir (without it, or --resume, they are kept)")
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("-j", "--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1), help="data loading processes")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -154,6 +156,18 @@ def lr_lambda_factory(warmup, total):
 OUTPUT_FILES = ("last.pth", "best.pth", "metrics.json", "curves.png")
 
 
+def check_earlier_run(output_dir, resume, force):
+    """A folder holding an earlier run's results is continued (--resume) or replaced on purpose (--force), never
+    overwritten by a new run's first epoch."""
+    if resume or force or not os.path.isdir(output_dir):
+        return
+    earlier = [n for n in OUTPUT_FILES if os.path.exists(os.path.join(output_dir, n))]
+    if earlier:
+        raise UsageError("{} holds an earlier run ({}): --resume {} to continue it, --force to replace it, or "
+                         "name a new --output-dir".format(output_dir, ", ".join(earlier),
+                                                          os.path.join(output_dir, "last.pth")))
+
+
 def plot_curves(history, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -228,6 +242,7 @@ def main(args):
     channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
     show = not args.no_progress and D.is_main(rank)
     check_can_create_folder(args.output_dir)  # created at the first checkpoint, so a failed start leaves nothing
+    check_earlier_run(args.output_dir, args.resume, args.force)
     resume_ckpt = read_resume_checkpoint(args.resume) if args.resume else None
 
     train_set, val_set = build_datasets(args)

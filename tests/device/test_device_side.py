@@ -29,7 +29,7 @@ def _module_name(path):
 GROUPS = {
     "tensorrt": {"api", "builder", "calibrator", "cuda_memory", "engine_record", "runner", "build_engine"},
     "deepstream": {"infer_config", "nvinfer_config", "app_config", "streams", "msgconv", "install", "mjpeg_avi",
-                   "parser_library", "pyds_app"},
+                   "parser_library", "pyds_app", "bundle_check"},
     "check": {"parity", "compare", "evaluate", "eval_rows", "coco_eval"},
 }
 SHARED_GROUND = {"meta", "bundle", "preprocess", "postprocess", "fileio", "keyfile", "naming", "errors", "cli"}

@@ -61,7 +61,7 @@ DEVICE_MATH = r'''
 import sys, numpy
 assert sys.version_info[:2] == (3, 6) and numpy.__version__ == "1.13.3", (sys.version, numpy.__version__)
 import edgeexport
-from edgeexport.device.bundle import load_bundle
+from edgeexport.device.deepstream.bundle_check import load_bundle
 from edgeexport.device.check.compare import compare_outputs
 from edgeexport.device.deepstream.infer_config import infer_config_text
 from edgeexport.device.postprocess import efficient_nms_reference, parse_boxes_scores

@@ -95,6 +95,26 @@ def test_export_bad_inputs_one_line_nonzero_nothing_written(case, small_checkpoi
                                                                src.startswith(str(tmp_path)) else [])
 
 
+def test_flags_that_contradict_the_checkpoints_metadata_need_override(small_checkpoint, tmp_path):
+    """A checkpoint that records its labels and normalisation is not relabelled or re-normalised by a flag unless
+    the user says so: the bundle would name every object wrongly, or feed the network other pixels."""
+    for extra, word in ((["--labels", "dog", "cat", "bird"], "labels"), (["--image-mean", "0.5", "0.5", "0.5"],
+                                                                          "image_mean"),
+                        (["--image-std", "0.5", "0.5", "0.5"], "image_std")):
+        out = tmp_path / "b"
+        r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out)] + extra)
+        assert r.returncode == 2 and word in r.stderr and "--override-metadata" in r.stderr, r.stderr
+        assert not out.exists()
+    # the same values as recorded are no contradiction; --override-metadata lets the flag win
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(tmp_path / "same"),
+                 "--labels", "circle", "square", "triangle"])
+    assert r.returncode == 0, r.stderr
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(tmp_path / "over"),
+                 "--labels", "dog", "cat", "bird", "--override-metadata"])
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "over" / "labels.txt").read_text().split() == ["dog", "cat", "bird"]
+
+
 def test_unwritable_output_folder(small_checkpoint, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -67,10 +67,13 @@ def test_other_architecture_and_mismatched_labels(tmp_path):
     model, meta = make_model(calibrate=False)  # small, 3 classes
     p = tmp_path / "small.pth"
     save_checkpoint(p, model, meta)
-    with pytest.raises(CheckpointError, match="head predicts 3 foreground classes but 2 labels"):
+    # flags that contradict the checkpoint's own metadata are refused; told to override, they meet the head
+    with pytest.raises(CheckpointError, match="contradict it: labels"):
         load_model(str(p), labels=["a", "b"])
+    with pytest.raises(CheckpointError, match="head predicts 3 foreground classes but 2 labels"):
+        load_model(str(p), labels=["a", "b"], override=True)
     with pytest.raises(CheckpointError, match="does not match ssdlite320_mobilenet_v3_large"):
-        load_model(str(p), arch="ssdlite320_mobilenet_v3_large")
+        load_model(str(p), arch="ssdlite320_mobilenet_v3_large", override=True)
     foreign = tmp_path / "resnet.pth"
     torch.save({"model": {"conv1.weight": torch.zeros(64, 3, 7, 7)}}, foreign)
     with pytest.raises(CheckpointError):

@@ -47,6 +47,19 @@ def test_resume_after_the_last_epoch_says_so(tmp_path):
     assert r.returncode == 2 and "raise --epochs" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_new_run_does_not_replace_an_earlier_runs_results(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(TINY + ["--epochs", "1", "--output-dir", str(out)]).returncode == 0
+    before = {n: (out / n).read_bytes() for n in ("best.pth", "metrics.json")}
+    r = run_cli(TINY + ["--epochs", "1", "--output-dir", str(out), "--seed", "5"])
+    assert r.returncode == 2 and "holds an earlier run" in r.stderr and "--force" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert {n: (out / n).read_bytes() for n in before} == before
+    r = run_cli(TINY + ["--epochs", "1", "--output-dir", str(out), "--seed", "5", "--force"])
+    assert r.returncode == 0, r.stderr
+    assert (out / "best.pth").read_bytes() != before["best.pth"]
+
+
 def _weights(path):
     return read_checkpoint(str(path))["model"]
 

@@ -217,7 +217,7 @@ def make_row(name, bundle, score_threshold=0.01, model=None, engine=None):
             return row_class(model, bundle, score_threshold)
         if not hasattr(row_class, "from_model"):
             raise UsageError("the {} row loads its model from the checkpoint: pass its path".format(name))
-        return row_class.from_model(model, bundle.meta.model, score_threshold)
+        return row_class.from_model(model, bundle.meta.model, score_threshold, bundle.meta)
     raise UsageError("no evaluate row {!r}; available: {}".format(name, ", ".join(ROWS)))
 
 

@@ -23,8 +23,9 @@ import tempfile
 import numpy as np
 
 from ..bundle import Bundle
+from ..deepstream.bundle_check import load_bundle, open_checked
 from ..cli import ArgumentParser, image_side, positive_int, probability, run_cli
-from ..errors import BackendUnavailableError, UsageError
+from ..errors import BackendUnavailableError, DatasetError, UsageError
 from ..fileio import atomic_write_text, check_output_file
 from .coco_eval import ValidationSet, score, scorer
 from .eval_rows import ROWS, DeepStreamResults, make_row
@@ -59,6 +60,14 @@ def load_validation_set(bundle, workdir, dataset=None, data_path=None, images=No
     opened = host.open_dataset(kind, images or data_path, None, split, data_path if kind == "coco" else None,
                                synthetic_size, seed, synthetic_image_size, bundle.meta.model.num_classes)
     return host.to_validation_set(opened, workdir, max_images)
+
+
+def check_shared_classes(vset, labels):
+    """Classes are matched by name: a set that names none of the bundle's classes would score 0 for every row."""
+    if not set(vset.category_ids) & set(labels):
+        raise DatasetError("the validation set shares no class with the bundle: the set has {}, the bundle {}; "
+                           "evaluate on a set of the bundle's classes".format(
+                               ", ".join(sorted(vset.category_ids)) or "none", ", ".join(labels)))
 
 
 def read_image(path):
@@ -227,7 +236,7 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
     results are written, and the Evaluation has no ``rows`` (score them on the host as a deepstream row); without
     ``results_out`` it refuses before running anything."""
     if not isinstance(bundle, Bundle):
-        bundle = Bundle(bundle)
+        bundle = load_bundle(bundle)
     backends = list(backends)
     unknown = [b for b in backends if b not in ROWS]
     if unknown or not backends:
@@ -248,6 +257,7 @@ def evaluate_bundle(bundle, backends=("onnxruntime", "nvinfer"), model=None, dat
     try:
         vset = load_validation_set(bundle, workdir, dataset, data_path, images, split, synthetic_size, seed,
                                    max_images, synthetic_image_size)
+        check_shared_classes(vset, labels)
         rows = [make_row(name, bundle, score_threshold, model, engine) for name in backends if name != "deepstream"]
         detections, seconds, image_ids = run_rows(rows, vset, max_images, progress)
         if "deepstream" in backends:
@@ -310,10 +320,10 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
-    bundle = Bundle(args.bundle)
+    bundle = open_checked(args.bundle)
     for out in (args.json, args.png):
         if out:
-            check_output_file(out)
+            check_output_file(out, inputs=bundle.own_files() + ([args.results] if args.results else []))
     workdir = tempfile.mkdtemp(prefix="edgeexport-eval-")
     try:
         result = evaluate_bundle(

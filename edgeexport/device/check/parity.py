@@ -129,12 +129,12 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
-    from ..bundle import Bundle
-    bundle = Bundle(args.bundle)
+    from ..deepstream.bundle_check import open_checked
+    bundle = open_checked(args.bundle)  # the deployed pipeline: config, labels and graph against model.json
     meta = bundle.meta
     bundle.fixtures  # a bundle without readable fixtures fails before any runtime starts
     if args.json:
-        check_output_file(args.json)
+        check_output_file(args.json, inputs=bundle.own_files())
     if args.dump:
         return main_dump(args, bundle)
     if args.backend == "onnxruntime":

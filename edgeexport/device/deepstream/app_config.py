@@ -14,15 +14,17 @@ Device-side (Python 3.6).
 """
 import math
 import os
+import re
 
-from ..bundle import INFER_CONFIG, Bundle
-from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..bundle import INFER_CONFIG
+from .bundle_check import open_checked
+from ..cli import ArgumentParser, frame_side, non_negative_int, positive_int, run_cli, tcp_port
 from ..errors import UsageError
 from ..fileio import atomic_write_text, check_output_file
 from .infer_config import render_groups
-from .install import deepstream_for, has_hardware_encoder
+from .install import SUPPORTED_TEXT, deepstream_for, has_hardware_encoder
 from .mjpeg_avi import list_images, write_mjpeg_avi
-from .streams import BROKER_CONFIG, SINK_KINDS, Broker, Sink, Source, has_credentials, redact
+from .streams import BROKER_CONFIG, SINK_KINDS, Broker, Sink, Source, file_uri, has_credentials, redact
 
 DEFAULT_MUX = (1920, 1080)
 TILED = (1280, 720)
@@ -57,7 +59,7 @@ def _rel(path, folder):
 
 def _uri(source, folder):
     if source.kind in ("file", "images"):
-        return "file://" + _rel(source.path, folder)
+        return file_uri(_rel(source.path, folder))
     return source.uri
 
 
@@ -279,10 +281,16 @@ def prepare_sources(texts, folder, base_dir="."):
             name = os.path.basename(os.path.normpath(s.path)) or "images"
             avi = os.path.join(folder, "{}_{}.avi".format(name, len(sources)))
             w, h, frames = write_mjpeg_avi(list_images(s.path), avi)
-            s = Source("images", text, uri="file://" + avi, path=avi, size=(w, h))
+            s = Source("images", text, uri=file_uri(avi), path=avi, size=(w, h))
             written += [avi, avi + ".frames.json"]
         sources.append(s)
     return sources, written
+
+
+def _is_local(text):
+    """A --source that names a file or folder here (not a camera or a network URI)."""
+    low = (text or "").strip().lower()
+    return bool(low) and not re.match(r"^(rtsps?|https?|csi)://", low) and not low.startswith("/dev/video")
 
 
 def add_stream_arguments(p):
@@ -296,18 +304,20 @@ def add_stream_arguments(p):
                         "(default: file)")
     p.add_argument("--tracker", default="none", choices=["none", "iou", "nvdcf"])
     p.add_argument("--output-file", default="out.mp4", help="the file sink's mp4")
-    p.add_argument("--rtsp-port", type=positive_int, default=8554)
+    p.add_argument("--rtsp-port", type=tcp_port, default=8554)
     p.add_argument("--broker", help="for --sink msgbroker: mqtt://HOST:PORT/TOPIC, kafka://..., amqp://USER:PASS@...")
     p.add_argument("--payload", default="full", choices=sorted(PAYLOAD_TYPES),
                    help="nvmsgconv schema: full (one message per object) or minimal (one per frame)")
     p.add_argument("--msg-interval", type=positive_int, default=MSG_FRAME_INTERVAL,
                    help="send metadata every Nth frame (nvmsgconv's frame-interval)")
-    p.add_argument("--mux-size", type=positive_int, nargs=2, metavar=("W", "H"),
+    p.add_argument("--mux-size", type=frame_side, nargs=2, metavar=("W", "H"),
                    help="nvstreammux resolution (default: the source's own size for one source, else 1920x1080)")
     p.add_argument("--encoder", default="auto", choices=["auto", "hw", "sw"],
                    help="file/RTSP encoder: auto = software on a Jetson Orin Nano (no NVENC), hardware elsewhere")
     p.add_argument("--gpu-id", type=non_negative_int, default=0)
-    p.add_argument("--deepstream-version", help="DeepStream to write for (default: the one installed here)")
+    p.add_argument("--deepstream-version", metavar="X.Y[.Z]",
+                   help="DeepStream to write for, {} (default: the one installed here; needed off the board for "
+                        "a tracker or a broker)".format(SUPPORTED_TEXT))
     return p
 
 
@@ -341,13 +351,17 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
-    bundle = Bundle(args.bundle)
+    bundle = open_checked(args.bundle)
     out = os.path.abspath(args.out or os.path.join(bundle.path, "deepstream_app.txt"))
     folder = os.path.dirname(out)
     if not os.path.isdir(folder):
         raise UsageError("--out {}: folder {} does not exist".format(args.out, folder))
-    check_output_file(out)
+    taken = bundle.own_files() + [Source.parse(t).path for t in args.source if _is_local(t)]
+    check_output_file(out, inputs=taken)
     sinks = sinks_from_args(args)
+    for s in sinks:
+        if s.kind == "file":  # output-file is relative to where deepstream-app runs: the config's folder
+            check_output_file(os.path.join(folder, s.path), inputs=taken + [out])
     ds = deepstream_for(args.deepstream_version)
     sources, written = prepare_sources(args.source, folder)
     try:

@@ -21,27 +21,56 @@ def _fmt(x):
     return "{:.6g}".format(x)
 
 
+def keyfile_value(key, value):
+    """``value`` as a GKeyFile value line reads it back: a line ends the value, so a newline, carriage return or
+    NUL in it would start a new key or group (refused); GKeyFile's string reader unescapes backslash sequences and
+    drops leading blanks (g_key_file_parse_value_as_string: \\s, \\n, \\t, \\r, \\\\), so a backslash is written
+    as \\\\ and a leading blank as \\s."""
+    from ..errors import UsageError
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise UsageError("{} {!r}: a newline or NUL cannot be written into a DeepStream config (it would start a new "
+                         "key or group)".format(key, text))
+    text = text.replace("\\", "\\\\")
+    if text[:1] in (" ", "\t"):
+        text = "\\s" + text[1:]
+    return text
+
+
 def render_groups(groups, header=None):
-    """Key-file text from ``groups``: (name, [(key, value)], comment or None) each, in order."""
+    """Key-file text from ``groups``: (name, [(key, value)], comment or None) each, in order; every value quoted
+    or refused by GKeyFile's rules (keyfile_value), group and key names checked."""
+    import re
+    from ..errors import UsageError
     out = ["# " + line for line in header.splitlines()] + [""] if header else []
     for name, items, comment in groups:
+        for text in [name] + [k for k, _ in items]:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", str(text)):
+                raise UsageError("{!r} is not a key-file group or key name".format(text))
         if comment:
             out += ["# " + line for line in comment.splitlines()]
         out.append("[{}]".format(name))
-        out += ["{}={}".format(k, v) for k, v in items]
+        out += ["{}={}".format(k, keyfile_value(k, v)) for k, v in items]
         out.append("")
     return "\n".join(out)
 
 
+# What a user may tune in infer_config.txt on purpose (deepstream.bundle_check follows them): build_engine keeps them
+# when it rewrites the file for the engine it built.
+TUNED_PROPERTY_KEYS = ("scaling-filter", "maintain-aspect-ratio", "symmetric-padding", "interval")
+
+
 def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_calib_file=None, onnx_file=None,
-                      workspace_mib=None, dla_core=None, nms_fp32=None):
+                      workspace_mib=None, dla_core=None, nms_fp32=None, tuned=None):
     """infer_config.txt for nvinfer, derived from ``meta`` (a BundleMeta, its detection settings included).
     ``onnx_file``: the graph the engine was built from (the FP16 twin on TensorRT 11); ``workspace_mib``: what
     build_engine used, so that nvinfer, should it ever build the engine itself, uses the same; ``dla_core``: the
     DLA core the engine was built for (nvinfer then names it ``_dla<N>_`` and must be told to use that core, or it
     looks for a ``_gpu<id>_`` engine and builds one: nvdsinfer_model_builder.cpp:712-719 @6.0.1). ``nms_fp32``:
     whether the board's TensorRT needs EfficientNMS_TRT held in FP32 (build_engine knows; None: unknown, as at
-    export, and then an FP16/INT8 efficient_nms config holds it, for the TensorRT < 8.4 it may meet)."""
+    export, and then an FP16/INT8 efficient_nms config holds it, for the TensorRT < 8.4 it may meet). ``tuned``:
+    the current config as {group: {key: raw value}} (KeyFile.to_dict), whose TUNED_PROPERTY_KEYS and
+    ``[class-attrs-*]`` groups replace the exported ones (a user's thresholds survive a rebuild)."""
     if not isinstance(meta, BundleMeta):
         raise TypeError("meta must be a BundleMeta, got {}".format(type(meta).__name__))
     settings = meta.settings
@@ -91,7 +120,14 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
              ("post-cluster-threshold", _fmt(settings.post_cluster_threshold)),
              ("nms-iou-threshold", _fmt(settings.nms_iou_threshold)),
              ("topk", settings.topk)]
+    class_groups = [("class-attrs-all", attrs, None)]
+    if tuned:
+        kept = tuned.get("property", {})
+        prop = [(k, kept[k] if k in TUNED_PROPERTY_KEYS and k in kept else v) for k, v in prop] + [(k, kept[k]) for k in TUNED_PROPERTY_KEYS
+                                                         if k in kept and k not in dict(prop)]
+        tuned_groups = [(g, list(items.items()), None) for g, items in tuned.items() if g.startswith("class-attrs-")]
+        class_groups = tuned_groups or class_groups
     head = ("nvinfer config written by edgeexport from model.json; every value is derived, do not edit by hand:\n"
             "re-export instead. offsets = 255*mean ({} order); the 1/(255*std) scale is folded into the first\n"
             "convolution, hence net-scale-factor=1.").format(meta.color_format.upper())
-    return render_groups([("property", prop, head), ("class-attrs-all", attrs, None)])
+    return render_groups([("property", prop, head)] + class_groups)

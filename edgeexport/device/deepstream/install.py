@@ -15,6 +15,12 @@ DEVICE_TREE_MODEL = "/proc/device-tree/model"
 # Versions whose config parsers we read (hiennguyen9874/deepstream-sources, one branch each): key lists in
 # tests/device/deepstream_keys.json. Newer versions are written like the newest of these.
 KNOWN_VERSIONS = ((6, 0), (6, 1), (6, 2), (6, 3))
+# What a version flag may name: the releases whose sources the configs were checked against (KNOWN_VERSIONS), and
+# the later majors this project knows exist (DeepStream 7.x-9.x, on TensorRT 10.x), written as for 6.3 with a note.
+# Anything else is a typo (99.0) or a release this project has never seen (5.x has no ONNX in nvinfer's builder
+# that this bundle's parser was written for).
+SUPPORTED = ((6, 0), (9, 99))
+SUPPORTED_TEXT = "6.0 to 9.x"
 
 
 def parse_version(text):
@@ -22,7 +28,11 @@ def parse_version(text):
     m = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$", str(text))
     if not m:
         raise UsageError("DeepStream version must look like 6.0.1 or 6.3, got {!r}".format(text))
-    return tuple(int(g) for g in m.groups(default="0"))
+    version = tuple(int(g) for g in m.groups(default="0"))
+    if not SUPPORTED[0] <= version[:2] <= SUPPORTED[1]:
+        raise UsageError("DeepStream {} is not one this edgeexport knows ({}; the configs were checked against "
+                         "6.0.1-6.3's sources)".format(text.strip(), SUPPORTED_TEXT))
+    return version
 
 
 def version_text(version):

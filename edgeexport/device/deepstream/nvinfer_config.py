@@ -111,6 +111,7 @@ class NvInferConfig(object):
             raise ConfigError("{}: num-detected-classes={} (must be >= 1)".format(path, self.num_classes))
         self.output_names = get("output-blob-names", kf.string_list)
         self.batch_size = get("batch-size", kf.integer, 1)
+        self.network_mode = kf.integer(PROPERTY, "network-mode") if "network-mode" in keys else None
         self.cluster_mode = get("cluster-mode", kf.integer)
         if self.cluster_mode not in (CLUSTER_NMS, CLUSTER_NONE):
             raise ConfigError("{}: cluster-mode {} is not emulated ({} = NMS, {} = none)".format(

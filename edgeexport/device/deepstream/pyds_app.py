@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from ..bundle import Bundle
+from .bundle_check import open_checked
 from ..cli import ArgumentParser, run_cli
 from ..errors import BackendUnavailableError, InferenceError, UsageError
 from ..fileio import atomic_write_text, check_output_file
@@ -450,7 +450,7 @@ def get_args_parser(add_help=True):
 
 
 def main(args, Gst=None, GLib=None, pyds=None, elements=None, echo=print):
-    bundle = Bundle(args.bundle)
+    bundle = open_checked(args.bundle)
     if not args.source:
         raise UsageError("give at least one --source")
     if args.dump:

@@ -37,6 +37,34 @@ def _camera_mode(text, where):
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or DEFAULT_CAMERA[2])
 
 
+def network_uri(text):
+    """An rtsp:// or http:// URI as GStreamer takes it: a host, a port that is a TCP port, no raw blank (a URI
+    carries a space as %20: gst_uri_from_string stops at it). Returned as given."""
+    from urllib.parse import urlsplit
+    if any(c.isspace() for c in text):
+        raise UsageError("--source {!r} has a blank in it: a URI writes a space as %20".format(redact(text)))
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as e:  # urlsplit refuses a port that is not a number in 0-65535
+        raise UsageError("--source {!r} is not a valid URI: {}".format(redact(text), e))
+    if not parts.hostname:
+        raise UsageError("--source {!r} names no host (expected {}://HOST[:PORT]/PATH)".format(
+            redact(text), parts.scheme))
+    if port is not None and not 0 < port < 65536:
+        raise UsageError("--source {!r}: port {} is not a TCP port (1-65535)".format(redact(text), port))
+    return text
+
+
+def file_uri(path):
+    """``file://`` + ``path`` percent-encoded (RFC 3986): a blank, '%' or '#' in a file name stays part of the name.
+    GStreamer turns a file URI back into a path with g_uri_unescape_string (gst_uri_get_location); deepstream-app
+    only makes a relative one absolute first (deepstream_config_file_parser.c, parse_source: "file://" +
+    get_absolute_file_path, @6.0.1)."""
+    from urllib.parse import quote
+    return "file://" + quote(path, safe="/")
+
+
 class Source(object):
     """One input stream. ``kind``: file, images, rtsp, http, usb or csi; ``uri`` for URI kinds; ``device`` (the N of
     /dev/videoN or csi://N) and ``mode`` (width, height, fps) for cameras; ``size`` the frame size when known."""
@@ -53,12 +81,15 @@ class Source(object):
     def parse(cls, text, base_dir="."):
         if not text or not text.strip():
             raise UsageError("--source is empty")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise UsageError("--source {!r} holds a control character (a newline?): not a file, camera or "
+                             "URI".format(text))
         text = text.strip()
         low = text.lower()
         if low.startswith("rtsp://") or low.startswith("rtsps://"):
-            return cls("rtsp", text, uri=text)
+            return cls("rtsp", text, uri=network_uri(text))
         if low.startswith("http://") or low.startswith("https://"):
-            return cls("http", text, uri=text)
+            return cls("http", text, uri=network_uri(text))
         m = re.match(r"^csi://(\d+)(?::(.*))?$", text)
         if m:
             mode = _camera_mode(m.group(2), text)
@@ -74,7 +105,7 @@ class Source(object):
         if not os.path.isfile(path):
             raise InputFileError("source {!r}: no such file or folder ({}); a source is a file, an image folder, "
                                  "rtsp://..., http://..., /dev/videoN or csi://N".format(text, path))
-        return cls("file", text, uri="file://" + path, path=path, size=video_file_size(path))
+        return cls("file", text, uri=file_uri(path), path=path, size=video_file_size(path))
 
     def describe(self):
         """The source for a log line or a config comment: its kind, its text without credentials, its mode."""

@@ -13,11 +13,11 @@ the reason printed. Device-side: Python 3.6, numpy, tensorrt, pycuda (or cuda-py
 import os
 
 from ..bundle import check_onnx_sha256, file_sha256
+from ..deepstream.bundle_check import open_checked
 from ..cli import ArgumentParser, non_negative_float, non_negative_int, positive_int, run_cli
 from ..deepstream.infer_config import infer_config_text
 from ..errors import EngineBuildError, InputFileError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
-from ..meta import BundleMeta
 from ..naming import engine_file_name
 from . import api
 from .engine_record import BUILD_KEYS, EngineRecord, new_record, record_path
@@ -93,8 +93,9 @@ def resolve_target(target):
                 target))
     else:
         raise InputFileError("not found: {} (pass the bundle folder written by export.py)".format(target))
-    meta = BundleMeta.load(folder)
-    check_onnx_sha256(os.path.join(folder, meta.onnx_file), meta)
+    # the whole bundle, as every command reads it: a graph, labels or config that disagrees with model.json would
+    # give a 10-minute build (on a Nano) of something else than the model (deepstream.bundle_check)
+    meta = open_checked(folder, config_required=False).meta  # a missing config: written from model.json
     return folder, meta
 
 
@@ -308,10 +309,14 @@ def int8_calibrator(trt, args, meta, batch, calib_cache, cuda):
 def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, workspace_mib, dla_core=None,
                        nms_fp32=False):
     """infer_config.txt for the engine just built or reused; ``nms_fp32``: this TensorRT needs EfficientNMS_TRT
-    held in FP32, so nvinfer must hold it too should it ever build the engine itself."""
-    atomic_write_text(os.path.join(folder, "infer_config.txt"), infer_config_text(
+    held in FP32, so nvinfer must hold it too should it ever build the engine itself. What a user tuned in the
+    current file (thresholds, per-class groups, the scaling filter: deepstream.bundle_check) is kept."""
+    from ..keyfile import KeyFile
+    path = os.path.join(folder, "infer_config.txt")
+    tuned = KeyFile(path).to_dict() if os.path.isfile(path) else None  # the check ran: GLib can read it
+    atomic_write_text(path, infer_config_text(
         meta, precision, gpu_id, batch, "calibration.cache" if precision == "int8" else None, onnx_file,
-        workspace_mib, dla_core, nms_fp32=nms_fp32))
+        workspace_mib, dla_core, nms_fp32=nms_fp32, tuned=tuned))
 
 
 def cli(argv=None):

@@ -234,6 +234,16 @@ def test_cli_writes_beside_out_and_prints_how_to_run(small_bundle, tmp_path, cli
     (["--source", "X", "--deepstream-version", "latest", "--tracker", "iou"], "look like 6.0.1"),
     (["--sink", "file"], "at least one --source"),
     (["--source", "X", "--out", "/nonexistent/dir/app.txt"], "does not exist"),
+    # writers inject: a newline would write an extra [sinkN] group, a key or a group of its own
+    (["--source", "X\n[sink9]\ntype=1"], "control character"),
+    (["--source", "X", "--output-file", "out.mp4\n[sink9]\ntype=1"], "newline"),
+    (["--source", "rtsp:///stream"], "names no host"),
+    (["--source", "rtsp://cam 1/stream"], "a blank in it"),
+    (["--source", "rtsp://cam:99999/stream"], "not a valid URI"),
+    (["--source", "X", "--sink", "rtsp", "--rtsp-port", "70000"], "a TCP port"),
+    (["--source", "X", "--mux-size", "100000", "100000"], "from 16 to 8192"),
+    (["--source", "X", "--deepstream-version", "99.0"], "not one this edgeexport knows"),
+    (["--source", "X", "--deepstream-version", "5.1"], "not one this edgeexport knows"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(small_bundle, tmp_path, clip, args, message):
     out = tmp_path / "o"
@@ -320,3 +330,35 @@ def test_logs_and_comments_name_a_camera_without_its_password(small_bundle, tmp_
     # the uri itself keeps them (deepstream-app must log in); the comment above it does not
     assert text.count("s3cret") == 1 and "uri=rtsp://admin:s3cret@cam/s" in text
     assert os.stat(str(out / "app.txt")).st_mode & 0o077 == 0
+
+
+def test_file_uris_are_percent_encoded_and_read_back_as_the_file(tmp_path):
+    """A blank, '%' or '#' in a file name must stay part of the name: GStreamer reads a file URI back with
+    g_uri_unescape_string, where a raw '#' would start a fragment and '%20' would become a blank."""
+    from urllib.parse import unquote
+    names = ["my clip.mp4", "a%20b.mp4", "take#2.mp4"]
+    for name in names:
+        folder = tmp_path / name.replace(".mp4", "")
+        folder.mkdir()
+        import cv2
+        path = str(folder / name)
+        w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+        w.write(np.zeros((48, 64, 3), np.uint8))
+        w.release()
+        cfg = app_config(_meta(), str(tmp_path), [Source.parse(path)], [Sink("fake")], str(folder))
+        uri = _load(cfg).string("source0", "uri")
+        assert uri == "file://" + {"my clip.mp4": "my%20clip.mp4", "a%20b.mp4": "a%2520b.mp4",
+                                   "take#2.mp4": "take%232.mp4"}[name]
+        assert os.path.join(str(folder), unquote(uri[len("file://"):])) == path
+
+
+def test_outputs_may_not_replace_the_bundles_files_or_a_source(small_bundle, tmp_path, clip):
+    bundle = str(tmp_path / "bundle")
+    shutil.copytree(small_bundle[0], bundle)
+    before = {n: open(os.path.join(bundle, n), "rb").read() for n in ("model.onnx", "infer_config.txt")}
+    for args in (["--out", os.path.join(bundle, "infer_config.txt")], ["--output-file", "model.onnx"],
+                 ["--out", clip], ["--output-file", clip]):
+        r = run_cli(["-m", "edgeexport.deepstream_config", bundle, "--source", clip, "--sink", "file"] + args)
+        assert r.returncode == 2 and "would destroy the input" in r.stderr, (args, r.stderr)
+    assert {n: open(os.path.join(bundle, n), "rb").read() for n in before} == before
+    assert os.path.getsize(clip) > 0
