@@ -4,7 +4,6 @@
 
 Per stream: the mean of the current-FPS values, the first interval dropped as warm-up. Device-side (Python 3.6).
 """
-import argparse
 import os
 import re
 import sys
@@ -39,9 +38,10 @@ def summarize_streams(intervals):
 
 
 def get_args_parser(add_help=True):
-    p = argparse.ArgumentParser(description="FPS from deepstream-app's **PERF lines.", add_help=add_help)
+    from edgeexport.device.cli import ArgumentParser, output_file
+    p = ArgumentParser(description="FPS from deepstream-app's **PERF lines.", add_help=add_help)
     p.add_argument("log", help="deepstream-app's output, with enable-perf-measurement=1")
-    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--json", type=output_file, help="also write the result here")
     return p
 
 

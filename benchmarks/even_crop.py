@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from edgeexport.device.bundle import Bundle  # noqa: E402
 from edgeexport.device.check.eval_rows import NvInferRow, OnnxRuntimeRow, host_parser  # noqa: E402
 from edgeexport.device.check.evaluate import format_table, load_validation_set, run_rows, table_rows  # noqa: E402
-from edgeexport.device.cli import ArgumentParser, positive_int, run_cli  # noqa: E402
+from edgeexport.device.cli import ArgumentParser, image_count, output_file, run_cli, seed  # noqa: E402
 from edgeexport.device.fileio import atomic_write_text  # noqa: E402
 
 
@@ -33,9 +33,9 @@ def get_args_parser(add_help=True):
     p = ArgumentParser(description="The onnxruntime row with and without nvinfer's even crop, beside the nvinfer "
                                    "row, on a synthetic set.", add_help=add_help)
     p.add_argument("bundles", nargs="+", help="bundle folders")
-    p.add_argument("--synthetic-size", type=positive_int, default=300)
-    p.add_argument("--seed", type=int, default=2, help="2: the trainer's held-out split for its --seed 0")
-    p.add_argument("--json", help="write the rows here")
+    p.add_argument("--synthetic-size", type=image_count, default=300)
+    p.add_argument("--seed", type=seed, default=2, help="2: the trainer's held-out split for its --seed 0")
+    p.add_argument("--json", type=output_file, help="write the rows here")
     return p
 
 

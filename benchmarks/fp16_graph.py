@@ -20,11 +20,11 @@ CHOICES = {"all fp16": (), "first conv fp32": ("first_conv",), "tail fp32": ("ta
 
 
 def get_args_parser(add_help=True):
-    from edgeexport.device.cli import ArgumentParser, non_negative_int
+    from edgeexport.device.cli import MAX_IMAGES, ArgumentParser, int_range, output_file
     p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
     p.add_argument("--model-path", nargs="+", required=True)
-    p.add_argument("--synthetic", type=non_negative_int, default=24, help="synthetic scenes besides the photos")
-    p.add_argument("--json")
+    p.add_argument("--synthetic", type=int_range(0, MAX_IMAGES), default=24, help="synthetic scenes besides the photos")
+    p.add_argument("--json", type=output_file)
     return p
 
 

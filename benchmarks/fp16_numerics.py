@@ -18,13 +18,14 @@ from benchmarks.stats import write_json  # noqa: E402
 
 
 def get_args_parser(add_help=True):
-    from edgeexport.device.cli import ArgumentParser, non_negative_int, probability
+    from edgeexport.device.cli import MAX_IMAGES, ArgumentParser, int_range, output_file, probability
+    from edgeexport.model.torch_device import torch_device
     p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
     p.add_argument("--model-path", nargs="+", required=True)
-    p.add_argument("--device", default="cpu", help="cuda for the fp16 proxy of a GPU engine")
-    p.add_argument("--synthetic", type=non_negative_int, default=24, help="synthetic scenes besides the photos")
+    p.add_argument("--device", type=torch_device, default="cpu", help="cuda for the fp16 proxy of a GPU engine")
+    p.add_argument("--synthetic", type=int_range(0, MAX_IMAGES), default=24, help="synthetic scenes besides the photos")
     p.add_argument("--pre-cluster-threshold", type=probability, default=0.4)
-    p.add_argument("--json")
+    p.add_argument("--json", type=output_file)
     return p
 
 

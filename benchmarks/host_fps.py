@@ -23,23 +23,26 @@ PIPELINES = ("torchvision_eager", "deploy_fp32", "deploy_fp16", "deploy_fp16_cud
 
 
 def get_args_parser(add_help=True):
-    from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int
+    from edgeexport.device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_side, int_range, iterations,
+                                       output_file, worker_count)
+    from edgeexport.device.meta import ARCHS
+    from edgeexport.model.torch_device import torch_device
     p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
     p.add_argument("--model-path", help="a trained model.pth (default: an untrained, BN-calibrated model: "
                                         "not representative of postprocessing cost)")
-    p.add_argument("--arch", default="ssdlite320_mobilenet_v3_large")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1])
-    p.add_argument("--warmup", type=non_negative_int, default=5)
-    p.add_argument("--iters", type=positive_int, default=30)
-    p.add_argument("--frame-size", type=positive_int, nargs=2, default=[480, 640], metavar=("H", "W"),
+    p.add_argument("--arch", default="ssdlite320_mobilenet_v3_large", choices=ARCHS)
+    p.add_argument("--device", type=torch_device, default="cpu")
+    p.add_argument("--batch-sizes", type=batch_size, nargs="+", default=[1])
+    p.add_argument("--warmup", type=int_range(0, MAX_ITERATIONS), default=5)
+    p.add_argument("--iters", type=iterations, default=30)
+    p.add_argument("--frame-size", type=image_side, nargs=2, default=[480, 640], metavar=("H", "W"),
                    help="full-size frame fed to torchvision's own pipeline")
     p.add_argument("--pipelines", nargs="+", default=None, choices=PIPELINES,
                    help="subset of: torchvision_eager deploy_fp32 deploy_fp16 deploy_fp16_cudagraph deploy_compile "
                         "onnxruntime")
-    p.add_argument("--threads", type=non_negative_int, default=0,
+    p.add_argument("--threads", type=worker_count, default=0,
                    help="torch / onnxruntime intra-op threads (0: default)")
-    p.add_argument("--json", help="write the results here")
+    p.add_argument("--json", type=output_file, help="write the results here")
     return p
 
 

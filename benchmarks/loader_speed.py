@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int, run_cli  # noqa: E402
+from edgeexport.device.cli import ArgumentParser, batch_size, iterations, output_file, run_cli, worker_count  # noqa: E402
 
 DECODES = ("cpu-v2", "cpu", "gpu")
 
@@ -45,10 +45,10 @@ def get_args_parser(add_help=True):
                        add_help=add_help)
     p.add_argument("--data-path", required=True, help="a VOC folder of JPEGs (python -m edgeexport.data.make_voc)")
     p.add_argument("--decodes", nargs="+", default=list(DECODES), choices=DECODES)
-    p.add_argument("--workers", type=non_negative_int, nargs="+", default=[0, min(4, os.cpu_count() or 1)])
-    p.add_argument("-b", "--batch-size", type=positive_int, default=64)
-    p.add_argument("--batches", type=positive_int, default=8, help="timed batches per row")
-    p.add_argument("--json", help="write the table here")
+    p.add_argument("--workers", type=worker_count, nargs="+", default=[0, min(4, os.cpu_count() or 1)])
+    p.add_argument("-b", "--batch-size", type=batch_size, default=64)
+    p.add_argument("--batches", type=iterations, default=8, help="timed batches per row")
+    p.add_argument("--json", type=output_file, help="write the table here")
     return p
 
 

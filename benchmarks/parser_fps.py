@@ -30,13 +30,13 @@ def head_shape(text):
 
 
 def get_args_parser(add_help=True):
-    from edgeexport.device.cli import ArgumentParser, positive_int, probability
+    from edgeexport.device.cli import ArgumentParser, iterations, output_file, probability
     p = ArgumentParser(description=__doc__.strip().splitlines()[0], add_help=add_help)
     p.add_argument("--build-dir", default=os.path.join(REPO, "build", "parser-tests"))
     p.add_argument("--heads", type=head_shape, nargs="+", default=[(3234, 90), (3234, 3)], help="ANCHORSxCLASSES")
-    p.add_argument("--iterations", type=positive_int, default=3000)
+    p.add_argument("--iterations", type=iterations, default=3000)
     p.add_argument("--threshold", type=probability, default=0.4)
-    p.add_argument("--json")
+    p.add_argument("--json", type=output_file)
     return p
 
 

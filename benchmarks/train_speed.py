@@ -31,7 +31,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int, run_cli  # noqa: E402
+from edgeexport.device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_count, int_range,  # noqa: E402
+                                   iterations, output_file, run_cli, worker_count)
+from edgeexport.device.meta import ARCHS  # noqa: E402
+from edgeexport.model.torch_device import default_device, torch_device  # noqa: E402
 
 
 def make_batch(n, size, seed, num_classes=3):
@@ -240,14 +243,14 @@ JPEG_DECODES = ("cpu", "gpu", "cpu-v2")
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Training throughput: our step vs a torchvision-reference-style step.",
                        add_help=add_help)
-    p.add_argument("--arch", default="ssdlite320_mobilenet_v3_large")
-    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[64, 128, 256])
-    p.add_argument("--steps", type=positive_int, default=20)
-    p.add_argument("--warmup", type=non_negative_int, default=5)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--workers", type=non_negative_int, default=min(16, os.cpu_count() or 1),
+    p.add_argument("--arch", default="ssdlite320_mobilenet_v3_large", choices=ARCHS)
+    p.add_argument("--batch-sizes", type=batch_size, nargs="+", default=[64, 128, 256])
+    p.add_argument("--steps", type=iterations, default=20)
+    p.add_argument("--warmup", type=int_range(0, MAX_ITERATIONS), default=5)
+    p.add_argument("--device", type=torch_device, default=default_device())
+    p.add_argument("--workers", type=worker_count, default=min(16, os.cpu_count() or 1),
                    help="loader workers for the ours+loader row")
-    p.add_argument("--loader-images", type=positive_int,
+    p.add_argument("--loader-images", type=image_count,
                    help="images in the ours+loader row's set (default: max(4 x batch, 1024)); a pass over them "
                         "ends every images/batch steps, and each new pass waits for the workers to refill")
     p.add_argument("--rows", nargs="+", default=["reference", "ours", "ours+loader", "network"],
@@ -259,7 +262,7 @@ def get_args_parser(add_help=True):
     p.add_argument("--compile-backend", default="inductor", choices=["inductor", "aot_eager"],
                    help="torch.compile's backend; aot_eager captures the graph without generating kernels")
     p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--json", help="write the table here")
+    p.add_argument("--json", type=output_file, help="write the table here")
     return p
 
 
@@ -345,8 +348,9 @@ def main(args):
         if amp and device.type == "cuda" else "off", "workers": args.workers, "data_path": args.data_path,
         "cpu_count": os.cpu_count()}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"env": env, "rows": rows, "ours_over_reference": ratios}, f, indent=1)
+        from edgeexport.device.fileio import atomic_write_text
+        atomic_write_text(args.json, json.dumps({"env": env, "rows": rows, "ours_over_reference": ratios},
+                                                indent=1) + "\n")
     return 0
 
 

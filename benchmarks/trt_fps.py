@@ -19,14 +19,14 @@ from benchmarks.stats import board_name, markdown_table, summarize, write_json  
 
 
 def get_args_parser(add_help=True):
-    from edgeexport.device.cli import ArgumentParser, non_negative_int, positive_int
+    from edgeexport.device.cli import MAX_ITERATIONS, ArgumentParser, batch_size, int_range, iterations, output_file
     p = ArgumentParser(description="TensorRT engine FPS, trtexec-style.", add_help=add_help)
     p.add_argument("bundle")
     p.add_argument("--engine", help="default: the engine nvinfer would use for the bundle's precision and batch")
-    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=None, help="default: the engine's batch")
-    p.add_argument("--warmup", type=non_negative_int, default=50)
-    p.add_argument("--iterations", type=positive_int, default=500)
-    p.add_argument("--json", default="trt_fps.json")
+    p.add_argument("--batch-sizes", type=batch_size, nargs="+", default=None, help="default: the engine's batch")
+    p.add_argument("--warmup", type=int_range(0, MAX_ITERATIONS), default=50)
+    p.add_argument("--iterations", type=iterations, default=500)
+    p.add_argument("--json", type=output_file, default="trt_fps.json")
     return p
 
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from ..device.cli import ArgumentParser, positive_int, run_cli
+from ..device.cli import ArgumentParser, image_count, image_side, int_range, run_cli, seed
 from ..device.errors import InputFileError
 from ..device.fileio import atomic_write_text, check_can_create_folder
 from .synthetic import SHAPE_CLASSES, render_scene
@@ -52,11 +52,11 @@ def write_voc(root, train=2000, val=500, size=(480, 360), classes=3, seed=0, nat
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Write a VOC-format shapes dataset on natural photographs.", add_help=add_help)
     p.add_argument("output", help="the VOC root to create")
-    p.add_argument("--train", type=positive_int, default=2000)
-    p.add_argument("--val", type=positive_int, default=500)
-    p.add_argument("--size", type=positive_int, nargs=2, default=[480, 360], metavar=("W", "H"))
-    p.add_argument("--classes", type=positive_int, default=3, help="how many shape classes (at most 8)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=image_count, default=2000)
+    p.add_argument("--val", type=image_count, default=500)
+    p.add_argument("--size", type=image_side, nargs=2, default=[480, 360], metavar=("W", "H"))
+    p.add_argument("--classes", type=int_range(1, 8), default=3, help="how many shape classes")
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--textured", action="store_true", help="the synthetic textured backgrounds instead of photos")
     return p
 

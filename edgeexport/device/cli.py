@@ -2,7 +2,8 @@
 
 - ``ArgumentParser``: argparse with one-line errors (``prog: error: argument --batch-size: ...``) instead of the
   usage block, so every bad invocation answers with exactly one line on stderr and exit code 2.
-- Flag types (``positive_int``, ``probability``, ...): every numeric flag is validated at parse time.
+- Flag types (``positive_int``, ``probability``, ``seed``, ``image_count``, ...): every numeric flag is validated
+  at parse time, and those that multiply work are bounded above as well.
 - ``run_cli``: parse, run ``main(args)``, turn an ``EdgeExportError`` into one line and its exit code; SIGTERM is
   raised as ``Terminated`` so that the same clean-up as Ctrl-C runs (no ``.partial`` folder or temporary left).
 """
@@ -65,10 +66,47 @@ non_negative_int = _bounded(int, 0, what="an integer >= 0")
 positive_float = _bounded(float, 0.0, low_open=True, what="a number > 0")
 non_negative_float = _bounded(float, 0.0, what="a number >= 0")
 probability = _bounded(float, 0.0, 1.0, what="a number in [0, 1]")
+positive_unit = _bounded(float, 0.0, 1.0, low_open=True, what="a number > 0 and <= 1")  # a std of [0, 1] pixels
 finite_float = _bounded(float, what="a finite number")
 finite_int = _bounded(int, what="an integer")
-image_side = _bounded(int, 32, what="an integer >= 32 (pixels)")
 tcp_port = _bounded(int, 1, 65535, what="a TCP port (1-65535)")
+
+# Bounded above too: a flag that multiplies work (images, frames, steps, pixels) has a ceiling far beyond any real
+# run, so that a typo fails at once with the range instead of allocating until the machine gives out.
+MAX_IMAGES = 1000000      # images a dataset, a generated set or an evaluation may name
+MAX_BATCH = 4096          # images in one batch (train, benchmarks, engines)
+MAX_ITERATIONS = 1000000  # timed steps, iterations, epochs
+MAX_IMAGE_SIDE = 4096     # a network input or generated image side, pixels
+MAX_PROCESSES = 512       # loader workers, threads
+
+
+def int_range(low, high, what=None):
+    """An argparse type: an integer in [low, high], its range in the message."""
+    return _bounded(int, low, high, what=what or "an integer from {} to {}".format(low, high))
+
+
+# numpy's legacy RandomState takes seeds below 2**32 (the trainer seeds it too), torch any of them
+seed = int_range(0, 2 ** 32 - 1, "a seed from 0 to 4294967295")
+image_side = int_range(32, MAX_IMAGE_SIDE, "an integer from 32 to {} (pixels)".format(MAX_IMAGE_SIDE))
+image_count = int_range(1, MAX_IMAGES)
+batch_size = int_range(1, MAX_BATCH)
+iterations = int_range(1, MAX_ITERATIONS)
+worker_count = int_range(0, MAX_PROCESSES)
+
+
+def output_file(text):
+    """An argparse type for a file to write (--json, --out): not empty, not a folder, not under a file; checked
+    at parse time, before any slow work (fileio.check_output_file does the rest when the command starts)."""
+    if not text or not text.strip():
+        raise argparse.ArgumentTypeError("expected a file path, got an empty one")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError("{} is a folder; name a file".format(text))
+    folder = os.path.dirname(os.path.abspath(text))
+    while folder and not os.path.exists(folder):
+        folder = os.path.dirname(folder) if os.path.dirname(folder) != folder else ""
+    if folder and not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError("{} lies under {}, which is a file".format(text, folder))
+    return text
 # A stream's frame side: no Jetson decoder or camera gives more than 8192 pixels a side (NVDEC's largest H.265
 # frame is 8192x8192 on Orin); nvstreammux allocates its whole batch at this size, so a typo must not reach it.
 frame_side = _bounded(int, 16, 8192, what="an integer from 16 to 8192 (pixels)")

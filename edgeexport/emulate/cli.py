@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ..device.cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..device.cli import ArgumentParser, int_range, non_negative_int, positive_int, run_cli
 from ..device.fileio import atomic_write_text, check_output_file, remove_stale_temporaries
 
 
@@ -18,7 +18,7 @@ def get_args_parser(add_help=True):
     p.add_argument("--json", help="per-frame detections to write")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames (0: all)")
-    p.add_argument("--fps", type=positive_int, default=15, help="frame rate of the annotated video")
+    p.add_argument("--fps", type=int_range(1, 240), default=15, help="frame rate of the annotated video")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--deepstream-version", metavar="X.Y[.Z]",
                    help="the nvinfer to emulate where versions differ (6.3+ clamps boxes' left/top at 0; default: "

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from ..data.synthetic import SHAPE_CLASSES, _background, draw_shape
-from ..device.cli import ArgumentParser, positive_float, positive_int, run_cli
+from ..device.cli import MAX_IMAGE_SIDE, ArgumentParser, int_range, run_cli, seed
 from ..device.fileio import atomic_write_text, check_output_file
 from .video import VideoOut
 
@@ -51,27 +51,36 @@ def render_clip(path, seconds=6.0, fps=15, width=480, height=480, classes=("circ
 MIN_SIDE = 64
 
 
-def _frame_side(text):
-    import argparse
-    value = positive_int(text)
-    if value < MIN_SIDE:
-        raise argparse.ArgumentTypeError("expected an integer >= {}, got {!r}".format(MIN_SIDE, text))
-    return value
+# A clip to try a pipeline on: up to an hour, up to 240 fps, and (what decides the work: frames drawn and encoded)
+# at most MAX_FRAMES frames; the size as the trainer's images (MAX_IMAGE_SIDE).
+MAX_SECONDS, MAX_FPS, MAX_FRAMES = 3600, 240, 36000
+_frame_side = int_range(MIN_SIDE, MAX_IMAGE_SIDE, "an integer from {} to {} (pixels)".format(MIN_SIDE, MAX_IMAGE_SIDE))
 
 
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Generate a clip of moving synthetic shapes.", add_help=add_help)
     p.add_argument("output", help="the .mp4 to write (ground truth goes beside it as .json)")
-    p.add_argument("--seconds", type=positive_float, default=6.0)
-    p.add_argument("--fps", type=positive_int, default=15)
+    p.add_argument("--seconds", type=_seconds, default=6.0, help="at most {}".format(MAX_SECONDS))
+    p.add_argument("--fps", type=int_range(1, MAX_FPS), default=15)
     p.add_argument("--size", type=_frame_side, nargs=2, default=[480, 480], metavar=("W", "H"),
                    help="at least {} pixels a side (the shapes need room to move)".format(MIN_SIDE))
     p.add_argument("--classes", nargs="+", default=["circle", "square", "triangle"], choices=SHAPE_CLASSES)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=seed, default=7)
     return p
 
 
+def _seconds(text):
+    from ..device.cli import _bounded
+    return _bounded(float, 0.0, MAX_SECONDS, low_open=True, what="seconds, more than 0 and at most {}".format(
+        MAX_SECONDS))(text)
+
+
 def main(args):
+    frames = int(round(args.seconds * args.fps))
+    if frames > MAX_FRAMES:  # the work, estimated before it starts
+        from ..device.errors import UsageError
+        raise UsageError("--seconds {} at --fps {} is {} frames; a test clip has at most {}: shorten it or lower "
+                         "--fps".format(args.seconds, args.fps, frames, MAX_FRAMES))
     check_output_file(args.output)
     check_output_file(os.path.splitext(args.output)[0] + ".json")
     render_clip(args.output, args.seconds, args.fps, args.size[0], args.size[1], args.classes, args.seed)

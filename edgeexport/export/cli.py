@@ -8,9 +8,11 @@ checks parity against the original PyTorch model, and writes the configs, labels
 """
 import os
 
-from ..device.cli import ArgumentParser, positive_float, positive_int, probability, run_cli
+from ..device.cli import ArgumentParser, batch_size, image_count, int_range, positive_unit, probability, run_cli
+from ..device.postprocess import NMS_CANDIDATE_CAP
 from ..device.meta import ARCHS, LAYOUTS
 from ..device.errors import InputFileError, UsageError
+from .trt_preflight import MAX_OPSET, MIN_OPSET
 
 # Below this, the preprocessing report prints a warning line (it fails export only when a minimum is set).
 PREPROCESS_WARN_BELOW = 0.8
@@ -26,7 +28,7 @@ def get_args_parser(add_help=True):
     g.add_argument("--labels-file", help="a file with one class name per line")
     g.add_argument("--arch", choices=ARCHS, help="default: read from the checkpoint's tensors")
     g.add_argument("--image-mean", type=probability, nargs=3, help="[0,1] scale, RGB (torchvision SSDLite: 0.5 0.5 0.5)")
-    g.add_argument("--image-std", type=positive_float, nargs=3, help="[0,1] scale, RGB")
+    g.add_argument("--image-std", type=positive_unit, nargs=3, help="[0,1] scale, RGB: more than 0, at most 1")
     g.add_argument("--override-metadata", action="store_true",
                    help="let --labels/--image-mean/--image-std/--arch replace what a checkpoint with metadata "
                         "records (without it a contradiction is refused)")
@@ -38,8 +40,9 @@ def get_args_parser(add_help=True):
                    help="top_class: per-anchor best class in the graph, fewer bytes for the parser; efficient_nms: "
                         "TensorRT's EfficientNMS_TRT plugin in the graph (nvinfer cluster-mode=4), using the "
                         "pre-cluster threshold, NMS IoU and topk below")
-    g.add_argument("--opset", type=positive_int, default=13, help="TensorRT 8.2 (Jetson Nano) parses up to 13")
-    g.add_argument("--batch-size", type=positive_int, default=1,
+    g.add_argument("--opset", type=int_range(MIN_OPSET, MAX_OPSET, "an opset from {} to {}".format(MIN_OPSET, MAX_OPSET)),
+                   default=13, help="TensorRT 8.2 (Jetson Nano) parses up to 13, 8.4 and later up to 17")
+    g.add_argument("--batch-size", type=batch_size, default=1,
                    help="engine batch (one per stream); above 1 the ONNX batch axis is dynamic, as nvinfer needs")
     g.add_argument("--dynamic-batch", action="store_true", default=None,
                    help="a dynamic batch axis also for --batch-size 1")
@@ -50,7 +53,7 @@ def get_args_parser(add_help=True):
     g.add_argument("--precision", default="fp16", choices=["fp16", "fp32", "int8"], help="engine precision")
     g.add_argument("--pre-cluster-threshold", type=probability, default=0.4)
     g.add_argument("--nms-iou-threshold", type=probability, default=0.55)
-    g.add_argument("--topk", type=positive_int, default=100,
+    g.add_argument("--topk", type=int_range(1, NMS_CANDIDATE_CAP), default=100,
                    help="detections kept per class (nvinfer topk; efficient_nms: max_output_boxes = topk x classes, "
                         "nvinfer then cuts each class to topk)")
     g.add_argument("--video", help="a clip for app_config.txt: copied into the bundle, its size sets streammux")
@@ -60,7 +63,7 @@ def get_args_parser(add_help=True):
                         "(its validation split), synthetic[:N]")
     g.add_argument("--val-images", help="coco: the image folder")
     g.add_argument("--val-split", help="voc: ImageSets/Main/<split>.txt")
-    g.add_argument("--val-max-images", type=positive_int, default=300, help="copy at most this many images")
+    g.add_argument("--val-max-images", type=image_count, default=300, help="copy at most this many images")
     g = p.add_argument_group("preprocessing report (torchvision's float resize vs nvinfer's 8-bit stretch)")
     g.add_argument("--preprocess-min-agreement", type=probability, default=None,
                    help="fail export below this detection agreement (default: report, and warn below "

@@ -32,6 +32,11 @@ TABLES = {
     "8.2": {"max_opset": 13, "ops": _ONNX_TRT_8_2_GA},
     "8.4": {"max_opset": 17, "ops": _ONNX_TRT_8_4_GA},
 }
+# The deploy graph is checked against onnx-tensorrt's importer tables at 13 (8.2-GA) and 17 (8.4-GA) and exported
+# and tested at those opsets only; below 13 torch writes other operator forms (Squeeze, Unsqueeze, Split, ReduceSum
+# take their axes as attributes before opset 13), which nothing here has checked.
+MIN_OPSET = 13
+MAX_OPSET = max(t["max_opset"] for t in TABLES.values())
 
 
 def check_graph_ops(op_types, opset, trt_version="8.2"):
@@ -44,6 +49,10 @@ def check_graph_ops(op_types, opset, trt_version="8.2"):
                           "--trt-version none".format(trt_version, sorted(TABLES)))
     table = TABLES[trt_version]
     problems = []
+    if int(opset) < MIN_OPSET:
+        problems.append("opset {} (the deploy graph is exported and checked at opsets {} to {}; TensorRT {} parses "
+                        "up to {}: export with --opset {})".format(opset, MIN_OPSET, MAX_OPSET, trt_version,
+                                                                   table["max_opset"], MIN_OPSET))
     if int(opset) > table["max_opset"]:
         problems.append("opset {} (TensorRT {} parses up to {}; export with --opset {})".format(
             opset, trt_version, table["max_opset"], table["max_opset"]))

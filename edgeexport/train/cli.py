@@ -16,11 +16,13 @@ import time
 import numpy as np
 import torch
 
-from ..device.cli import (ArgumentParser, image_side, non_negative_float, non_negative_int, positive_float,
-                          positive_int, probability, run_cli)
+from ..device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_count, image_side, int_range,
+                          iterations, non_negative_float, positive_float, positive_unit, probability,
+                          run_cli, seed, worker_count)
 from ..device.errors import CheckpointError, InputFileError, TrainingError, UsageError
 from ..device.fileio import atomic_write_text, check_can_create_folder, remove_stale_temporaries
 from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
+from ..model.torch_device import default_device, torch_device
 
 from . import distributed as D
 from .loop import evaluate, train_one_epoch
@@ -43,25 +45,25 @@ def get_args_parser(add_help=True):
     g.add_argument("--labels", nargs="+", help="class names in order (default: discovered from the annotations)")
     g.add_argument("--on-bad-annotation", default="fail", choices=["fail", "skip"],
                    help="what to do with boxes outside the image, zero-area boxes, unknown classes, missing images")
-    g.add_argument("--num-classes", type=positive_int, default=3, help="synthetic: number of shape classes (1..8)")
-    g.add_argument("--synthetic-train-size", type=positive_int, default=2000, help="synthetic: images per epoch")
-    g.add_argument("--synthetic-val-size", type=positive_int, default=200, help="synthetic: held-out images")
+    g.add_argument("--num-classes", type=int_range(1, 8), default=3, help="synthetic: number of shape classes")
+    g.add_argument("--synthetic-train-size", type=image_count, default=2000, help="synthetic: images per epoch")
+    g.add_argument("--synthetic-val-size", type=image_count, default=200, help="synthetic: held-out images")
     g.add_argument("--synthetic-image-size", type=image_side, nargs=2, metavar=("H", "W"),
                    help="synthetic: fixed image size (default: random sizes from 256 to 480)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default="ssdlite320_mobilenet_v3_large", choices=ARCHS)
     g.add_argument("--input-size", type=image_side, nargs=2, default=[320, 320], metavar=("H", "W"))
     g.add_argument("--image-mean", type=probability, nargs=3, default=list(IMAGENET_MEAN), help="on the [0,1] scale, RGB")
-    g.add_argument("--image-std", type=positive_float, nargs=3, default=list(IMAGENET_STD), help="on the [0,1] scale, RGB")
+    g.add_argument("--image-std", type=positive_unit, nargs=3, default=list(IMAGENET_STD), help="on the [0,1] scale, RGB")
     g.add_argument("--pretrained-backbone", action="store_true",
                    help="start from torchvision's ImageNet MobileNetV3 weights (needs them in the torch hub cache)")
     g = p.add_argument_group("optimisation (torchvision's SSDLite recipe: SGD, cosine, warm-up)")
-    g.add_argument("--epochs", type=positive_int, default=600)
-    g.add_argument("-b", "--batch-size", type=positive_int, default=24, help="images per GPU / process")
+    g.add_argument("--epochs", type=iterations, default=600)
+    g.add_argument("-b", "--batch-size", type=batch_size, default=24, help="images per GPU / process")
     g.add_argument("--lr", type=positive_float, default=0.15, help="for the total batch of 192 of the recipe; scale linearly")
     g.add_argument("--momentum", type=probability, default=0.9)
     g.add_argument("--weight-decay", "--wd", type=non_negative_float, default=4e-5)
-    g.add_argument("--warmup-iters", type=non_negative_int, default=1000, help="linear warm-up steps (capped at one epoch)")
+    g.add_argument("--warmup-iters", type=int_range(0, MAX_ITERATIONS), default=1000, help="linear warm-up steps (capped at one epoch)")
     g.add_argument("--data-augmentation", default="ssdlite", choices=PRESETS)
     g.add_argument("--preprocess", default="torchvision", choices=["torchvision", "nvinfer"],
                    help="nvinfer: train on what DeepStream will feed the network (the 8-bit frame stretched to the "
@@ -75,8 +77,8 @@ def get_args_parser(add_help=True):
     g.add_argument("--resume", default="", help="a last.pth to continue from (exactly after its last whole epoch)")
     g.add_argument("--force", action="store_true",
                    help="replace an earlier run's results in --output-dir (without it, or --resume, they are kept)")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    g.add_argument("-j", "--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1), help="data loading processes")
+    g.add_argument("--device", type=torch_device, default=default_device(), help="cpu, cuda or cuda:N")
+    g.add_argument("-j", "--workers", type=worker_count, default=min(4, os.cpu_count() or 1), help="data loading processes")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision (default: on for CUDA)")
     g.add_argument("--amp-dtype", default="bf16", choices=["bf16", "fp16"],
@@ -95,10 +97,10 @@ def get_args_parser(add_help=True):
                         "(benchmarks/RESULTS.md)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
-    g.add_argument("--seed", type=non_negative_int, default=0)
-    g.add_argument("--eval-every", type=positive_int, default=1, help="evaluate every N epochs (and after the last)")
+    g.add_argument("--seed", type=seed, default=0)
+    g.add_argument("--eval-every", type=iterations, default=1, help="evaluate every N epochs (and after the last)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--threads", type=non_negative_int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
+    g.add_argument("--threads", type=worker_count, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     return p
 
 

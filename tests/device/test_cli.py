@@ -91,3 +91,21 @@ def test_abbreviations_are_not_accepted():
     p.add_argument("--input-size")
     with pytest.raises(SystemExit):
         p.parse_args(["--input", "3"])
+
+
+@pytest.mark.parametrize("flag_type, good, bad", [
+    (cli.seed, ["0", "4294967295"], ["-1", "4294967296", "1.5"]),
+    (cli.image_count, ["1", "1000000"], ["0", "1000001", "999999999999"]),
+    (cli.batch_size, ["1", "4096"], ["0", "100000"]),
+    (cli.image_side, ["32", "4096"], ["31", "100000"]),
+    (cli.worker_count, ["0", "512"], ["-1", "513"]),
+    (cli.tcp_port, ["1", "65535"], ["0", "70000"]),
+    (cli.positive_unit, ["1e-6", "1"], ["0", "1.5", "1e30", "nan", "inf"]),
+])
+def test_flags_that_multiply_work_are_bounded_on_both_sides(flag_type, good, bad):
+    for text in good:
+        flag_type(text)
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            flag_type(text)
+

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..deepstream.bundle_check import load_bundle, open_checked
-from ..cli import ArgumentParser, image_side, positive_int, probability, run_cli
+from ..cli import ArgumentParser, image_count, image_side, probability, run_cli, seed
 from ..errors import BackendUnavailableError, DatasetError, UsageError
 from ..fileio import atomic_write_text, check_output_file
 from .coco_eval import ValidationSet, score, scorer
@@ -298,13 +298,13 @@ def get_args_parser(add_help=True):
                                        "folder")
     p.add_argument("--images", help="coco: the image folder (default: beside the JSON)")
     p.add_argument("--split", help="voc: ImageSets/Main/<split>.txt; openimages: train, validation (default), test")
-    p.add_argument("--synthetic-size", type=positive_int, default=200)
+    p.add_argument("--synthetic-size", type=image_count, default=200)
     p.add_argument("--synthetic-image-size", type=image_side, nargs=2, metavar=("H", "W"),
                    help="synthetic: a fixed image size (default: random sizes from 256 to 480)")
-    p.add_argument("--seed", type=int, default=2,
+    p.add_argument("--seed", type=seed, default=2,
                    help="synthetic: the set's seed (2 with --synthetic-image-size as trained: the trainer's held-out "
                         "split for its default --seed 0)")
-    p.add_argument("--max-images", type=positive_int, help="evaluate the first N images")
+    p.add_argument("--max-images", type=image_count, help="evaluate the first N images")
     p.add_argument("--score-threshold", type=probability, default=0.01,
                    help="detections kept down to this score in every row (mAP ranks them; the deployed "
                         "pre-cluster threshold would only cut the ranking)")

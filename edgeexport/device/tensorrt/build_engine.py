@@ -14,7 +14,7 @@ import os
 
 from ..bundle import check_onnx_sha256, file_sha256
 from ..deepstream.bundle_check import open_checked
-from ..cli import ArgumentParser, non_negative_float, non_negative_int, positive_int, run_cli
+from ..cli import ArgumentParser, batch_size, int_range, iterations, non_negative_float, run_cli
 from ..deepstream.infer_config import infer_config_text
 from ..errors import EngineBuildError, InputFileError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
@@ -33,19 +33,20 @@ def get_args_parser(add_help=True):
     prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32")
     prec.add_argument("--int8", dest="precision", action="store_const", const="int8",
                       help="needs --calib-images, or a calibration cache made for this model; not on a Jetson Nano")
-    p.add_argument("--batch", type=positive_int, help="batch size (default: the bundle's; max batch for a dynamic "
+    p.add_argument("--batch", type=batch_size, help="batch size (default: the bundle's; max batch for a dynamic "
                                                        "ONNX)")
-    p.add_argument("--workspace", type=positive_int,
+    p.add_argument("--workspace", type=int_range(1, 1 << 20),
                    help="builder workspace in MiB (default: a quarter of the GPU memory free now, 64-1024)")
     p.add_argument("--timing-cache", help="read and update this TensorRT timing cache (faster rebuilds)")
-    p.add_argument("--dla-core", type=non_negative_int, help="build for this DLA core (Xavier/Orin), GPU fallback on")
-    p.add_argument("--gpu-id", type=non_negative_int, default=0)
+    p.add_argument("--dla-core", type=int_range(0, 1),
+                   help="build for this DLA core (Xavier and AGX Orin have two: 0 and 1), GPU fallback on")
+    p.add_argument("--gpu-id", type=int_range(0, 63), default=0)
     p.add_argument("--calib-images", help="INT8: a folder of representative images")
     p.add_argument("--max-map-drop", type=non_negative_float, metavar="POINTS",
                    help="INT8: refuse (and remove) an engine whose mAP on the bundle's validation set falls more "
                         "than this many points below the fp32 graph's on the same path (default {:g}; needs "
                         "export --val-data and pycocotools)".format(DEFAULT_MAX_MAP_DROP))
-    p.add_argument("--calib-batches", type=positive_int, default=32,
+    p.add_argument("--calib-batches", type=iterations, default=32,
                    help="INT8: at most this many calibration batches")
     p.add_argument("--force", action="store_true", help="rebuild even if the engine matches its record")
     p.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
