@@ -108,6 +108,18 @@ def corpus(small_checkpoint, small_bundle, tmp_path_factory):
         m["format_version"], m["written_by"] = 99, "9.9.0"
         json.dump(m, open(os.path.join(d, "model.json"), "w"))
     bundle("b_json_future", future)
+
+    def edit_json(**deploy):
+        def edit(d):
+            m = json.load(open(os.path.join(d, "model.json")))
+            m["deploy"].update(deploy)
+            open(os.path.join(d, "model.json"), "w").write(json.dumps(m))  # NaN written as NaN, as json does
+        return edit
+    bundle("b_json_nan_offsets", edit_json(offsets=[float("nan"), 0.0, 0.0]))
+    bundle("b_json_opset_string", edit_json(opset="13"))
+    bundle("b_json_layout", edit_json(layout="bogus"))
+    bundle("b_json_onnx_escape", edit_json(onnx_file="../model.onnx"))
+    bundle("b_json_onnx_absolute", edit_json(onnx_file="/etc/passwd"))
     bundle("b_no_fixtures", lambda d: shutil.rmtree(os.path.join(d, "parity")))
     bundle("b_no_labels", lambda d: os.unlink(os.path.join(d, "labels.txt")))
     bundle("b_cfg_corrupt", lambda d: open(os.path.join(d, "infer_config.txt"), "w").write("[property\nx"))
@@ -393,6 +405,13 @@ CASES = [
     ("export-opset-7", "export", ["--model-path", "{good}", "--opset", "7", "--output-dir", X],
      ["--opset", "from 13 to 17"]),
     ("eval-seed-neg", "evaluate", ["{bundle}", "--dataset", "synthetic", "--seed", "-1"], ["--seed", "a seed from 0"]),
+    # --- bundle metadata read field by field (edgeexport.device.meta.SCHEMA), by every command that reads a bundle
+    ("emulate-json-nan", "emulate", ["{b_json_nan_offsets}", "--input", "{clip.mp4}"], ["deploy.offsets"]),
+    ("evaluate-json-opset-string", "evaluate", ["{b_json_opset_string}", "--dataset", "synthetic"], ["deploy.opset"]),
+    ("parity-json-layout", "parity", ["{b_json_layout}", "--backend", "onnxruntime"], ["layout"]),
+    ("dsconfig-json-onnx-escape", "deepstream_config", ["{b_json_onnx_escape}", "--source", "{clip.mp4}"],
+     ["onnx_file"]),
+    ("build-json-onnx-absolute", "build_engine", ["{b_json_onnx_absolute}"], ["onnx_file"]),
     ("train-speed-json-folder", "train_speed", ["--json", "{notes}"], ["--json", "is a folder"]),
     ("host-fps-json-folder", "host_fps", ["--json", "{notes}"], ["--json", "is a folder"]),
     ("parser-fps-json-under-file", "parser_fps", ["--json", "{afile}/p.json"], ["--json", "which is a file"]),

@@ -69,6 +69,69 @@ def _unit(value, what):
     return v
 
 
+# model.json's schema: the JSON kind of each field export writes ("number": int or float, finite, never a bool;
+# "int": an integer, never a bool; [kind]: a list of them; {name: ...}: an object). A field may be absent where the
+# reader has a default; a field present must be of its kind, so that "13" is not taken for 13, nor NaN for an offset.
+_NUMBER, _INT, _STR, _BOOL, _OBJECT = "number", "int", "str", "bool", "object"
+SCHEMA = {
+    "kind": _STR, "format_version": _INT, "written_by": _STR, "weights_sha256": _STR, "extra": _OBJECT,
+    "files": _OBJECT, "validation": _OBJECT,
+    "model": {"arch": _STR, "labels": [_STR], "image_mean": [_NUMBER], "image_std": [_NUMBER], "input_size": [_INT],
+              "reduced_tail": _BOOL, "provenance": _OBJECT, "preprocessing": _STR},
+    "deploy": {"color_format": _STR, "fold": _STR, "layout": _STR, "opset": _INT, "batch_size": _INT,
+               "dynamic_batch": _BOOL, "num_anchors": _INT, "onnx_file": _STR, "onnx_sha256": _STR,
+               "onnx_fp16_file": _STR, "onnx_fp16_sha256": _STR, "precision": _STR, "max_output_boxes": _INT,
+               "max_detections": _INT, "offsets": [_NUMBER], "net_scale_factor": _NUMBER, "box_format": _STR,
+               "settings": {"pre_cluster_threshold": _NUMBER, "nms_iou_threshold": _NUMBER, "topk": _INT,
+                            "post_cluster_threshold": _NUMBER},
+               "input": {"name": _STR, "shape": [_INT], "dtype": _STR}, "outputs": [_OBJECT]},
+}
+
+
+def _kind_ok(value, kind):
+    import math
+    if kind == _NUMBER:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {_STR: str, _BOOL: bool, _OBJECT: dict}[kind])
+
+
+def check_schema(d, schema=SCHEMA, where=""):
+    """ValueError naming the first field of ``d`` that is not of the kind ``schema`` gives it (absent is fine)."""
+    names = {_NUMBER: "a finite number", _INT: "an integer", _STR: "a string", _BOOL: "true or false",
+             _OBJECT: "an object"}
+    plural = {_NUMBER: "finite numbers", _INT: "integers", _STR: "strings", _BOOL: "booleans", _OBJECT: "objects"}
+    for key, kind in schema.items():
+        if key not in d or (d[key] is None and key in ("validation", "extra", "files", "provenance")):
+            continue
+        value, path = d[key], where + key
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise ValueError("{}: expected an object, found {!r}".format(path, value))
+            check_schema(value, kind, path + ".")
+        elif isinstance(kind, list):
+            if not isinstance(value, list) or not all(_kind_ok(v, kind[0]) for v in value):
+                raise ValueError("{}: expected a list of {}, found {!r}".format(path, plural[kind[0]], value))
+        elif not _kind_ok(value, kind):
+            raise ValueError("{}: expected {}, found {!r}".format(path, names[kind], value))
+
+
+def _check_derived(meta, dep):
+    """The derived values model.json writes out must be the ones its own fields give: an edit shows."""
+    got = {"offsets": dep.get("offsets"), "net_scale_factor": dep.get("net_scale_factor"),
+           "input.shape": (dep.get("input") or {}).get("shape")}
+    want = {"offsets": meta.offsets, "net_scale_factor": meta.net_scale_factor, "input.shape": meta.input_shape}
+    for key, value in got.items():
+        if value is None:
+            continue
+        w = want[key] if isinstance(want[key], list) else [want[key]]
+        v = value if isinstance(value, list) else [value]
+        if len(v) != len(w) or any(abs(float(a) - float(b)) > 1e-6 * max(1.0, abs(float(b))) for a, b in zip(v, w)):
+            raise ValueError("deploy.{} is {} but the model's own fields give {}: the file was edited".format(
+                key, value, want[key]))
+
+
 def _file_record(files):
     """{relative path: sha256 hex}; a path that leaves the bundle (absolute, '..') is not a bundle's file."""
     if files is None:
@@ -329,9 +392,10 @@ class BundleMeta(object):
             if version not in READABLE_FORMATS:
                 raise ValueError("format_version {} expected, got {!r}".format(
                     " or ".join(str(v) for v in READABLE_FORMATS), version))
+            check_schema(d)
             dep = d["deploy"]
             settings = dep["settings"] if version >= 2 else (d.get("extra") or {}).get("settings")
-            return cls(ModelMeta.from_dict(d["model"]), dep["color_format"], dep["fold"], dep["layout"],
+            meta = cls(ModelMeta.from_dict(d["model"]), dep["color_format"], dep["fold"], dep["layout"],
                        dep["opset"], dep["batch_size"], dep["dynamic_batch"], dep["num_anchors"], dep["onnx_file"],
                        dep["onnx_sha256"], dep.get("precision", "fp16"), DetectionSettings.from_dict(settings),
                        d.get("written_by", ""), d.get("extra"), dep.get("onnx_fp16_file", ""),
@@ -339,6 +403,8 @@ class BundleMeta(object):
                        # earlier bundles: the plugin kept topk rows (format 1 named them max_detections)
                        dep.get("max_output_boxes", dep.get("max_detections", DetectionSettings.from_dict(
                            settings).topk)), d.get("validation"), d.get("files"), d.get("weights_sha256", ""))
+            _check_derived(meta, dep)
+            return meta
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise InputFileError("{} is not an edgeexport bundle description ({}: {}); re-export the bundle with "
                                  "export.py".format(where, type(e).__name__, e))

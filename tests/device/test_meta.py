@@ -53,6 +53,36 @@ def test_bundle_meta_file_roundtrip_and_errors(tmp_path):
         BundleMeta.load(str(tmp_path / "missing.json"))
 
 
+@pytest.mark.parametrize("path, value, field", [
+    (("deploy", "opset"), "13", "deploy.opset: expected an integer"),
+    (("deploy", "batch_size"), True, "deploy.batch_size: expected an integer"),
+    (("deploy", "dynamic_batch"), 1, "deploy.dynamic_batch: expected true or false"),
+    (("deploy", "layout"), "bogus", "layout must be one of"),
+    (("deploy", "offsets"), [float("nan"), 0.0, 0.0], "deploy.offsets: expected a list of finite numbers"),
+    (("deploy", "offsets"), [1.0, 2.0, 3.0], "deploy.offsets is [1.0, 2.0, 3.0] but the model's own fields give"),
+    (("deploy", "input", "shape"), [1, 3, 300, 300], "deploy.input.shape is [1, 3, 300, 300]"),
+    (("deploy", "settings", "topk"), "100", "deploy.settings.topk: expected an integer"),
+    (("model", "image_mean"), ["0.5", 0.5, 0.5], "model.image_mean: expected a list of finite numbers"),
+    (("model", "labels"), [1, 2], "model.labels: expected a list of strings"),
+    (("deploy", "onnx_file"), "../model.onnx", "onnx_file must be a file name inside the bundle"),
+    (("files",), {"/etc/passwd": "0" * 64}, "not a path inside the bundle"),
+])
+def test_model_json_is_read_field_by_field(tmp_path, path, value, field):
+    """What is not of its field's kind is "not an edgeexport bundle description", naming the field: a number
+    written as a string, a NaN (Python's json reads it), a bool for an integer, an edited derived value."""
+    m = BundleMeta(ModelMeta("ssdlite320_mobilenet_v3_small", ["x"]), num_anchors=10, onnx_sha256="ab")
+    d = m.to_dict()
+    node = d
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    p = tmp_path / "model.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(InputFileError, match="not an edgeexport bundle description") as e:
+        BundleMeta.load(str(p))
+    assert field in str(e.value)
+
+
 def _v1_dict(meta):
     """model.json as edgeexport 0.1 wrote it: format 1, detection settings under extra."""
     d = meta.to_dict()
