@@ -9,7 +9,7 @@ import os
 from collections import OrderedDict
 
 from ..device.errors import DatasetError
-from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
+from .common import AnnotationIssue, apply_policy, check_boxes, file_inside, image_size, read_rgb
 
 SPLITS = ("train", "validation", "test")
 
@@ -31,14 +31,19 @@ class OpenImagesDetection(object):
                 if missing:
                     raise DatasetError("{} lacks the columns {}".format(csv_path, ", ".join(sorted(missing))))
                 for row in reader:
-                    name = row["ClassName"].strip()
+                    row = {k: (v or "").strip() for k, v in row.items() if k is not None}  # short rows: ""
+                    name = row["ClassName"]
+                    if not name or file_inside(os.path.join(root, split), row["ImageID"], ".jpg") is None:
+                        issues.append(AnnotationIssue(csv_path, "row without a class or with an ImageID that is "
+                                                      "not a file name: {!r}".format(row["ImageID"])))
+                        continue
                     if wanted is not None:
                         if name.lower() not in wanted:
                             continue
                         name = wanted[name.lower()]
                     try:
                         box = [float(row[k]) for k in ("XMin", "YMin", "XMax", "YMax")]
-                    except ValueError:
+                    except ValueError:  # "" (a short row) included
                         issues.append(AnnotationIssue(csv_path, "non-numeric box for image {}".format(row["ImageID"])))
                         continue
                     per_image.setdefault(row["ImageID"], []).append((box, name))

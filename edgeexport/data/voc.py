@@ -4,7 +4,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from ..device.errors import DatasetError
-from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
+from .common import AnnotationIssue, apply_policy, check_boxes, file_inside, image_size, read_rgb
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -26,7 +26,11 @@ class VOCDetection(object):
             raise DatasetError("{} has no annotations".format(ann_dir))
         parsed, issues = [], []
         for image_id in ids:
-            xml_path = os.path.join(ann_dir, image_id + ".xml")
+            xml_path = file_inside(ann_dir, image_id, ".xml")
+            if xml_path is None:  # a split list naming ../x or a/b: nothing outside Annotations/ is read
+                issues.append(AnnotationIssue(os.path.join(root, "ImageSets", "Main", (split or "") + ".txt"),
+                                              "id {!r} is not a file name in Annotations/".format(image_id)))
+                continue
             try:
                 parsed.append((image_id, xml_path, ET.parse(xml_path).getroot()))
             except Exception as e:  # by design: whatever does not parse as XML is an unreadable annotation
@@ -46,8 +50,10 @@ class VOCDetection(object):
             try:
                 width = int(float(root_el.findtext("size/width")))
                 height = int(float(root_el.findtext("size/height")))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # missing, not a number, inf
                 width = height = None
+            if width is not None and not (0 < width <= 100000 and 0 < height <= 100000):
+                width = height = None  # a size no image has: read the image's own header instead
             boxes, names = [], []
             for obj in root_el.iter("object"):
                 if not keep_difficult and obj.findtext("difficult", "0").strip() == "1":
@@ -77,8 +83,8 @@ class VOCDetection(object):
         candidates = [fname] if fname else []
         candidates += [image_id + ext for ext in IMAGE_EXTS]
         for c in candidates:
-            p = os.path.join(folder, c)
-            if os.path.isfile(p):
+            p = file_inside(folder, c)  # <filename>../../x</filename> reads nothing outside JPEGImages/
+            if p is not None and os.path.isfile(p):
                 return p
         return None
 

@@ -115,6 +115,31 @@ def test_voc_missing_image(tmp_path):
     assert len(VOCDetection(str(tmp_path), on_bad="skip")) == 1
 
 
+def test_voc_reads_nothing_outside_its_folders_and_survives_impossible_sizes(tmp_path):
+    """Ids of a split list, and <filename>, are file names inside Annotations/ and JPEGImages/ (symlinks
+    resolved): '../' reads nothing outside; an infinite or absurd <size> falls back to the image's header."""
+    root = str(tmp_path / "voc")
+    _voc(root, [("dog", (1, 2, 30, 40))])
+    secret = tmp_path / "secret.xml"
+    secret.write_text("<annotation><filename>../../secret.jpg</filename></annotation>")
+    os.makedirs(os.path.join(root, "ImageSets", "Main"))
+    with open(os.path.join(root, "ImageSets", "Main", "val.txt"), "w") as f:
+        f.write("img1\n../../secret\n")
+    with pytest.raises(DatasetError, match="not a file name in Annotations"):
+        VOCDetection(root, split="val", on_bad="fail")
+    assert [os.path.basename(p) for p, _, _ in VOCDetection(root, split="val", on_bad="skip").items] == ["img1.jpg"]
+    # <filename> naming a file outside JPEGImages/ (here through a symlink) is not read
+    Image.new("RGB", (64, 48)).save(str(tmp_path / "outside.jpg"))
+    os.symlink(str(tmp_path / "outside.jpg"), os.path.join(root, "JPEGImages", "link.jpg"))
+    xml = os.path.join(root, "Annotations", "img1.xml")
+    text = open(xml).read()
+    open(xml, "w").write(text.replace("<filename>img1.jpg</filename>", "<filename>link.jpg</filename>")
+                         .replace("<width>64</width>", "<width>inf</width>"))
+    os.unlink(os.path.join(root, "JPEGImages", "img1.jpg"))
+    with pytest.raises(DatasetError, match="not found"):
+        VOCDetection(root, on_bad="fail")
+
+
 def test_coco_reads_and_checks(tmp_path):
     Image.new("RGB", (50, 40)).save(str(tmp_path / "a.jpg"))
     ann = {"images": [{"id": 7, "file_name": "a.jpg", "width": 50, "height": 40},

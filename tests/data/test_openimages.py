@@ -62,3 +62,16 @@ def test_train_on_it_with_the_summary_at_start(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "train: " in r.stdout and "val: " in r.stdout and "Apple" in r.stdout
     assert "img/s" in r.stdout
+
+
+def test_short_rows_empty_classes_and_escaping_ids_are_annotation_issues(tmp_path):
+    root = make_openimages(str(tmp_path / "oi"), n=4)
+    with open(os.path.join(root, "sub-train-annotations-bbox.csv"), "a", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t0000", "xclick"])  # a short row
+        w.writerow(["t0001", "xclick", "/m/00", 1, 0.1, 0.5, 0.1, 0.5, 0, 0, 0, 0, 0, "/m/00", ""])  # no class
+        w.writerow(["../../x", "xclick", "/m/00", 1, 0.1, 0.5, 0.1, 0.5, 0, 0, 0, 0, 0, "/m/00", "Apple"])
+    with pytest.raises(DatasetError, match="3 bad annotation"):
+        OpenImagesDetection(root, "train", on_bad="fail")
+    ds = OpenImagesDetection(root, "train", on_bad="skip")
+    assert len(ds.issues) == 3 and all(os.path.dirname(p) == os.path.join(root, "train") for p, _, _ in ds.items)
