@@ -83,6 +83,17 @@ def file_inside(folder, name, suffix=""):
     return path if real.startswith(base.rstrip(os.sep) + os.sep) else None
 
 
+def path_inside(folder, relative):
+    """``folder/relative`` for a relative path (sub-folders allowed, as COCO's file_name has them) that, symlinks
+    resolved, stays inside ``folder``; else None."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative) or \
+            any(ord(c) < 32 for c in relative):
+        return None
+    path = os.path.join(folder, relative)
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return path if real.startswith(base.rstrip(os.sep) + os.sep) else None
+
+
 def read_rgb(path):
     """Read an image file as uint8 RGB HWC; DatasetError naming the file when it cannot be read."""
     from PIL import Image

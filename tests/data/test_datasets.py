@@ -157,3 +157,44 @@ def test_coco_reads_and_checks(tmp_path):
     (tmp_path / "bad.json").write_text("[]")
     with pytest.raises(DatasetError, match="not COCO"):
         COCODetection(str(tmp_path), str(tmp_path / "bad.json"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.update(annotations=5), "annotations must be a list"),
+    (lambda a: a.update(images={"a": 1}), "images must be a list"),
+    (lambda a: a["annotations"][0].update(image_id=[7]), "without an image_id"),
+    (lambda a: a["images"][0].update(file_name=5), "without id or file_name"),
+    (lambda a: a["images"][0].update(id=None), "without id or file_name"),
+    (lambda a: a["images"][0].update(file_name="../outside.jpg"), "not a path inside"),
+    (lambda a: a["images"][0].update(file_name="/etc/hostname"), "not a path inside"),
+])
+def test_coco_json_of_the_wrong_shape_is_one_dataset_error(tmp_path, edit, message):
+    """Read as untrusted: every field of the wrong type is an annotation issue or "not COCO JSON", never a
+    traceback, and no file outside the image folder is read."""
+    from edgeexport.data.coco import COCODetection
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (50, 40)).save(str(images / "a.jpg"))
+    Image.new("RGB", (50, 40)).save(str(tmp_path / "outside.jpg"))
+    ann = {"images": [{"id": 7, "file_name": "a.jpg", "width": 50, "height": 40}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [5, 5, 10, 20], "iscrowd": 0}],
+           "categories": [{"id": 3, "name": "car"}]}
+    edit(ann)
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with pytest.raises(DatasetError, match=message):
+        COCODetection(str(images), str(tmp_path / "ann.json"))
+
+
+def test_coco_sizes_that_are_not_finite_come_from_the_image_header(tmp_path):
+    from edgeexport.data.coco import COCODetection
+    Image.new("RGB", (50, 40)).save(str(tmp_path / "a.jpg"))
+    ann = {"images": [{"id": 7, "file_name": "a.jpg", "width": float("nan"), "height": "40"}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [5, 5, 40, 30], "iscrowd": 0}],
+           "categories": [{"id": 3, "name": "car"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    ds = COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
+    assert ds.items[0][1].tolist() == [[5, 5, 45, 35]]
+    ann["annotations"][0]["bbox"] = [5, 5, 60, 30]  # outside the header's 50 x 40: caught, not trained on
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with pytest.raises(DatasetError, match="outside"):
+        COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
