@@ -89,6 +89,7 @@ def corpus(small_checkpoint, small_bundle, tmp_path_factory):
     open(path("afile"), "w").write("a regular file that shadows a folder\n")
     os.mkdir(path("notes"))
     open(os.path.join(c["notes"], "todo.txt"), "w").write("my notes\n")
+    open(os.path.join(c["notes"], "todo.json"), "w").write('{"mine": true}\n')
     os.mkdir(path("cwd"))
     from edgeexport.emulate.make_clip import render_clip
     render_clip(path("clip.mp4"), seconds=1, fps=5, width=96, height=96)
@@ -412,6 +413,9 @@ CASES = [
     ("dsconfig-json-onnx-escape", "deepstream_config", ["{b_json_onnx_escape}", "--source", "{clip.mp4}"],
      ["onnx_file"]),
     ("build-json-onnx-absolute", "build_engine", ["{b_json_onnx_absolute}"], ["onnx_file"]),
+    # --- outputs never clobber what is not the command's own
+    ("clip-truth-not-ours", "make_clip", ["{notes}/todo.mp4"], ["todo.json", "not a clip's ground truth"]),
+    ("voc-into-a-dataset", "make_voc", ["{notes}"], ["notes", "not empty"]),
     ("train-speed-json-folder", "train_speed", ["--json", "{notes}"], ["--json", "is a folder"]),
     ("host-fps-json-folder", "host_fps", ["--json", "{notes}"], ["--json", "is a folder"]),
     ("parser-fps-json-under-file", "parser_fps", ["--json", "{afile}/p.json"], ["--json", "which is a file"]),

@@ -65,6 +65,10 @@ def main(args):
     if args.classes > len(SHAPE_CLASSES):
         raise InputFileError("--classes must be at most {}".format(len(SHAPE_CLASSES)))
     check_can_create_folder(args.output)
+    if os.path.isdir(args.output) and os.listdir(args.output):
+        from ..device.errors import OutputExistsError
+        raise OutputExistsError("{} is not empty: make_voc writes a new dataset into a new or empty folder, and "
+                                "would overwrite the files of the one there".format(args.output))
     labels = write_voc(args.output, args.train, args.val, tuple(args.size), args.classes, args.seed,
                        natural=not args.textured)
     print("VOC dataset: {} ({} train, {} val, classes {})".format(args.output, args.train, args.val,

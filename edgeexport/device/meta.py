@@ -75,7 +75,7 @@ def _unit(value, what):
 _NUMBER, _INT, _STR, _BOOL, _OBJECT = "number", "int", "str", "bool", "object"
 SCHEMA = {
     "kind": _STR, "format_version": _INT, "written_by": _STR, "weights_sha256": _STR, "extra": _OBJECT,
-    "files": _OBJECT, "validation": _OBJECT,
+    "files": _OBJECT, "validation": _OBJECT, "manifest": [_STR],
     "model": {"arch": _STR, "labels": [_STR], "image_mean": [_NUMBER], "image_std": [_NUMBER], "input_size": [_INT],
               "reduced_tail": _BOOL, "provenance": _OBJECT, "preprocessing": _STR},
     "deploy": {"color_format": _STR, "fold": _STR, "layout": _STR, "opset": _INT, "batch_size": _INT,
@@ -253,7 +253,7 @@ class BundleMeta(object):
     def __init__(self, model, color_format="rgb", fold="exact", layout="boxes_scores", opset=13, batch_size=1,
                  dynamic_batch=False, num_anchors=0, onnx_file="model.onnx", onnx_sha256="", precision="fp16",
                  settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256="",
-                 max_output_boxes=None, validation=None, files=None, weights_sha256=""):
+                 max_output_boxes=None, validation=None, files=None, weights_sha256="", manifest=None):
         if not isinstance(model, ModelMeta):
             raise TypeError("model must be a ModelMeta, got {}".format(type(model).__name__))
         self.model = model
@@ -294,6 +294,8 @@ class BundleMeta(object):
         # the digest of the checkpoint's weights export read (model.checkpoint.weights_sha256): evaluate's pytorch
         # row must score this very model
         self.weights_sha256 = str(weights_sha256 or "")
+        # every file export wrote (export --force replaces those and the device side's, and keeps the user's)
+        self.manifest = [str(m) for m in (manifest or [])]
 
     def graph_sha256(self, onnx_file):
         """The sha256 export recorded for one of the bundle's graphs (model.onnx or its FP16 twin), or None."""
@@ -373,6 +375,7 @@ class BundleMeta(object):
             "validation": self.validation,
             "files": dict(self.files),
             "weights_sha256": self.weights_sha256,
+            "manifest": list(self.manifest),
         }
 
     @classmethod
@@ -402,7 +405,8 @@ class BundleMeta(object):
                        dep.get("onnx_fp16_sha256", ""),
                        # earlier bundles: the plugin kept topk rows (format 1 named them max_detections)
                        dep.get("max_output_boxes", dep.get("max_detections", DetectionSettings.from_dict(
-                           settings).topk)), d.get("validation"), d.get("files"), d.get("weights_sha256", ""))
+                           settings).topk)), d.get("validation"), d.get("files"), d.get("weights_sha256", ""),
+                       d.get("manifest"))
             _check_derived(meta, dep)
             return meta
         except (KeyError, TypeError, AttributeError, ValueError) as e:

@@ -44,7 +44,7 @@ def render_clip(path, seconds=6.0, fps=15, width=480, height=480, classes=("circ
             out.write(frame[..., ::-1])  # OpenCV writes BGR
             truth.append({"frame": f, "objects": boxes})
     atomic_write_text(os.path.splitext(path)[0] + ".json", json.dumps(
-        {"width": width, "height": height, "fps": fps, "frames": truth}) + "\n")
+        {"written_by": GROUND_TRUTH_WRITER, "width": width, "height": height, "fps": fps, "frames": truth}) + "\n")
     return path
 
 
@@ -54,6 +54,18 @@ MIN_SIDE = 64
 # A clip to try a pipeline on: up to an hour, up to 240 fps, and (what decides the work: frames drawn and encoded)
 # at most MAX_FRAMES frames; the size as the trainer's images (MAX_IMAGE_SIDE).
 MAX_SECONDS, MAX_FPS, MAX_FRAMES = 3600, 240, 36000
+GROUND_TRUTH_WRITER = "edgeexport.emulate.make_clip"
+
+
+def is_ground_truth(path):
+    """True for a clip's ground truth this command wrote (earlier versions: without written_by, these keys)."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except Exception:  # by design: what is not readable JSON is not ours
+        return False
+    return isinstance(d, dict) and (d.get("written_by") == GROUND_TRUTH_WRITER or
+                                    set(d) == {"width", "height", "fps", "frames"})
 _frame_side = int_range(MIN_SIDE, MAX_IMAGE_SIDE, "an integer from {} to {} (pixels)".format(MIN_SIDE, MAX_IMAGE_SIDE))
 
 
@@ -81,8 +93,16 @@ def main(args):
         from ..device.errors import UsageError
         raise UsageError("--seconds {} at --fps {} is {} frames; a test clip has at most {}: shorten it or lower "
                          "--fps".format(args.seconds, args.fps, frames, MAX_FRAMES))
+    truth = os.path.splitext(args.output)[0] + ".json"
+    if os.path.splitext(args.output)[1].lower() == ".json":
+        from ..device.errors import UsageError
+        raise UsageError("{}: the clip is a video (.mp4); its ground truth goes beside it as .json".format(args.output))
+    if os.path.exists(truth) and not is_ground_truth(truth):
+        from ..device.errors import OutputExistsError
+        raise OutputExistsError("{} exists and is not a clip's ground truth written by make_clip: it would be "
+                                "overwritten; name the clip elsewhere".format(truth))
     check_output_file(args.output)
-    check_output_file(os.path.splitext(args.output)[0] + ".json")
+    check_output_file(truth)
     render_clip(args.output, args.seconds, args.fps, args.size[0], args.size[1], args.classes, args.seed)
     print("clip: {} ({} s at {} fps, {}x{})".format(args.output, args.seconds, args.fps, *args.size))
     return 0

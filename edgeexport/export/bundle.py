@@ -28,6 +28,8 @@ TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
 # package in a checkout (and an editable install of one)
 BOARD_FOLDERS = (os.path.join(TOP_PACKAGE, "jetson"), os.path.join(os.path.dirname(TOP_PACKAGE), "jetson"))
 DEFAULT_FRAME = (1280, 720)
+TOP_LEVEL_NAMES = ("model.json", "model.onnx", "model_fp16.onnx", "labels.txt", "infer_config.txt", "app_config.txt",
+                   "app_config_fps.txt", "README.md")
 FP16_ONNX = "model_fp16.onnx"  # what TensorRT 11 builds an FP16 engine from
 
 
@@ -37,8 +39,39 @@ def _is_same_or_above(folder, path):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def check_output_dir(path, force):
-    """Refuse, before any slow work, an output folder that would lose data. Returns the absolute path."""
+# What the device side writes into a bundle (build_engine, deepstream_config, the parser's build, Python's caches):
+# the project's files too, replaced with the bundle. Anything else in a bundle folder is the user's.
+DEVICE_OUTPUTS = ("*.engine", "*.engine.json", "calibration.cache", "deepstream_app.txt", "msgconv_config.txt",
+                  "msgbroker_config.txt", "tracker_*.yml", "*.avi", "*.avi.frames.json", "jetson/parser/*.so",
+                  "jetson/parser/*.o", "*/__pycache__/*", "*.pyc")
+# A bundle written before model.json listed its files: what export wrote then, by name.
+LEGACY_BUNDLE = ("model.json", "model.onnx", "model_fp16.onnx", "labels.txt", "infer_config.txt", "app_config.txt",
+                 "app_config_fps.txt", "README.md", "input.*", "parity/*", "validation/*", "edgeexport/*", "jetson/*")
+
+
+def user_files(folder):
+    """The files in a bundle ``folder`` that neither export (model.json's manifest) nor the device side wrote."""
+    import fnmatch
+    try:
+        manifest = set(json.load(open(os.path.join(folder, MODEL_JSON))).get("manifest") or [])
+    except Exception:  # by design: an unreadable model.json lists nothing; the legacy names then decide
+        manifest = set()
+    ours = DEVICE_OUTPUTS + (() if manifest else LEGACY_BUNDLE)
+    found = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            rel = os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+            if rel not in manifest and not any(fnmatch.fnmatch(rel, p) for p in ours):
+                found.append(rel)
+    return sorted(found)
+
+
+def check_output_dir(path, force, inputs=(), video=None):
+    """Refuse, before any slow work, an output folder that would lose data: the working directory or above it,
+    a file, a folder that is not a bundle, a bundle without ``force``, a bundle holding one of ``inputs`` (the
+    checkpoint being exported, the clip), or a user's file where the new bundle writes one of the same name.
+    A user's other files in a bundle replaced with ``force`` are moved into the new one. Returns the absolute
+    path."""
     path = os.path.abspath(path)
     if _is_same_or_above(path, os.getcwd()):
         raise OutputExistsError("{} is the working directory or a folder above it: export never replaces that; "
@@ -52,6 +85,15 @@ def check_output_dir(path, force):
                                     "--force replaces only bundles; choose a new folder".format(path, MODEL_JSON))
         if not force:
             raise OutputExistsError("{} already holds a bundle: pass --force to replace it".format(path))
+        for src in inputs:
+            if src and _is_same_or_above(path, src):
+                raise OutputExistsError("{} is inside the bundle {} that --force would replace: move it out "
+                                        "first, or choose another --output-dir".format(src, path))
+        writes = set(TOP_LEVEL_NAMES) | ({"input" + (os.path.splitext(video)[1] or ".mp4")} if video else set())
+        clash = [f for f in user_files(path) if f in writes]
+        if clash:
+            raise OutputExistsError("{} holds {} of yours, where the new bundle writes a file of that name: move "
+                                    "it out first, or choose another --output-dir".format(path, ", ".join(clash)))
     parent = os.path.dirname(path)
     if os.path.exists(parent) and not os.path.isdir(parent):
         raise InputFileError("cannot write the bundle under {}: it is a file".format(parent))
@@ -128,6 +170,7 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
         if validate is not None:
             validate(tmp)
         meta.files = recorded_files(tmp, meta)
+        meta.manifest = written_files(tmp)
         meta.save(os.path.join(tmp, MODEL_JSON))
         _replace_folder(tmp, path)
         tmp = None
@@ -149,13 +192,30 @@ def recorded_files(folder, meta):
             if n and os.path.isfile(os.path.join(folder, n))}
 
 
+def written_files(folder):
+    """Every file of the folder export built, relative and sorted: model.json's manifest (model.json included)."""
+    names = [MODEL_JSON]
+    for root, _, files in os.walk(folder):
+        names += [os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/") for f in files]
+    return sorted(set(names))
+
+
 def _replace_folder(tmp, path):
-    """Rename ``tmp`` to ``path``; an old bundle there is moved aside first and deleted only afterwards."""
-    old = None
+    """Rename ``tmp`` to ``path``; an old bundle there is moved aside first, the user's own files in it (not in
+    its manifest, not the device side's) moved into the new one, and the rest deleted only afterwards."""
+    old, keep = None, []
     if os.path.exists(path):
+        keep = user_files(path)
+        for rel in keep:  # checked before: none lands on a file of the new bundle
+            if os.path.exists(os.path.join(tmp, rel)):
+                raise OutputExistsError("{} holds {} of yours, where the new bundle writes a file: move it out "
+                                        "first".format(path, rel))
         old = make_temporary_folder(path)
         os.rmdir(old)
         os.rename(path, old)
+    for rel in keep:
+        os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+        os.rename(os.path.join(old, rel), os.path.join(tmp, rel))
     os.rename(tmp, path)
     if old:
         shutil.rmtree(old, ignore_errors=True)

@@ -91,7 +91,7 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
 
     t0 = time.perf_counter()
     dynamic_batch = batch_axis(batch_size, dynamic_batch)
-    check_output_dir(output_dir, force)
+    check_output_dir(output_dir, force, inputs=[model if isinstance(model, str) else None, video], video=video)
     if video is not None:
         from ..data.frames import video_frame_size
         video_frame_size(video)  # a bad clip fails now, not after the slow stages

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -305,3 +306,34 @@ def test_preprocessing_is_a_report_unless_a_minimum_is_asked_for(small_checkpoin
     assert export("low-minimum", "--preprocess-min-agreement", "0.4") == 0
     assert "warning" not in capsys.readouterr().out
     assert sorted(os.listdir(str(tmp_path))) == ["default", "low-minimum"]
+
+
+def test_force_replaces_the_projects_files_keeps_the_users_and_never_the_input(small_checkpoint, tmp_path):
+    """--force replaces what export and the device side wrote (model.json's manifest; engines, configs,
+    the built parser) and moves the user's own files into the new bundle; a checkpoint inside the bundle it
+    would replace, or a user's file where the new bundle writes one of that name, is refused before any work."""
+    out = tmp_path / "bundle"
+    assert run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out)]).returncode == 0
+    manifest = json.loads((out / "model.json").read_text())["manifest"]
+    assert "model.onnx" in manifest and "model.json" in manifest and "infer_config.txt" in manifest
+    (out / "notes.txt").write_text("mine")
+    (out / "my_clips").mkdir()
+    (out / "my_clips" / "a.mp4").write_bytes(b"clip")
+    (out / "model.onnx_b1_gpu0_fp16.engine").write_bytes(b"stale engine")
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out), "--force"])
+    assert r.returncode == 0, r.stderr
+    assert (out / "notes.txt").read_text() == "mine" and (out / "my_clips" / "a.mp4").read_bytes() == b"clip"
+    assert not (out / "model.onnx_b1_gpu0_fp16.engine").exists()  # the device side's: replaced with the bundle
+    inside = out / "model.pth"
+    shutil.copy(small_checkpoint, str(inside))
+    r = run_cli(["export.py", "--model-path", str(inside), "--output-dir", str(out), "--force"])
+    assert r.returncode == 2 and "inside the bundle" in r.stderr and inside.exists(), r.stderr
+    inside.unlink()
+    (out / "README.md").unlink()
+    (out / "README.md").write_text("my own readme")  # a file of the user's where export writes one
+    data = json.loads((out / "model.json").read_text())
+    data["manifest"].remove("README.md")
+    (out / "model.json").write_text(json.dumps(data))
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", str(out), "--force"])
+    assert r.returncode == 2 and "README.md of yours" in r.stderr, r.stderr
+    assert (out / "README.md").read_text() == "my own readme"
