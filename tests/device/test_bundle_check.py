@@ -158,3 +158,19 @@ def test_evaluate_refuses_another_models_checkpoint_and_a_set_of_other_classes(s
     r = run_cli(["-m", "edgeexport.evaluate", small_bundle[0], "--backend", "onnxruntime", "--dataset", "coco",
                  "--data-path", ann, "--images", str(tmp_path / "images"), "--no-progress"])
     one_line_refusal(r, "shares no class", "dog", "circle")
+
+
+def test_without_glib_the_config_is_refused_by_strict_commands_and_noted_by_the_others(bundle, monkeypatch):
+    """A GPU box without libglib (the device machine here has none) still builds and evaluates host rows; what
+    reads the config as nvinfer does (parity, emulate, the DeepStream commands) says GLib is missing."""
+    from edgeexport.device import keyfile
+    from edgeexport.device.errors import BackendUnavailableError
+    monkeypatch.setattr(keyfile, "available", lambda: False)
+    with pytest.raises(BackendUnavailableError, match="libglib-2.0 not found"):
+        load_bundle(bundle)
+    loose = load_bundle(bundle, strict=False)
+    assert loose.checked.config is None and "not checked against model.json" in loose.checked.notice()
+    with open(os.path.join(bundle, "labels.txt"), "w") as f:  # the recorded files are checked all the same
+        f.write("dog\ncat\nbird\n")
+    with pytest.raises(BundleMismatchError, match="labels.txt"):
+        load_bundle(bundle, strict=False)

@@ -42,11 +42,14 @@ class BundleCheck(object):
     """What the check found: ``config`` (the NvInferConfig the commands then follow) and ``differences``, one
     line per value a user changed on purpose since export (followed, not refused)."""
 
-    def __init__(self, bundle, config, differences):
+    def __init__(self, bundle, config, differences, unchecked=None):
         self.bundle, self.config, self.differences = bundle, config, list(differences)
+        self.unchecked = unchecked  # why the config was not compared (no GLib here), or None
 
     def notice(self):
         """One line for the user (None when the config is as export wrote it)."""
+        if self.unchecked:
+            return "note: {} not checked against model.json: {}".format(INFER_CONFIG, self.unchecked)
         if not self.differences:
             return None
         return "note: {} differs from the export: {}; followed, as nvinfer follows it".format(
@@ -143,12 +146,14 @@ def _tuned(meta, cfg):
     return out
 
 
-def check_bundle_whole(bundle, deepstream_version=None, config=INFER_CONFIG, config_required=True):
+def check_bundle_whole(bundle, deepstream_version=None, config=INFER_CONFIG, config_required=True, strict=True):
     """The whole bundle against model.json (see the module's doc): a BundleCheck, or BundleMismatchError naming the
     file and field that disagree. ``bundle``: a Bundle or its folder; ``deepstream_version``: the nvinfer whose
     reading of the config the commands then follow (None: the one installed here, else 6.0.1).
     ``config_required=False``: a missing config is no error (build_engine writes it from model.json; the check's
-    ``config`` is then None)."""
+    ``config`` is then None). ``strict=False``: on a machine without GLib the config is left unchecked, with a
+    notice (commands whose work never reads it: evaluate's host rows, build_engine on a GPU box); strict commands
+    refuse there, as they read the config themselves."""
     if not isinstance(bundle, Bundle):
         bundle = Bundle(bundle)
     check_files(bundle)
@@ -159,6 +164,9 @@ def check_bundle_whole(bundle, deepstream_version=None, config=INFER_CONFIG, con
         raise BundleMismatchError("{} is missing from the bundle {}: nvinfer reads only it; copy the bundle again, "
                                   "or re-export".format(config, bundle.path))
     from .. import keyfile
+    if not keyfile.available() and not strict:
+        return BundleCheck(bundle, None, [], unchecked="libglib-2.0 not found here (GKeyFile reads it as nvinfer "
+                                                       "does)")
     if not keyfile.available():  # a machine without GLib cannot read the config as nvinfer does: say that
         raise BackendUnavailableError("libglib-2.0 not found: the bundle's infer_config.txt is checked as nvinfer "
                                       "reads it, with GLib's GKeyFile; install it (Debian/Ubuntu: libglib2.0-0; every "
@@ -178,19 +186,21 @@ def check_bundle_whole(bundle, deepstream_version=None, config=INFER_CONFIG, con
     return BundleCheck(bundle, cfg, _tuned(bundle.meta, cfg))
 
 
-def load_bundle(path, check=True, deepstream_version=None, config_required=True):
+def load_bundle(path, check=True, deepstream_version=None, config_required=True, strict=True):
     """The bundle folder at ``path``, checked whole (check_bundle_whole: model.json's schema, every recorded
     file's sha256, infer_config.txt and labels.txt against model.json; ``check=False``: model.json alone). The
     check's result is ``bundle.checked`` (its ``differences``: what a user tuned in the config since export)."""
     bundle = Bundle(path)
     if check:
-        bundle.checked = check_bundle_whole(bundle, deepstream_version, config_required=config_required)
+        bundle.checked = check_bundle_whole(bundle, deepstream_version, config_required=config_required,
+                                            strict=strict)
     return bundle
 
 
-def open_checked(path, deepstream_version=None, stderr=None, config_required=True):
+def open_checked(path, deepstream_version=None, stderr=None, config_required=True, strict=True):
     """For the commands: ``load_bundle`` whole, its notice of tuned values (if any) written to ``stderr``."""
-    bundle = load_bundle(path, deepstream_version=deepstream_version, config_required=config_required)
+    bundle = load_bundle(path, deepstream_version=deepstream_version, config_required=config_required,
+                         strict=strict)
     notice = bundle.checked.notice()
     if notice:
         (stderr or sys.stderr).write(notice + "\n")

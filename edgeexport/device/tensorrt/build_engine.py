@@ -96,7 +96,8 @@ def resolve_target(target):
         raise InputFileError("not found: {} (pass the bundle folder written by export.py)".format(target))
     # the whole bundle, as every command reads it: a graph, labels or config that disagrees with model.json would
     # give a 10-minute build (on a Nano) of something else than the model (deepstream.bundle_check)
-    meta = open_checked(folder, config_required=False).meta  # a missing config: written from model.json
+    # a missing config is written from model.json; a GPU box without GLib builds (a Jetson with DeepStream has it)
+    meta = open_checked(folder, config_required=False, strict=False).meta
     return folder, meta
 
 
@@ -314,7 +315,9 @@ def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, worksp
     current file (thresholds, per-class groups, the scaling filter: deepstream.bundle_check) is kept."""
     from ..keyfile import KeyFile
     path = os.path.join(folder, "infer_config.txt")
-    tuned = KeyFile(path).to_dict() if os.path.isfile(path) else None  # the check ran: GLib can read it
+    from .. import keyfile
+    # the check ran: GLib reads it (without GLib, a GPU box away from the board: written from model.json alone)
+    tuned = KeyFile(path).to_dict() if os.path.isfile(path) and keyfile.available() else None
     atomic_write_text(path, infer_config_text(
         meta, precision, gpu_id, batch, "calibration.cache" if precision == "int8" else None, onnx_file,
         workspace_mib, dla_core, nms_fp32=nms_fp32, tuned=tuned))
