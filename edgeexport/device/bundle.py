@@ -16,6 +16,8 @@ from .naming import engine_file_name, read_nvinfer_labels
 INFER_CONFIG = "infer_config.txt"
 LABELS = "labels.txt"
 EXPORT_REPORT = "parity/report.json"
+# what export writes at the top of every bundle besides its graphs (own_files; export --force's clash check)
+TOP_LEVEL_FILES = (MODEL_JSON, INFER_CONFIG, LABELS, "app_config.txt", "app_config_fps.txt", "README.md")
 
 FIXTURE_INPUTS = "parity/inputs.npy"
 FIXTURE_EXPECTED = "parity/expected.npz"
@@ -129,8 +131,7 @@ class Bundle(object):
     def own_files(self):
         """The files export wrote (and build_engine writes) that no command's output may replace: the outputs'
         ``inputs`` in fileio.check_output_file."""
-        names = [MODEL_JSON, INFER_CONFIG, LABELS, "app_config.txt", "app_config_fps.txt", "README.md",
-                 self.meta.onnx_file, self.meta.onnx_fp16_file] + sorted(self.meta.files)
+        names = list(TOP_LEVEL_FILES) + [self.meta.onnx_file, self.meta.onnx_fp16_file] + sorted(self.meta.files)
         paths = [self.file(n) for n in names if n]
         paths += [self.configured_engine_path(), self.engine_path()]
         return [p for p in paths if os.path.exists(p)]
@@ -152,16 +153,3 @@ def file_sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def check_onnx_sha256(onnx_path, meta, sha256=None):
-    """model.onnx (or ``sha256``'s graph) must be the file export wrote (model.json holds its sha256): a truncated or
-    edited copy would go into a long build (10+ minutes on a Nano) and give an engine of another graph."""
-    want = meta.onnx_sha256 if sha256 is None else sha256
-    if not os.path.isfile(onnx_path):
-        raise InputFileError("{} not found: the bundle is incomplete; copy it again".format(onnx_path))
-    got = file_sha256(onnx_path)
-    if want and got != want:
-        raise InputFileError("{} is not the ONNX that export wrote (sha256 {}..., model.json says {}...): the copy is "
-                             "damaged or edited; copy the bundle again".format(onnx_path, got[:12], want[:12]))
-    return got

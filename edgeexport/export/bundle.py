@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import device as _device_package
 from ..data.frames import video_frame_size
-from ..device.bundle import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS, Bundle
+from ..device.bundle import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS, TOP_LEVEL_FILES, Bundle
 from ..device.deepstream.app_config import app_config
 from ..device.deepstream.infer_config import PARSER_SOURCES, infer_config_text
 from ..device.deepstream.streams import Sink, Source
@@ -28,9 +28,8 @@ TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
 # package in a checkout (and an editable install of one)
 BOARD_FOLDERS = (os.path.join(TOP_PACKAGE, "jetson"), os.path.join(os.path.dirname(TOP_PACKAGE), "jetson"))
 DEFAULT_FRAME = (1280, 720)
-TOP_LEVEL_NAMES = ("model.json", "model.onnx", "model_fp16.onnx", "labels.txt", "infer_config.txt", "app_config.txt",
-                   "app_config_fps.txt", "README.md")
 FP16_ONNX = "model_fp16.onnx"  # what TensorRT 11 builds an FP16 engine from
+TOP_LEVEL_NAMES = TOP_LEVEL_FILES + ("model.onnx", FP16_ONNX)
 
 
 def _is_same_or_above(folder, path):
@@ -45,8 +44,7 @@ DEVICE_OUTPUTS = ("*.engine", "*.engine.json", "calibration.cache", "deepstream_
                   "msgbroker_config.txt", "tracker_*.yml", "*.avi", "*.avi.frames.json", "jetson/parser/*.so",
                   "jetson/parser/*.o", "*/__pycache__/*", "*.pyc")
 # A bundle written before model.json listed its files: what export wrote then, by name.
-LEGACY_BUNDLE = ("model.json", "model.onnx", "model_fp16.onnx", "labels.txt", "infer_config.txt", "app_config.txt",
-                 "app_config_fps.txt", "README.md", "input.*", "parity/*", "validation/*", "edgeexport/*", "jetson/*")
+LEGACY_BUNDLE = TOP_LEVEL_NAMES + ("input.*", "parity/*", "validation/*", "edgeexport/*", "jetson/*")
 
 
 def user_files(folder):

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ..bundle import GRAPH_BEFORE_NMS, check_onnx_sha256
+from ..bundle import GRAPH_BEFORE_NMS
 from ..cli import ArgumentParser, probability, run_cli
 from ..errors import InputFileError, ParityError
 from ..fileio import atomic_write_text, check_output_file
@@ -139,7 +139,6 @@ def main(args):
         return main_dump(args, bundle)
     if args.backend == "onnxruntime":
         from ..runners.onnxruntime import OnnxRuntimeRunner
-        check_onnx_sha256(bundle.onnx_path, meta)
         runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else
                                    bundle.onnx_path)
         precision = args.precision or "fp32"
@@ -164,7 +163,6 @@ def main(args):
 def main_dump(args, bundle):
     from ..runners.onnxruntime import OnnxRuntimeRunner
     meta = bundle.meta
-    check_onnx_sha256(bundle.onnx_path, meta)
     runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else bundle.onnx_path)
     precision = args.precision or bundle.configured_precision()
     with runner:

@@ -20,17 +20,13 @@ Device-side (Python 3.6).
 import os
 import sys
 
-from ..bundle import Bundle, file_sha256
+from ..bundle import INFER_CONFIG, Bundle, file_sha256
 from ..errors import BackendUnavailableError, BundleMismatchError, EdgeExportError, InputFileError
 from ..naming import network_mode
 from ..postprocess import ClassAttrs
 from .infer_config import PARSER_FUNCTIONS, SCALING_FILTER_BILINEAR
 from .nvinfer_config import NvInferConfig
 
-INFER_CONFIG = "infer_config.txt"
-# nvinfer's own defaults for what export does not write (gstnvinfer_property_parser.h:20-27 @6.0.1 and
-# nvinfer_config.NvInferConfig): compared so that removing a key is seen as the change it is
-_EXPORT_INPUT = {"maintain-aspect-ratio": False, "symmetric-padding": False}
 
 
 def _close(a, b):
@@ -117,11 +113,10 @@ def _tuned(meta, cfg):
     """What a user may tune on purpose: the lines saying what is now different from the export."""
     out = []
     exported = ClassAttrs.from_settings(meta.settings)
-    names = (("pre", "pre-cluster-threshold"), ("post", "post-cluster-threshold"), ("iou", "nms-iou-threshold"),
-             ("topk", "topk"), ("min_w", "detected-min-w"), ("min_h", "detected-min-h"),
-             ("max_w", "detected-max-w"), ("max_h", "detected-max-h"), ("roi_top", "roi-top-offset"),
-             ("roi_bottom", "roi-bottom-offset"))
-    for field, key in names:
+    # every [class-attrs-*] key the emulation reads ("threshold" is pre-cluster-threshold's old name)
+    for key, field in ClassAttrs.KEYS.items():  # in the file's order: pre, post, iou, topk, filters
+        if key == "threshold":
+            continue
         values = [getattr(a, field) for a in cfg.class_attrs]
         want = getattr(exported, field)
         changed = [i for i, v in enumerate(values) if not _close(v, want)]
@@ -134,8 +129,9 @@ def _tuned(meta, cfg):
                 "{}={:.6g}".format(meta.model.labels[i], float(values[i])) for i in changed), float(want)))
     if cfg.scaling_filter != SCALING_FILTER_BILINEAR:
         out.append("scaling-filter {} (export: {})".format(cfg.scaling_filter, SCALING_FILTER_BILINEAR))
-    for key, default in sorted(_EXPORT_INPUT.items()):
-        value = cfg.maintain_aspect_ratio if key == "maintain-aspect-ratio" else cfg.symmetric_padding
+    # export writes neither: nvinfer's default false (gstnvinfer_property_parser.h:20-27 @6.0.1) is what it means
+    for key, value, default in (("maintain-aspect-ratio", cfg.maintain_aspect_ratio, False),
+                                ("symmetric-padding", cfg.symmetric_padding, False)):
         if value != default:
             out.append("{} {} (export: {}; the model was trained on stretched images)".format(
                 key, int(value), int(default)))

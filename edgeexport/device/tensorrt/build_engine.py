@@ -12,7 +12,7 @@ the reason printed. Device-side: Python 3.6, numpy, tensorrt, pycuda (or cuda-py
 """
 import os
 
-from ..bundle import check_onnx_sha256, file_sha256
+from ..bundle import file_sha256
 from ..deepstream.bundle_check import open_checked
 from ..cli import ArgumentParser, batch_size, int_range, iterations, non_negative_float, run_cli
 from ..deepstream.infer_config import infer_config_text
@@ -110,7 +110,7 @@ def graph_for(trt, meta, folder, precision):
                              "edgeexport {}): re-export it with this version, or build --fp32".format(
                                  trt.__version__, meta.written_by or "0.1"))
         path = os.path.join(folder, meta.onnx_fp16_file)
-        check_onnx_sha256(path, meta, sha256=meta.onnx_fp16_sha256)
+        # its sha256 was checked with the bundle (resolve_target: deepstream.bundle_check.check_files)
         return path
     return os.path.join(folder, meta.onnx_file)
 
