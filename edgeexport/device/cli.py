@@ -107,8 +107,10 @@ def output_file(text):
     if folder and not os.path.isdir(folder):
         raise argparse.ArgumentTypeError("{} lies under {}, which is a file".format(text, folder))
     return text
-# A stream's frame side: no Jetson decoder or camera gives more than 8192 pixels a side (NVDEC's largest H.265
-# frame is 8192x8192 on Orin); nvstreammux allocates its whole batch at this size, so a typo must not reach it.
+
+
+# A stream's frame side, a bound of ours: nvstreammux allocates its whole batch at this size, so a typo must not
+# reach it. 8192 is taken as the largest frame a Jetson decodes (8K); not checked against NVIDIA's documents here.
 frame_side = _bounded(int, 16, 8192, what="an integer from 16 to 8192 (pixels)")
 
 

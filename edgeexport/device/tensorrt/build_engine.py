@@ -39,7 +39,7 @@ def get_args_parser(add_help=True):
                    help="builder workspace in MiB (default: a quarter of the GPU memory free now, 64-1024)")
     p.add_argument("--timing-cache", help="read and update this TensorRT timing cache (faster rebuilds)")
     p.add_argument("--dla-core", type=int_range(0, 1),
-                   help="build for this DLA core (Xavier and AGX Orin have two: 0 and 1), GPU fallback on")
+                   help="build for this DLA core (0 or 1: the most DLA cores a Jetson has), GPU fallback on")
     p.add_argument("--gpu-id", type=int_range(0, 63), default=0)
     p.add_argument("--calib-images", help="INT8: a folder of representative images")
     p.add_argument("--max-map-drop", type=non_negative_float, metavar="POINTS",
