@@ -46,7 +46,9 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
+    from benchmarks.stats import json_output, write_json
     from edgeexport.device.errors import InputFileError
+    outputs = json_output(args.json, reads=[args.log])
     try:
         with open(args.log) as f:
             intervals = perf_fps(f.read())
@@ -61,9 +63,7 @@ def main(args):
         print("stream {stream}: mean {mean_fps:.1f} FPS over {intervals} intervals (min {min_fps:.1f}, "
               "max {max_fps:.1f})".format(**s))
     print("deepstream-app: {:.1f} FPS over {} stream(s)".format(result["total_fps"], len(streams)))
-    if args.json:
-        from benchmarks.stats import write_json
-        write_json(args.json, result)
+    write_json(outputs, args.json, result)
     return 0
 
 

@@ -6,7 +6,6 @@ set, once on the images as they are and once cropped to even sizes, beside the n
     python benchmarks/even_crop.py runs/converge/syn_torchvision/bundle --synthetic-size 300 --seed 2 \
         --json benchmarks/results/cpu2_even_crop.json
 """
-import json
 import os
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from edgeexport.device.bundle import Bundle  # noqa: E402
 from edgeexport.device.check.eval_rows import NvInferRow, OnnxRuntimeRow, host_parser  # noqa: E402
 from edgeexport.device.check.evaluate import format_table, load_validation_set, run_rows, table_rows  # noqa: E402
 from edgeexport.device.cli import ArgumentParser, image_count, output_file, run_cli, seed  # noqa: E402
-from edgeexport.device.fileio import atomic_write_text  # noqa: E402
+from benchmarks.stats import json_output, write_json  # noqa: E402
 
 
 class EvenCropped(OnnxRuntimeRow):
@@ -40,6 +39,7 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
+    outputs = json_output(args.json, reads=args.bundles)
     out = {}
     for path in args.bundles:
         bundle = Bundle(path)
@@ -51,8 +51,7 @@ def main(args):
         table = table_rows(detections, seconds, vset, bundle.labels, ids, reference=None)
         print(format_table(table, "{}: {} synthetic images (seed {})".format(path, len(ids), args.seed)))
         out[path] = [{k: r[k] for k in ("backend", "map", "map50")} for r in table]
-    if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")
+    write_json(outputs, args.json, out)
     return 0
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.stats import markdown_table, write_json  # noqa: E402
+from benchmarks.stats import json_output, markdown_table, write_json  # noqa: E402
 
 CHOICES = {"all fp16": (), "first conv fp32": ("first_conv",), "tail fp32": ("tail",),
            "first conv + tail fp32": ("first_conv", "tail")}
@@ -29,6 +29,7 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
+    outputs = json_output(args.json, reads=args.model_path)
     from edgeexport.device.check.compare import compare_outputs
     from edgeexport.device.check.parity import run_backend
     from edgeexport.device.meta import BundleMeta, DetectionSettings
@@ -69,8 +70,7 @@ def main(args):
                                 ("matched/missing/extra", lambda r: "{}/{}/{}".format(r["matched"], r["missing"],
                                                                                       r["extra"])),
                                 ("MB", lambda r: "{:.1f}".format(r["mb"]))]))
-    if args.json:
-        write_json(args.json, {"device": "cpu (ONNX Runtime)", "results": rows})
+    write_json(outputs, args.json, {"device": "cpu (ONNX Runtime)", "results": rows})
     return 0
 
 

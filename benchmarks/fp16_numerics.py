@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.stats import write_json  # noqa: E402
+from benchmarks.stats import json_output, write_json  # noqa: E402
 
 
 def get_args_parser(add_help=True):
@@ -31,6 +31,7 @@ def get_args_parser(add_help=True):
 
 def main(args):
     import torch
+    outputs = json_output(args.json, reads=args.model_path)
 
     from edgeexport.device.check.compare import compare_outputs, match_detections
     from edgeexport.device.meta import DetectionSettings
@@ -75,8 +76,7 @@ def main(args):
                   **row))
     payload = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                "torch": str(torch.__version__), "tf32": False, "results": results}
-    if args.json:
-        write_json(args.json, payload)
+    write_json(outputs, args.json, payload)
     return payload
 
 

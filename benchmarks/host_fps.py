@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.stats import board_name, markdown_table, summarize, write_json  # noqa: E402
+from benchmarks.stats import board_name, json_output, markdown_table, summarize, write_json  # noqa: E402
 
 
 PIPELINES = ("torchvision_eager", "deploy_fp32", "deploy_fp16", "deploy_fp16_cudagraph", "deploy_compile",
@@ -67,6 +67,7 @@ def time_it(fn, warmup, iters, sync=lambda: None):
 
 def main(args):
     import torch
+    outputs = json_output(args.json, reads=[args.model_path])
     from edgeexport.model.checkpoint import load_model
     from edgeexport.export.deploy import build_deploy_model
     from edgeexport.device.meta import BundleMeta, ModelMeta
@@ -185,8 +186,7 @@ def main(args):
                "frame_size": args.frame_size, "results": rows}
     if cuda:
         payload["gpu"] = torch.cuda.get_device_name()
-    if args.json:
-        write_json(args.json, payload)
+    write_json(outputs, args.json, payload)
     return payload
 
 

@@ -10,7 +10,6 @@ resize to 320x320 and flip in the worker; ``cpu-v2``: the same through PIL and t
 ``gpu``: what the workers do for --decode gpu (read the bytes, draw the augmentation; nvJPEG decodes in the main
 process, not measured here).
 """
-import json
 import os
 import sys
 import time
@@ -53,7 +52,9 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
+    from benchmarks.stats import json_output, write_json
     from edgeexport.data import VOCDetection
+    outputs = json_output(args.json, reads=[args.data_path])
     torch.set_num_threads(1)  # what a DataLoader worker runs with
     voc = VOCDetection(args.data_path)
     rows = []
@@ -71,9 +72,7 @@ def main(args):
                   "{images_per_s_per_worker:>7.1f} img/s per worker".format(**row), flush=True)
     env = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "images": len(voc),
            "image_size": list(__import__("PIL.Image", fromlist=["Image"]).open(voc.items[0][0]).size)}
-    if args.json:
-        from edgeexport.device.fileio import atomic_write_text
-        atomic_write_text(args.json, json.dumps({"env": env, "rows": rows}, indent=1) + "\n")
+    write_json(outputs, args.json, {"env": env, "rows": rows})
     return 0
 
 

@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.stats import board_name, markdown_table, write_json  # noqa: E402
+from benchmarks.stats import board_name, json_output, markdown_table, write_json  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,6 +43,7 @@ def get_args_parser(add_help=True):
 def main(args):
     from edgeexport.device.errors import BackendUnavailableError
     exe = os.path.join(args.build_dir, "parser_bench")
+    outputs = json_output(args.json, reads=[args.build_dir])
     if not os.path.isfile(exe):
         try:
             subprocess.check_call(["make", "-s", "-C", os.path.join(REPO, "tests", "jetson", "parser"),
@@ -66,8 +67,7 @@ def main(args):
                                 ("default bytes", "default_bytes"), ("top-class bytes", "top_class_bytes"),
                                 ("bytes ratio", "bytes_ratio")]))
     payload = {"machine": board_name(), "iterations": args.iterations, "threshold": args.threshold, "results": rows}
-    if args.json:
-        write_json(args.json, payload)
+    write_json(outputs, args.json, payload)
     return payload
 
 

@@ -58,6 +58,16 @@ def markdown_table(rows, columns):
     return "\n".join(out)
 
 
-def write_json(path, payload):
-    from edgeexport.device.fileio import atomic_write_text
-    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+def json_output(path, reads=(), bundle=None):
+    """The --json of a benchmark under the project's output policy (edgeexport.device.outputs): checked before
+    any timing against what the run reads; ``write_json(outputs, path, payload)`` writes it and says where."""
+    from edgeexport.device.outputs import RunOutputs
+    outputs = RunOutputs(reads=reads, bundle=bundle)
+    outputs.file(path, "--json")
+    return outputs
+
+
+def write_json(outputs, path, payload):
+    if path:
+        outputs.write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    outputs.report()

@@ -22,7 +22,6 @@ Rows per batch size:
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory. Data for the
 in-memory rows is rendered once and kept on the device, so those rows measure the step alone.
 """
-import json
 import os
 import sys
 import time
@@ -267,6 +266,8 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
+    from benchmarks.stats import json_output, write_json
+    outputs = json_output(args.json, reads=[args.data_path])
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         from edgeexport.device.errors import UsageError
@@ -347,10 +348,7 @@ def main(args):
         torch.get_num_threads()), "torch": torch.__version__, "amp": "bf16 (ours), fp16 GradScaler (reference)"
         if amp and device.type == "cuda" else "off", "workers": args.workers, "data_path": args.data_path,
         "cpu_count": os.cpu_count()}
-    if args.json:
-        from edgeexport.device.fileio import atomic_write_text
-        atomic_write_text(args.json, json.dumps({"env": env, "rows": rows, "ours_over_reference": ratios},
-                                                indent=1) + "\n")
+    write_json(outputs, args.json, {"env": env, "rows": rows, "ours_over_reference": ratios})
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.stats import board_name, markdown_table, summarize, write_json  # noqa: E402
+from benchmarks.stats import board_name, json_output, markdown_table, summarize, write_json  # noqa: E402
 
 
 def get_args_parser(add_help=True):
@@ -50,6 +50,7 @@ def main(args, trt=None, cuda=None):
     bundle = Bundle(args.bundle)
     meta = bundle.meta
     engine = args.engine or bundle.configured_engine_path()
+    outputs = json_output(args.json, reads=[engine], bundle=bundle)
     batches = args.batch_sizes or [meta.batch_size]
     board = board_name()
     h, w = meta.model.input_size
@@ -73,7 +74,7 @@ def main(args, trt=None, cuda=None):
         ("Model", lambda r: r["model"]), ("Board", "board"), ("Data type", lambda r: r["precision"].upper()),
         ("Batch", "batch_size"), ("Speed", lambda r: "{:.1f} FPS".format(r["end_to_end"]["fps"])),
         ("p99 latency", lambda r: "{:.2f} ms".format(r["end_to_end"]["p99_ms"]))]))
-    write_json(args.json, {"engine": os.path.basename(engine), "board": board, "warmup": args.warmup,
+    write_json(outputs, args.json, {"engine": os.path.basename(engine), "board": board, "warmup": args.warmup,
                            "iterations": args.iterations, "results": rows})
     return 0
 

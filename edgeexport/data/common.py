@@ -1,8 +1,6 @@
 """Checks every dataset applies to its annotations, and the skip-or-fail policy."""
 import logging
 
-import os
-
 import numpy as np
 
 from ..device.errors import DatasetError
@@ -69,29 +67,6 @@ def apply_policy(issues, on_bad, dataset_name):
 def _reason(e):
     text = str(e).strip()
     return text.splitlines()[0][:160] if text else type(e).__name__
-
-
-def file_inside(folder, name, suffix=""):
-    """``folder/name+suffix`` when ``name`` is a plain file name (no separator, not '.' or '..', no control
-    character) and the path, symlinks resolved, stays inside ``folder``; else None. Annotation files name images
-    and ids: what they name is read only from the dataset's own folders."""
-    name = str(name)
-    if not name or name in (".", "..") or "/" in name or "\\" in name or any(ord(c) < 32 for c in name):
-        return None
-    path = os.path.join(folder, name + suffix)
-    real, base = os.path.realpath(path), os.path.realpath(folder)
-    return path if real.startswith(base.rstrip(os.sep) + os.sep) else None
-
-
-def path_inside(folder, relative):
-    """``folder/relative`` for a relative path (sub-folders allowed, as COCO's file_name has them) that, symlinks
-    resolved, stays inside ``folder``; else None."""
-    if not isinstance(relative, str) or not relative or os.path.isabs(relative) or \
-            any(ord(c) < 32 for c in relative):
-        return None
-    path = os.path.join(folder, relative)
-    real, base = os.path.realpath(path), os.path.realpath(folder)
-    return path if real.startswith(base.rstrip(os.sep) + os.sep) else None
 
 
 def read_rgb(path):

@@ -9,7 +9,8 @@ import os
 from collections import OrderedDict
 
 from ..device.errors import DatasetError
-from .common import AnnotationIssue, apply_policy, check_boxes, file_inside, image_size, read_rgb
+from ..device.fileio import file_inside
+from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
 
 SPLITS = ("train", "validation", "test")
 

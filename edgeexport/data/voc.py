@@ -4,7 +4,8 @@ import os
 import xml.etree.ElementTree as ET
 
 from ..device.errors import DatasetError
-from .common import AnnotationIssue, apply_policy, check_boxes, file_inside, image_size, read_rgb
+from ..device.fileio import file_inside
+from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -18,8 +19,12 @@ class VOCDetection(object):
             list_file = os.path.join(root, "ImageSets", "Main", split + ".txt")
             if not os.path.isfile(list_file):
                 raise DatasetError("split file {} not found".format(list_file))
-            with open(list_file) as f:
-                ids = [line.split()[0] for line in f if line.strip()]
+            try:
+                with open(list_file, "rb") as f:
+                    ids = [line.split()[0] for line in f.read().decode("utf-8").splitlines() if line.strip()]
+            except Exception as e:  # by design: a list we cannot read as UTF-8 text is not a split list
+                raise DatasetError("cannot read the split list {}: {}".format(
+                    list_file, getattr(e, "strerror", None) or e))
         else:
             ids = sorted(os.path.splitext(n)[0] for n in os.listdir(ann_dir) if n.endswith(".xml"))
         if not ids:

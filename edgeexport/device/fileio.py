@@ -1,5 +1,5 @@
-"""Atomic writes: a file either has its old content or its complete new one, never half of it; and reading a
-JSON file someone handed us.
+"""Atomic writes: a file either has its old content or its complete new one, never half of it; reading a JSON file
+someone handed us; and the paths such a file names, kept inside the folder it came with.
 
 Device-side (Python 3.6).
 """
@@ -24,6 +24,29 @@ def read_json(path, hint="", error=None):
         return json.loads(data.decode("utf-8"))
     except Exception as e:  # by design: anything that does not decode as JSON is "not JSON"
         raise error("{} is not valid JSON ({}){}".format(path, e, hint))
+
+
+def file_inside(folder, name, suffix=""):
+    """``folder/name+suffix`` when ``name`` is a plain file name (no separator, not '.' or '..', no control
+    character) and the path, symlinks resolved, stays inside ``folder``; else None. Annotation files name images
+    and ids: what they name is read only from the dataset's own folders."""
+    name = str(name)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or any(ord(c) < 32 for c in name):
+        return None
+    path = os.path.join(folder, name + suffix)
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return path if real.startswith(base.rstrip(os.sep) + os.sep) else None
+
+
+def path_inside(folder, relative):
+    """``folder/relative`` for a relative path (sub-folders allowed, as COCO's file_name has them) that, symlinks
+    resolved, stays inside ``folder``; else None. What a file names is read only from the folder it was given."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative) or \
+            any(ord(c) < 32 for c in relative):
+        return None
+    path = os.path.join(folder, relative)
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return path if real.startswith(base.rstrip(os.sep) + os.sep) else None
 
 
 def _umask():
@@ -143,17 +166,31 @@ def _same_file(a, b):
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+# A file system name holds 255 bytes (NAME_MAX on ext4, XFS, btrfs); an output is first written as a hidden
+# temporary beside it, ".<name>.<8 chars>.tmp<ext>", so its own name must leave room for that.
+MAX_OUTPUT_NAME = 255 - 24
+
+
+def _check_name_lengths(path, what):
+    from .errors import InputFileError
+    for part in os.path.abspath(path).split(os.sep):
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_OUTPUT_NAME:
+            raise InputFileError("{} {}...: the name {}... is {} bytes long; a name may have at most {}".format(
+                what, path[:60], part[:20], len(part.encode("utf-8", "surrogateescape")), MAX_OUTPUT_NAME))
+
+
 def check_output_file(path, inputs=()):
     """Make sure ``path`` can be written as a new file before any slow work: its folder is created when missing,
     and it must be neither a folder nor one of ``inputs`` (writing the result over the source loses the source).
     Raises UsageError / InputFileError with the path in the message."""
     from .errors import InputFileError, UsageError
     path = os.fspath(path)
+    _check_name_lengths(path, "the output")
     for src in inputs:
         if src is not None and os.path.exists(path) and _same_file(path, src):
             raise UsageError("the output {} is the input {}: writing it would destroy the input; choose another "
                              "output path".format(path, src))
-    if os.path.isdir(path):
+    if os.path.isdir(path) or os.path.basename(path) in ("", ".", ".."):
         raise InputFileError("the output {} is a folder; name a file".format(path))
     folder = os.path.dirname(os.path.abspath(path))
     try:
@@ -171,6 +208,7 @@ def check_can_create_folder(path):
     slow work so that a run does not fail at its end (or leave half its output) on a path under a file."""
     from .errors import InputFileError
     path = os.path.abspath(os.fspath(path))
+    _check_name_lengths(path, "the output folder")
     if os.path.exists(path):
         if not os.path.isdir(path):
             raise InputFileError("the output folder {} is a file".format(path))

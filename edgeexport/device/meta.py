@@ -198,6 +198,8 @@ class ModelMeta(object):
         missing = [k for k in ("arch", "labels", "image_mean", "image_std", "input_size") if k not in d]
         if missing:
             raise ValueError("model metadata lacks {}".format(", ".join(missing)))
+        # field by field, as model.json's "model" object (a checkpoint's meta may hold tuples where JSON has lists)
+        check_schema({k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}, SCHEMA["model"], "meta.")
         return cls(d["arch"], d["labels"], d["image_mean"], d["image_std"], d["input_size"],
                    d.get("reduced_tail", True), d.get("provenance"), d.get("preprocessing", "torchvision"))
 

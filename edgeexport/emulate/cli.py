@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..device.cli import ArgumentParser, int_range, non_negative_int, positive_int, run_cli
-from ..device.fileio import atomic_write_text, check_output_file, remove_stale_temporaries
+from ..device.outputs import RunOutputs
 
 
 def get_args_parser(add_help=True):
@@ -34,14 +34,11 @@ def get_args_parser(add_help=True):
 
 def main(args):
     from ..device.bundle import Bundle
-    bundle_files = Bundle(args.bundle).own_files() if os.path.isdir(args.bundle) else []
-    for out in (args.out, args.json):
-        if out is not None:
-            check_output_file(out, inputs=[args.input] + bundle_files)
-            remove_stale_temporaries(os.path.dirname(os.path.abspath(out)), [os.path.basename(out)])
-    if args.out and args.json and os.path.abspath(args.out) == os.path.abspath(args.json):
-        from ..device.errors import UsageError
-        raise UsageError("--out and --json name the same file {}".format(args.out))
+    # the input (a clip, an image folder, a camera) and the bundle's own files are never an output
+    outputs = RunOutputs(reads=[args.input], bundle=Bundle(args.bundle) if os.path.isdir(args.bundle) else None)
+    outputs.file(args.out, "--out")
+    outputs.file(args.json, "--json")
+    args.outputs = outputs
     from .nvinfer import Emulator
     from .video import VideoOut
     t0 = time.perf_counter()
@@ -93,11 +90,13 @@ def _report(args, frames_json, infer_s, video, wall, publisher, deepstream_versi
                "detections": sum(len(f["objects"]) for f in frames_json),
                "deepstream_version": ".".join(str(v) for v in deepstream_version)}
     if args.json:
-        atomic_write_text(args.json, json.dumps({"summary": summary, "frames": frames_json}, indent=1) + "\n")
+        args.outputs.write_text(args.json, json.dumps({"summary": summary, "frames": frames_json}, indent=1) + "\n")
     print("emulated {frames} frames with {backend} (nvinfer of DeepStream {deepstream_version}): {fps_end_to_end:.1f} "
           "FPS end to end, {fps_inference_only:.1f} FPS inference only, {detections} detections".format(**summary))
     if args.out:
         print("annotated video: {} ({} frames)".format(args.out, video.frames))
+        args.outputs.record(args.out)
+    args.outputs.report()
     if publisher is not None:
         print("published {} messages ({} payload, every {}th frame) to {}".format(
             publisher.sent, args.payload, args.msg_interval, args.publish))

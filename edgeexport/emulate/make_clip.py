@@ -11,7 +11,8 @@ import numpy as np
 
 from ..data.synthetic import SHAPE_CLASSES, _background, draw_shape
 from ..device.cli import MAX_IMAGE_SIDE, ArgumentParser, int_range, run_cli, seed
-from ..device.fileio import atomic_write_text, check_output_file
+from ..device.fileio import atomic_write_text
+from ..device.outputs import RunOutputs
 from .video import VideoOut
 
 
@@ -101,10 +102,14 @@ def main(args):
         from ..device.errors import OutputExistsError
         raise OutputExistsError("{} exists and is not a clip's ground truth written by make_clip: it would be "
                                 "overwritten; name the clip elsewhere".format(truth))
-    check_output_file(args.output)
-    check_output_file(truth)
+    outputs = RunOutputs()
+    outputs.file(args.output, "the clip")
+    outputs.file(truth, "its ground truth")
     render_clip(args.output, args.seconds, args.fps, args.size[0], args.size[1], args.classes, args.seed)
     print("clip: {} ({} s at {} fps, {}x{})".format(args.output, args.seconds, args.fps, *args.size))
+    outputs.record(args.output)
+    outputs.record(truth)
+    outputs.report()
     return 0
 
 

@@ -148,7 +148,7 @@ def test_coco_reads_and_checks(tmp_path):
                            {"id": 2, "image_id": 7, "category_id": 9, "bbox": [5, 5, 10, 20], "iscrowd": 0}],
            "categories": [{"id": 3, "name": "car"}, {"id": 5, "name": "bus"}]}
     (tmp_path / "ann.json").write_text(json.dumps(ann))
-    with pytest.raises(DatasetError, match="missing.jpg|unknown class"):
+    with pytest.raises(DatasetError, match="missing.jpg|names no category"):
         COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
     ds = COCODetection(str(tmp_path), str(tmp_path / "ann.json"), on_bad="skip")
     assert ds.labels == ["car", "bus"] and len(ds) == 1
@@ -162,9 +162,11 @@ def test_coco_reads_and_checks(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda a: a.update(annotations=5), "annotations must be a list"),
     (lambda a: a.update(images={"a": 1}), "images must be a list"),
-    (lambda a: a["annotations"][0].update(image_id=[7]), "without an image_id"),
-    (lambda a: a["images"][0].update(file_name=5), "without id or file_name"),
-    (lambda a: a["images"][0].update(id=None), "without id or file_name"),
+    (lambda a: a["annotations"][0].update(image_id=[7]), r"annotations\[0\]\): expected \{image_id"),
+    (lambda a: a["images"][0].update(file_name=5), r"images\[0\]\): expected \{id, file_name"),
+    (lambda a: a["images"][0].update(id=None), r"images\[0\]\): expected \{id, file_name"),
+    (lambda a: a["annotations"][0].update(bbox=[1, 2, float("nan"), 4]), r"bbox must be \[x, y, width, height\]"),
+    (lambda a: a["categories"].append({"id": 3, "name": "bus"}), "category id 3 appears twice"),
     (lambda a: a["images"][0].update(file_name="../outside.jpg"), "not a path inside"),
     (lambda a: a["images"][0].update(file_name="/etc/hostname"), "not a path inside"),
 ])
@@ -198,3 +200,13 @@ def test_coco_sizes_that_are_not_finite_come_from_the_image_header(tmp_path):
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     with pytest.raises(DatasetError, match="outside"):
         COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
+
+
+def test_a_voc_split_list_that_is_not_text_is_one_dataset_error(tmp_path):
+    """Found by the reader fuzzer: bytes that are not UTF-8 in ImageSets/Main/<split>.txt were a traceback."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.data.voc import VOCDetection
+    write_voc(str(tmp_path), train=1, val=1, size=(64, 48), natural=False)
+    (tmp_path / "ImageSets" / "Main" / "train.txt").write_bytes(b"\x80\xff train_000000\n")
+    with pytest.raises(DatasetError, match="cannot read the split list"):
+        VOCDetection(str(tmp_path), split="train")

@@ -32,7 +32,8 @@ GROUPS = {
                    "parser_library", "pyds_app", "bundle_check"},
     "check": {"parity", "compare", "evaluate", "eval_rows", "coco_eval"},
 }
-SHARED_GROUND = {"meta", "bundle", "preprocess", "postprocess", "fileio", "keyfile", "naming", "errors", "cli"}
+SHARED_GROUND = {"meta", "bundle", "preprocess", "postprocess", "fileio", "keyfile", "naming", "errors", "cli",
+                 "outputs"}
 # the modules a group's outside world is reached through: TensorRT and CUDA; GStreamer and pyds
 TALKS_TO = {"tensorrt": ("tensorrt", "pycuda", "cuda"), "deepstream": ("gi", "pyds")}
 

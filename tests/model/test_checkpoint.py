@@ -119,3 +119,20 @@ def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
         save_checkpoint(p, model, meta)
     assert p.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.pth"], "a temporary file was left behind"
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("labels", True, "meta.labels: expected a list of strings"),        # found by the fuzzer: a TypeError before
+    ("image_std", [0.5, float("nan"), 0.5], "meta.image_std"),
+    ("input_size", ["320", "320"], "meta.input_size: expected a list of integers"),
+    ("arch", 5, "meta.arch: expected a string"),
+])
+def test_a_checkpoints_metadata_is_checked_field_by_field(small_checkpoint, tmp_path, key, value, words):
+    """model.pth's meta against model.json's "model" schema (device/meta.py::SCHEMA), so a wrong type is one
+    CheckpointError naming the field, never a traceback."""
+    obj = read_checkpoint(small_checkpoint)
+    obj["meta"][key] = value
+    path = str(tmp_path / "model.pth")
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError, match=words):
+        load_model(path)

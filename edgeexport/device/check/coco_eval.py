@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputFileError
-from ..fileio import read_json
+from ..fileio import path_inside, read_json
 
 
 def scorer():
@@ -46,11 +46,17 @@ class ValidationSet(object):
 
     @classmethod
     def load(cls, ann_file, image_dir=None):
+        """A COCO ground truth read from a file someone handed us: every entry checked (coco_problems), its
+        file_names inside ``image_dir`` (default: the file's folder), or InputFileError naming the first bad one."""
         gt = read_json(ann_file)
-        problems = _check_gt(gt)
+        image_dir = image_dir or os.path.dirname(os.path.abspath(ann_file))
+        problems = coco_problems(gt, image_dir, need_sizes=True)
         if problems:
-            raise InputFileError("{} is not a COCO ground truth: {}".format(ann_file, problems))
-        return cls(gt, image_dir or os.path.dirname(os.path.abspath(ann_file)), os.path.basename(ann_file))
+            where, what = problems[0]
+            raise InputFileError("{} is not a COCO ground truth: {}{}{}".format(
+                ann_file, where + ": " if where else "", what,
+                " (and {} more)".format(len(problems) - 1) if len(problems) > 1 else ""))
+        return cls(gt, image_dir, os.path.basename(ann_file))
 
     def path(self, image):
         return os.path.join(self.image_dir, image["file_name"])
@@ -82,19 +88,79 @@ def coco_annotation(ann_id, image_id, category_id, box):
             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
 
 
-def _check_gt(gt):
+def _number(v):
+    import math
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _coco_id(v):
+    """COCO ids are integers (some exporters write strings): never a bool, a float, a list or an object."""
+    return isinstance(v, (int, str)) and not isinstance(v, bool)
+
+
+def coco_problems(gt, image_dir=None, need_sizes=False):
+    """COCO detection JSON checked field by field, the one reader of the format (evaluate's validation sets here;
+    the training host's COCODetection too). Returns [(where, what)]: ``where`` "" for the file's shape (nothing
+    else is checked then), else "images[3]" etc. for an entry that is not valid (the caller refuses the file, or
+    skips the entry under --on-bad-annotation skip). ``image_dir``: file_names must stay inside it.
+    ``need_sizes``: images must give width and height (pycocotools' scorer reads them)."""
     if not isinstance(gt, dict):
-        return "a {}, expected an object".format(type(gt).__name__)
+        return [("", "expected an object with images, annotations and categories, found {}".format(
+            type(gt).__name__))]
     for key in ("images", "annotations", "categories"):
         if not isinstance(gt.get(key), list):
-            return "no {} list".format(key)
+            return [("", "{} must be a list, found {}".format(key, "nothing" if key not in gt else
+                                                            type(gt[key]).__name__))]
     if not gt["images"]:
-        return "no images"
-    if any(not isinstance(c, dict) or "id" not in c or "name" not in c for c in gt["categories"]):
-        return "categories need id and name"
-    if any(not isinstance(im, dict) or not {"id", "file_name", "width", "height"} <= set(im) for im in gt["images"]):
-        return "images need id, file_name, width and height"
-    return None
+        return [("", "no images")]
+    problems = []
+    cats, images = set(), set()
+    for i, c in enumerate(gt["categories"]):
+        where = "categories[{}]".format(i)
+        if not isinstance(c, dict) or not _coco_id(c.get("id")) or not isinstance(c.get("name"), str) \
+                or not c["name"].strip():
+            problems.append((where, "expected {{id: an integer, name: a non-empty string}}, found {!r}".format(c)[:160]))
+        elif c["id"] in cats:
+            problems.append((where, "category id {!r} appears twice".format(c["id"])))
+        else:
+            cats.add(c["id"])
+    kinds = set()
+    for i, im in enumerate(gt["images"]):
+        where = "images[{}]".format(i)
+        if not isinstance(im, dict) or not _coco_id(im.get("id")) or not isinstance(im.get("file_name"), str):
+            problems.append((where, "expected {{id, file_name: a string, ...}}, found {!r}".format(im)[:160]))
+            continue
+        if im["id"] in images:
+            problems.append((where, "image id {!r} appears twice".format(im["id"])))
+            continue
+        kinds.add(type(im["id"]))
+        if image_dir is not None and path_inside(image_dir, im["file_name"]) is None:
+            problems.append((where, "file_name {!r} is not a path inside {}".format(im["file_name"][:100], image_dir)))
+            continue
+        sizes = [im.get("width"), im.get("height")]
+        if need_sizes and not all(_number(v) and 0 < v <= 100000 for v in sizes):
+            problems.append((where, "width and height must be numbers in (0, 100000], found {}".format(sizes)))
+            continue
+        images.add(im["id"])
+    if len(kinds) > 1:
+        problems.append(("images", "ids mix integers and strings"))
+    for i, a in enumerate(gt["annotations"]):
+        where = "annotations[{}]".format(i)
+        box = a.get("bbox") if isinstance(a, dict) else None
+        if not isinstance(a, dict) or not _coco_id(a.get("image_id")) or not _coco_id(a.get("category_id")):
+            problems.append((where, "expected {{image_id, category_id, bbox, ...}}, found {!r}".format(a)[:160]))
+        elif not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box) or box[2] < 0 \
+                or box[3] < 0:
+            problems.append((where, "bbox must be [x, y, width, height], 4 finite numbers, width and height >= 0; "
+                                    "found {!r}".format(box)[:160]))
+        elif a["image_id"] not in images:
+            problems.append((where, "image_id {!r} names no (valid) image".format(a["image_id"])))
+        elif a["category_id"] not in cats:
+            problems.append((where, "category_id {!r} names no category".format(a["category_id"])))
+        elif a.get("iscrowd", 0) not in (0, 1, False, True) or ("area" in a and not _number(a["area"])):
+            problems.append((where, "iscrowd must be 0 or 1 and area a finite number, found {!r} and {!r}".format(
+                a.get("iscrowd"), a.get("area"))))
+    return problems
 
 
 def score(vset, results):

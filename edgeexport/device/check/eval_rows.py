@@ -161,6 +161,25 @@ class NvInferRow(RunnerRow):
         return c.detections(out, scale, self.parser, self.attrs)
 
 
+def results_problem(results):
+    """What makes ``results`` not a list of COCO results as deepstream_app --coco-out writes them, field by field
+    (the first entry that fails), or None."""
+    from .coco_eval import _coco_id, _number
+    if not isinstance(results, list):
+        return "expected a list, found {}".format(type(results).__name__)
+    for i, r in enumerate(results):
+        box = r.get("bbox") if isinstance(r, dict) else None
+        if not isinstance(r, dict) or not isinstance(r.get("file_name"), str) or not _number(r.get("score")):
+            return "[{}]: expected {{file_name: a string, score: a number, bbox, ...}}, found {!r}".format(i, r)[:200]
+        if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
+            return "[{}]: bbox must be 4 finite numbers, found {!r}".format(i, box)[:200]
+        name, cid = r.get("category_name"), r.get("category_id")
+        if not (isinstance(name, str) or (name is None and _coco_id(cid) and not isinstance(cid, str))):
+            return "[{}]: expected a category_name string or an integer category_id, found {!r} / {!r}".format(
+                i, name, cid)[:200]
+    return None
+
+
 class DeepStreamResults(object):
     """Detections a DeepStream app wrote as COCO results (deepstream_app --coco-out: image ids in folder order,
     ``file_name`` and ``category_name`` on every result), matched to the set's images by file name."""
@@ -168,10 +187,10 @@ class DeepStreamResults(object):
 
     def __init__(self, path, labels):
         self.results = read_json(path, " (the DeepStream results: what deepstream_app --coco-out wrote)")
-        if not isinstance(self.results, list) or any(
-                not isinstance(r, dict) or not {"file_name", "bbox", "score"} <= set(r) for r in self.results):
+        problem = results_problem(self.results)
+        if problem:
             raise InputFileError("{} is not a list of COCO results with file_name (what deepstream_app --coco-out "
-                                 "writes)".format(path))
+                                 "writes): {}".format(path, problem))
         self.labels = labels
 
     def detections(self, vset):

@@ -26,7 +26,8 @@ from ..bundle import Bundle
 from ..deepstream.bundle_check import load_bundle, open_checked
 from ..cli import ArgumentParser, image_count, image_side, probability, run_cli, seed
 from ..errors import BackendUnavailableError, DatasetError, UsageError
-from ..fileio import atomic_write_text, check_output_file
+from ..fileio import atomic_write_text
+from ..outputs import RunOutputs
 from .coco_eval import ValidationSet, score, scorer
 from .eval_rows import ROWS, DeepStreamResults, make_row
 
@@ -321,9 +322,13 @@ def get_args_parser(add_help=True):
 
 def main(args):
     bundle = open_checked(args.bundle, strict=False)
-    for out in (args.json, args.png):
-        if out:
-            check_output_file(out, inputs=bundle.own_files() + ([args.results] if args.results else []))
+    # what the run reads: a dataset file or folder, its images, a checkpoint, an engine, DeepStream's results
+    outputs = RunOutputs(reads=[args.data_path, args.images, args.model_path, args.engine, args.results],
+                         bundle=bundle)
+    outputs.file(args.json, "--json")
+    outputs.file(args.png, "--png")
+    for name in args.backend if args.results_out else ():  # each row's detections: <results-out>/<row>.json
+        outputs.file(os.path.join(args.results_out, name + ".json"), "--results-out")
     workdir = tempfile.mkdtemp(prefix="edgeexport-eval-")
     try:
         result = evaluate_bundle(
@@ -341,11 +346,12 @@ def main(args):
             return 0
         print(result.table())
         if args.json:
-            atomic_write_text(args.json, result.to_json(args.score_threshold))
+            outputs.write_text(args.json, result.to_json(args.score_threshold))
         if args.png and len(result.detections) >= 2:
             names = list(result.detections)
             if draw_disagreements(args.png, result.vset, result.detections, bundle.labels, names[0], names[-1]):
                 print("disagreements ({} vs {}): {}".format(names[0], names[-1], args.png))
+        outputs.report()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

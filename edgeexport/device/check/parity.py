@@ -14,7 +14,7 @@ import numpy as np
 from ..bundle import GRAPH_BEFORE_NMS
 from ..cli import ArgumentParser, probability, run_cli
 from ..errors import InputFileError, ParityError
-from ..fileio import atomic_write_text, check_output_file
+from ..outputs import RunOutputs
 from ..postprocess import NMS_CANDIDATE_CAP
 from ..runners import get_runner
 from .compare import compare_outputs, to_efficient_nms
@@ -133,10 +133,10 @@ def main(args):
     bundle = open_checked(args.bundle)  # the deployed pipeline: config, labels and graph against model.json
     meta = bundle.meta
     bundle.fixtures  # a bundle without readable fixtures fails before any runtime starts
-    if args.json:
-        check_output_file(args.json, inputs=bundle.own_files())
+    outputs = RunOutputs(reads=[args.engine, args.dump], bundle=bundle)
+    outputs.file(args.json, "--json")
     if args.dump:
-        return main_dump(args, bundle)
+        return main_dump(args, bundle, outputs)
     if args.backend == "onnxruntime":
         from ..runners.onnxruntime import OnnxRuntimeRunner
         runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else
@@ -153,14 +153,15 @@ def main(args):
         report = check_bundle(bundle, runner, precision, args.pre_cluster_threshold)
     print(report.table("parity: {} vs PyTorch fixtures ({} images)".format(args.backend, len(bundle.fixtures.inputs))))
     if args.json:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+        outputs.write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+    outputs.report()
     if not report.ok:
         raise ParityError("{} is out of {} tolerance against the PyTorch fixtures{}".format(
             args.backend, precision, "" if report.compared else " (no detection was compared)"))
     return 0
 
 
-def main_dump(args, bundle):
+def main_dump(args, bundle, outputs):
     from ..runners.onnxruntime import OnnxRuntimeRunner
     meta = bundle.meta
     runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else bundle.onnx_path)
@@ -170,7 +171,8 @@ def main_dump(args, bundle):
     print(report.table("parity: DeepStream's outputs ({}) vs ONNX Runtime on the same frames, prepared as nvinfer "
                        "is configured to".format(args.dump)))
     if args.json:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+        outputs.write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+    outputs.report()
     if not report.ok:
         raise ParityError("DeepStream's outputs are out of {} tolerance against ONNX Runtime on the same frames{}: "
                           "nvinfer's scaling or colour conversion differs from infer_config.txt, or the engine's "

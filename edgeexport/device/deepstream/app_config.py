@@ -20,7 +20,7 @@ from ..bundle import INFER_CONFIG
 from .bundle_check import open_checked
 from ..cli import ArgumentParser, frame_side, non_negative_int, positive_int, run_cli, tcp_port
 from ..errors import UsageError
-from ..fileio import atomic_write_text, check_output_file
+from ..outputs import RunOutputs
 from .infer_config import render_groups
 from .install import SUPPORTED_TEXT, deepstream_for, has_hardware_encoder
 from .mjpeg_avi import list_images, write_mjpeg_avi
@@ -356,12 +356,12 @@ def main(args):
     folder = os.path.dirname(out)
     if not os.path.isdir(folder):
         raise UsageError("--out {}: folder {} does not exist".format(args.out, folder))
-    taken = bundle.own_files() + [Source.parse(t).path for t in args.source if _is_local(t)]
-    check_output_file(out, inputs=taken)
+    outputs = RunOutputs(reads=[Source.parse(t).path for t in args.source if _is_local(t)], bundle=bundle)
+    outputs.file(out, "--out")
     sinks = sinks_from_args(args)
     for s in sinks:
         if s.kind == "file":  # output-file is relative to where deepstream-app runs: the config's folder
-            check_output_file(os.path.join(folder, s.path), inputs=taken + [out])
+            outputs.file(os.path.join(folder, s.path), "--output-file")
     ds = deepstream_for(args.deepstream_version)
     sources, written = prepare_sources(args.source, folder)
     try:
@@ -372,14 +372,16 @@ def main(args):
             if os.path.exists(path):
                 os.unlink(path)
         raise
+    for name in sorted(cfg.extra_files):
+        outputs.file(os.path.join(folder, name), "a file the config names")
     for name, text in sorted(cfg.extra_files.items()):
-        atomic_write_text(os.path.join(folder, name), text, private=name in cfg.private)
-    atomic_write_text(out, cfg.text, private=None in cfg.private)
+        outputs.write_text(os.path.join(folder, name), text, private=name in cfg.private)
+    outputs.write_text(out, cfg.text, private=None in cfg.private)
     for s in sources:
         print("source: {}".format(s.describe()))
     for line in cfg.notes:
         print("note: " + line)
-    print("wrote {}{}".format(out, "".join(", " + os.path.join(folder, n) for n in sorted(cfg.extra_files))))
+    outputs.report()
     print("run:   cd {} && deepstream-app -c {}".format(folder, os.path.basename(out)))
     return 0
 

@@ -31,7 +31,8 @@ import numpy as np
 from .bundle_check import open_checked
 from ..cli import ArgumentParser, run_cli
 from ..errors import BackendUnavailableError, InferenceError, UsageError
-from ..fileio import atomic_write_text, check_output_file
+from ..fileio import atomic_write_text
+from ..outputs import RunOutputs
 from .app_config import (PAYLOAD_TYPES, RTSP_MOUNT, TILED, add_stream_arguments, iou_tracker_yaml, msgconv_config_text,
                          mux_size, prepare_sources, sinks_from_args)
 from .install import deepstream_for, has_hardware_encoder
@@ -479,9 +480,15 @@ def main(args, Gst=None, GLib=None, pyds=None, elements=None, echo=print):
             raise UsageError("{} sources need an engine of batch {}; this bundle's ONNX has a {} batch of {}: "
                              "re-export it with --batch-size {}".format(
                                  n, n, "dynamic (max)" if meta.dynamic_batch else "static", meta.batch_size, n))
-        for path in [args.coco_out] + [s.path for s in sinks if s.kind == "file"]:
-            if path:
-                check_output_file(path)  # once the inputs are known good: it may create the output's folder
+        # once the inputs are known good (it may create an output's folder): no output is a source, a file of
+        # the bundle, or inside an image-folder source
+        outputs = RunOutputs(reads=[s.path for s in sources if getattr(s, "path", None)], bundle=bundle, echo=echo)
+        outputs.file(args.coco_out, "--coco-out")
+        for s in sinks:
+            if s.kind == "file":
+                outputs.file(s.path, "--output-file")
+        if args.dump:
+            outputs.folder(args.dump[0], "--dump")
         if Gst is None:
             Gst, GLib, pyds = import_gstreamer()
         Gst.init(None)
@@ -494,11 +501,13 @@ def main(args, Gst=None, GLib=None, pyds=None, elements=None, echo=print):
         app.run(pipeline, GLib)
         echo("frames: " + ", ".join("source{} {}".format(i, c) for i, c in enumerate(app.counter.total)))
         if args.coco_out:
-            atomic_write_text(args.coco_out, json.dumps(app.coco) + "\n")
+            outputs.write_text(args.coco_out, json.dumps(app.coco) + "\n")
             echo("COCO results: {} ({} detections)".format(args.coco_out, len(app.coco)))
         for s in sinks:
             if s.kind == "file":
                 echo("annotated video: {}".format(s.path))
+                outputs.record(s.path)
+        outputs.report()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
