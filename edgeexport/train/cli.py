@@ -20,7 +20,8 @@ from ..device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_coun
                           iterations, non_negative_float, positive_float, positive_unit, probability,
                           run_cli, seed, worker_count)
 from ..device.errors import CheckpointError, InputFileError, TrainingError, UsageError
-from ..device.fileio import atomic_write_text, check_can_create_folder, remove_stale_temporaries
+from ..device.fileio import atomic_write_text, remove_stale_temporaries
+from ..device.outputs import RunOutputs
 from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from ..model.torch_device import default_device, torch_device
 
@@ -243,7 +244,11 @@ def main(args):
     use_amp = device.type == "cuda" if args.amp is None else args.amp
     channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
     show = not args.no_progress and D.is_main(rank)
-    check_can_create_folder(args.output_dir)  # created at the first checkpoint, so a failed start leaves nothing
+    # the run folder may not overlap the dataset's folders nor hold its annotation files (the output policy,
+    # device/outputs.py; a --resume checkpoint inside it is the usual case and allowed); created at the first
+    # checkpoint, so a failed start leaves nothing
+    RunOutputs(reads=[args.data_path, args.val_data_path, args.ann_file, args.val_ann_file]).folder(
+        args.output_dir, "--output-dir")
     check_earlier_run(args.output_dir, args.resume, args.force)
     resume_ckpt = read_resume_checkpoint(args.resume) if args.resume else None
 
