@@ -253,6 +253,9 @@ CASES = [
     ("eval-json-inside-dataset", "evaluate", ["{bundle}", "--dataset", "voc", "--data-path", "{voc_corrupt}",
                                               "--json", "{voc_corrupt}/e.json"], ["lies inside"]),
     ("host-fps-json-is-the-model", "host_fps", ["--model-path", "{good}", "--json", "{good}"], ["destroy the input"]),
+    ("build-timing-cache-parent", "build_engine", ["{bundle}", "--timing-cache", ".."], ["--timing-cache", "folder"]),
+    ("build-timing-cache-is-the-graph", "build_engine", ["{bundle}", "--timing-cache", "{bundle}/model.onnx"],
+     ["destroy the input"]),
     ("train-out-inside-dataset", "train", ["--dataset", "voc", "--data-path", "{voc_corrupt}", "--output-dir",
                                            "{voc_corrupt}/run"], ["--output-dir", "overlaps"]),
 ]

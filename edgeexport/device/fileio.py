@@ -179,27 +179,27 @@ def _check_name_lengths(path, what):
                 what, path[:60], part[:20], len(part.encode("utf-8", "surrogateescape")), MAX_OUTPUT_NAME))
 
 
-def check_output_file(path, inputs=()):
+def check_output_file(path, inputs=(), what="the output"):
     """Make sure ``path`` can be written as a new file before any slow work: its folder is created when missing,
     and it must be neither a folder nor one of ``inputs`` (writing the result over the source loses the source).
     Raises UsageError / InputFileError with the path in the message."""
     from .errors import InputFileError, UsageError
     path = os.fspath(path)
-    _check_name_lengths(path, "the output")
+    _check_name_lengths(path, what)
     for src in inputs:
         if src is not None and os.path.exists(path) and _same_file(path, src):
-            raise UsageError("the output {} is the input {}: writing it would destroy the input; choose another "
-                             "output path".format(path, src))
+            raise UsageError("{} {} is the input {}: writing it would destroy the input; choose another "
+                             "output path".format(what, path, src))
     if os.path.isdir(path) or os.path.basename(path) in ("", ".", ".."):
-        raise InputFileError("the output {} is a folder; name a file".format(path))
+        raise InputFileError("{} {} is a folder; name a file".format(what, path))
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
-        raise InputFileError("cannot create the folder {} for the output {}: {}".format(
-            folder, path, e.strerror or e))
+        raise InputFileError("cannot create the folder {} for {} {}: {}".format(
+            folder, what, path, e.strerror or e))
     if not os.access(folder, os.W_OK):
-        raise InputFileError("cannot write the output {}: the folder {} is not writable".format(path, folder))
+        raise InputFileError("cannot write {} {}: the folder {} is not writable".format(what, path, folder))
     return path
 
 

@@ -50,7 +50,7 @@ class RunOutputs(object):
         for other, other_flag in self.claimed:
             if os.path.abspath(other) == os.path.abspath(path):
                 raise UsageError("{} and {} name the same file {}".format(other_flag, flag, path))
-        check_output_file(path, inputs=self.files)
+        check_output_file(path, inputs=self.files, what=flag)
         remove_stale_temporaries(os.path.dirname(os.path.abspath(path)), [os.path.basename(path)])
         self.claimed.append((path, flag))
         return path

@@ -127,6 +127,10 @@ def needs_fp32_nms(trt, meta, precision):
 
 def main(args, trt=None, cuda=None):
     folder, meta = resolve_target(args.target)
+    if args.timing_cache:  # read and written back: an output under the policy (device/outputs.py), checked first
+        from ..bundle import Bundle
+        from ..outputs import RunOutputs
+        RunOutputs(reads=[args.calib_images], bundle=Bundle(folder)).file(args.timing_cache, "--timing-cache")
     precision = args.precision or meta.precision
     batch = int(args.batch or meta.batch_size)
     if args.dla_core is not None and precision == "fp32":
