@@ -3,15 +3,9 @@ import os
 from collections import defaultdict
 
 from ..device.errors import DatasetError
-from ..device.check.coco_eval import coco_problems
+from ..device.check.coco_eval import coco_problems, image_side_ok
 from ..device.fileio import path_inside, read_json
 from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
-
-
-def _side(value):
-    import math
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
-        0 < value <= 100000
 
 
 class COCODetection(object):
@@ -43,7 +37,7 @@ class COCODetection(object):
                 issues.append(AnnotationIssue(where, "image file not found at {}".format(path)))
                 continue
             width, height = img.get("width"), img.get("height")
-            if not _side(width) or not _side(height):
+            if not image_side_ok(width) or not image_side_ok(height):
                 width, height = image_size(path)  # optional in practice (or NaN, a string): the header has it
             boxes, names = [], []
             for a in per_image.get(img["id"], []):

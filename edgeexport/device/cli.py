@@ -99,7 +99,8 @@ def output_file(text):
     at parse time, before any slow work (fileio.check_output_file does the rest when the command starts)."""
     if not text or not text.strip():
         raise argparse.ArgumentTypeError("expected a file path, got an empty one")
-    if os.path.isdir(text) or os.path.basename(text) in ("", ".", ".."):  # "out/" names a folder, even a new one
+    from .fileio import names_a_folder
+    if names_a_folder(text):  # "out/" names a folder, even a new one
         raise argparse.ArgumentTypeError("{} is a folder; name a file".format(text))
     folder = os.path.dirname(os.path.abspath(text))
     while folder and not os.path.exists(folder):

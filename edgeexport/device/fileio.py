@@ -26,6 +26,17 @@ def read_json(path, hint="", error=None):
         raise error("{} is not valid JSON ({}){}".format(path, e, hint))
 
 
+def is_inside(path, folder):
+    """``path`` is ``folder`` or lies under it, symlinks resolved."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def names_a_folder(path):
+    """``path`` is a folder, or is written as one ("out/", ".", ".."): not a file to write."""
+    return os.path.isdir(path) or os.path.basename(path) in ("", ".", "..")
+
+
 def file_inside(folder, name, suffix=""):
     """``folder/name+suffix`` when ``name`` is a plain file name (no separator, not '.' or '..', no control
     character) and the path, symlinks resolved, stays inside ``folder``; else None. Annotation files name images
@@ -190,7 +201,7 @@ def check_output_file(path, inputs=(), what="the output"):
         if src is not None and os.path.exists(path) and _same_file(path, src):
             raise UsageError("{} {} is the input {}: writing it would destroy the input; choose another "
                              "output path".format(what, path, src))
-    if os.path.isdir(path) or os.path.basename(path) in ("", ".", ".."):
+    if names_a_folder(path):
         raise InputFileError("{} {} is a folder; name a file".format(what, path))
     folder = os.path.dirname(os.path.abspath(path))
     try:

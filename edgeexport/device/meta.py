@@ -88,10 +88,15 @@ SCHEMA = {
 }
 
 
-def _kind_ok(value, kind):
+def is_finite_number(value):
+    """A JSON number that is finite: int or float, never a bool (True is an int to Python), NaN or infinity."""
     import math
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind_ok(value, kind):
     if kind == _NUMBER:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return is_finite_number(value)
     if kind == _INT:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, {_STR: str, _BOOL: bool, _OBJECT: dict}[kind])

@@ -19,12 +19,7 @@ import os
 
 from .errors import UsageError
 from .fileio import (atomic_write_bytes, atomic_write_text, atomic_write_with, check_can_create_folder,
-                     check_output_file, remove_stale_temporaries)
-
-
-def _inside(path, folder):
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+                     check_output_file, is_inside, remove_stale_temporaries)
 
 
 class RunOutputs(object):
@@ -44,7 +39,7 @@ class RunOutputs(object):
         if path is None:
             return None
         for folder in self.folders:
-            if _inside(path, folder):
+            if is_inside(path, folder):
                 raise UsageError("{} {} lies inside {}, which this run reads: writing there would add to (or "
                                  "replace part of) its input; choose another path".format(flag, path, folder))
         for other, other_flag in self.claimed:
@@ -61,11 +56,11 @@ class RunOutputs(object):
         if path is None:
             return None
         for other in self.folders:
-            if _inside(path, other) or _inside(other, path):
+            if is_inside(path, other) or is_inside(other, path):
                 raise UsageError("{} {} overlaps {}, which this run reads; choose another folder".format(
                     flag, path, other))
         for f in self.files:
-            if _inside(f, path):
+            if is_inside(f, path):
                 raise UsageError("{} {} holds {}, which this run reads; choose another folder".format(flag, path, f))
         check_can_create_folder(path)
         return path

@@ -38,7 +38,6 @@ def main(args):
     outputs = RunOutputs(reads=[args.input], bundle=Bundle(args.bundle) if os.path.isdir(args.bundle) else None)
     outputs.file(args.out, "--out")
     outputs.file(args.json, "--json")
-    args.outputs = outputs
     from .nvinfer import Emulator
     from .video import VideoOut
     t0 = time.perf_counter()
@@ -58,7 +57,7 @@ def main(args):
             print(notice, file=sys.stderr)
         video = stack.enter_context(VideoOut(args.out, args.fps)) if args.out else None
         frames_json = _run(args, emu, video, publisher)
-    return _report(args, frames_json, emu.infer_seconds, video, time.perf_counter() - t0, publisher,
+    return _report(args, outputs, frames_json, emu.infer_seconds, video, time.perf_counter() - t0, publisher,
                    emu.cfg.deepstream_version)
 
 
@@ -83,20 +82,20 @@ def _run(args, emu, video, publisher):
     return frames_json
 
 
-def _report(args, frames_json, infer_s, video, wall, publisher, deepstream_version):
+def _report(args, outputs, frames_json, infer_s, video, wall, publisher, deepstream_version):
     n = len(frames_json)
     summary = {"frames": n, "fps_end_to_end": n / wall if wall else 0.0,
                "fps_inference_only": n / infer_s if infer_s else 0.0, "backend": args.backend,
                "detections": sum(len(f["objects"]) for f in frames_json),
                "deepstream_version": ".".join(str(v) for v in deepstream_version)}
     if args.json:
-        args.outputs.write_text(args.json, json.dumps({"summary": summary, "frames": frames_json}, indent=1) + "\n")
+        outputs.write_text(args.json, json.dumps({"summary": summary, "frames": frames_json}, indent=1) + "\n")
     print("emulated {frames} frames with {backend} (nvinfer of DeepStream {deepstream_version}): {fps_end_to_end:.1f} "
           "FPS end to end, {fps_inference_only:.1f} FPS inference only, {detections} detections".format(**summary))
     if args.out:
         print("annotated video: {} ({} frames)".format(args.out, video.frames))
-        args.outputs.record(args.out)
-    args.outputs.report()
+        outputs.record(args.out)
+    outputs.report()
     if publisher is not None:
         print("published {} messages ({} payload, every {}th frame) to {}".format(
             publisher.sent, args.payload, args.msg_interval, args.publish))

@@ -18,7 +18,8 @@ from ..device.deepstream.app_config import app_config
 from ..device.deepstream.infer_config import PARSER_SOURCES, infer_config_text
 from ..device.deepstream.streams import Sink, Source
 from ..device.errors import ExportError, InputFileError, OutputExistsError
-from ..device.fileio import atomic_write_bytes, atomic_write_text, make_temporary_folder, remove_stale_temporaries
+from ..device.fileio import (atomic_write_bytes, atomic_write_text, is_inside, make_temporary_folder,
+                             remove_stale_temporaries)
 from ..device.meta import MODEL_JSON, is_bundle_folder
 from ..device.naming import engine_file_name
 
@@ -30,12 +31,6 @@ BOARD_FOLDERS = (os.path.join(TOP_PACKAGE, "jetson"), os.path.join(os.path.dirna
 DEFAULT_FRAME = (1280, 720)
 FP16_ONNX = "model_fp16.onnx"  # what TensorRT 11 builds an FP16 engine from
 TOP_LEVEL_NAMES = TOP_LEVEL_FILES + ("model.onnx", FP16_ONNX)
-
-
-def _is_same_or_above(folder, path):
-    """True when ``folder`` is ``path`` or one of its parents."""
-    folder, path = os.path.realpath(folder), os.path.realpath(path)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 # What the device side writes into a bundle (build_engine, deepstream_config, the parser's build, Python's caches):
@@ -71,7 +66,7 @@ def check_output_dir(path, force, inputs=(), video=None):
     A user's other files in a bundle replaced with ``force`` are moved into the new one. Returns the absolute
     path."""
     path = os.path.abspath(path)
-    if _is_same_or_above(path, os.getcwd()):
+    if is_inside(os.getcwd(), path):
         raise OutputExistsError("{} is the working directory or a folder above it: export never replaces that; "
                                 "name a new folder for the bundle".format(path))
     if os.path.exists(path) and not os.path.isdir(path):
@@ -84,7 +79,7 @@ def check_output_dir(path, force, inputs=(), video=None):
         if not force:
             raise OutputExistsError("{} already holds a bundle: pass --force to replace it".format(path))
         for src in inputs:
-            if src and _is_same_or_above(path, src):
+            if src and is_inside(src, path):
                 raise OutputExistsError("{} is inside the bundle {} that --force would replace: move it out "
                                         "first, or choose another --output-dir".format(src, path))
         writes = set(TOP_LEVEL_NAMES) | ({"input" + (os.path.splitext(video)[1] or ".mp4")} if video else set())

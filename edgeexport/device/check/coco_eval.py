@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputFileError
 from ..fileio import path_inside, read_json
+from ..meta import is_finite_number
 
 
 def scorer():
@@ -88,12 +89,12 @@ def coco_annotation(ann_id, image_id, category_id, box):
             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
 
 
-def _number(v):
-    import math
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def image_side_ok(v):
+    """A COCO width or height an image can have: a finite number in (0, 100000]."""
+    return is_finite_number(v) and 0 < v <= 100000
 
 
-def _coco_id(v):
+def coco_id(v):
     """COCO ids are integers (some exporters write strings): never a bool, a float, a list or an object."""
     return isinstance(v, (int, str)) and not isinstance(v, bool)
 
@@ -117,9 +118,10 @@ def coco_problems(gt, image_dir=None, need_sizes=False):
     cats, images = set(), set()
     for i, c in enumerate(gt["categories"]):
         where = "categories[{}]".format(i)
-        if not isinstance(c, dict) or not _coco_id(c.get("id")) or not isinstance(c.get("name"), str) \
+        if not isinstance(c, dict) or not coco_id(c.get("id")) or not isinstance(c.get("name"), str) \
                 or not c["name"].strip():
-            problems.append((where, "expected {{id: an integer, name: a non-empty string}}, found {!r}".format(c)[:160]))
+            problems.append((where, "expected {{id: an integer, name: a non-empty string}}, found {!r}".format(
+                c)[:160]))
         elif c["id"] in cats:
             problems.append((where, "category id {!r} appears twice".format(c["id"])))
         else:
@@ -127,7 +129,7 @@ def coco_problems(gt, image_dir=None, need_sizes=False):
     kinds = set()
     for i, im in enumerate(gt["images"]):
         where = "images[{}]".format(i)
-        if not isinstance(im, dict) or not _coco_id(im.get("id")) or not isinstance(im.get("file_name"), str):
+        if not isinstance(im, dict) or not coco_id(im.get("id")) or not isinstance(im.get("file_name"), str):
             problems.append((where, "expected {{id, file_name: a string, ...}}, found {!r}".format(im)[:160]))
             continue
         if im["id"] in images:
@@ -138,7 +140,7 @@ def coco_problems(gt, image_dir=None, need_sizes=False):
             problems.append((where, "file_name {!r} is not a path inside {}".format(im["file_name"][:100], image_dir)))
             continue
         sizes = [im.get("width"), im.get("height")]
-        if need_sizes and not all(_number(v) and 0 < v <= 100000 for v in sizes):
+        if need_sizes and not all(image_side_ok(v) for v in sizes):
             problems.append((where, "width and height must be numbers in (0, 100000], found {}".format(sizes)))
             continue
         images.add(im["id"])
@@ -147,9 +149,9 @@ def coco_problems(gt, image_dir=None, need_sizes=False):
     for i, a in enumerate(gt["annotations"]):
         where = "annotations[{}]".format(i)
         box = a.get("bbox") if isinstance(a, dict) else None
-        if not isinstance(a, dict) or not _coco_id(a.get("image_id")) or not _coco_id(a.get("category_id")):
+        if not isinstance(a, dict) or not coco_id(a.get("image_id")) or not coco_id(a.get("category_id")):
             problems.append((where, "expected {{image_id, category_id, bbox, ...}}, found {!r}".format(a)[:160]))
-        elif not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box) or box[2] < 0 \
+        elif not isinstance(box, list) or len(box) != 4 or not all(is_finite_number(v) for v in box) or box[2] < 0 \
                 or box[3] < 0:
             problems.append((where, "bbox must be [x, y, width, height], 4 finite numbers, width and height >= 0; "
                                     "found {!r}".format(box)[:160]))
@@ -157,7 +159,7 @@ def coco_problems(gt, image_dir=None, need_sizes=False):
             problems.append((where, "image_id {!r} names no (valid) image".format(a["image_id"])))
         elif a["category_id"] not in cats:
             problems.append((where, "category_id {!r} names no category".format(a["category_id"])))
-        elif a.get("iscrowd", 0) not in (0, 1, False, True) or ("area" in a and not _number(a["area"])):
+        elif a.get("iscrowd", 0) not in (0, 1, False, True) or ("area" in a and not is_finite_number(a["area"])):
             problems.append((where, "iscrowd must be 0 or 1 and area a finite number, found {!r} and {!r}".format(
                 a.get("iscrowd"), a.get("area"))))
     return problems

@@ -164,17 +164,18 @@ class NvInferRow(RunnerRow):
 def results_problem(results):
     """What makes ``results`` not a list of COCO results as deepstream_app --coco-out writes them, field by field
     (the first entry that fails), or None."""
-    from .coco_eval import _coco_id, _number
+    from ..meta import is_finite_number
+    from .coco_eval import coco_id
     if not isinstance(results, list):
         return "expected a list, found {}".format(type(results).__name__)
     for i, r in enumerate(results):
         box = r.get("bbox") if isinstance(r, dict) else None
-        if not isinstance(r, dict) or not isinstance(r.get("file_name"), str) or not _number(r.get("score")):
+        if not isinstance(r, dict) or not isinstance(r.get("file_name"), str) or not is_finite_number(r.get("score")):
             return "[{}]: expected {{file_name: a string, score: a number, bbox, ...}}, found {!r}".format(i, r)[:200]
-        if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
+        if not isinstance(box, list) or len(box) != 4 or not all(is_finite_number(v) for v in box):
             return "[{}]: bbox must be 4 finite numbers, found {!r}".format(i, box)[:200]
         name, cid = r.get("category_name"), r.get("category_id")
-        if not (isinstance(name, str) or (name is None and _coco_id(cid) and not isinstance(cid, str))):
+        if not (isinstance(name, str) or (name is None and coco_id(cid) and not isinstance(cid, str))):
             return "[{}]: expected a category_name string or an integer category_id, found {!r} / {!r}".format(
                 i, name, cid)[:200]
     return None

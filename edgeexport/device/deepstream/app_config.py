@@ -293,6 +293,11 @@ def _is_local(text):
     return bool(low) and not re.match(r"^(rtsps?|https?|csi)://", low) and not low.startswith("/dev/video")
 
 
+def local_source_paths(texts):
+    """The files and image folders the ``--source`` strings name here: what a run reads, so never an output."""
+    return [Source.parse(t).path for t in texts if _is_local(t)]
+
+
 def add_stream_arguments(p):
     """The options that say what runs: sources, sinks, tracker, engine. Shared by this writer and the pyds app
     (edgeexport.deepstream_app), so both read a source and a sink the same way."""
@@ -356,7 +361,7 @@ def main(args):
     folder = os.path.dirname(out)
     if not os.path.isdir(folder):
         raise UsageError("--out {}: folder {} does not exist".format(args.out, folder))
-    outputs = RunOutputs(reads=[Source.parse(t).path for t in args.source if _is_local(t)], bundle=bundle)
+    outputs = RunOutputs(reads=local_source_paths(args.source), bundle=bundle)
     outputs.file(out, "--out")
     sinks = sinks_from_args(args)
     for s in sinks:

@@ -34,7 +34,7 @@ from ..errors import BackendUnavailableError, InferenceError, UsageError
 from ..fileio import atomic_write_text
 from ..outputs import RunOutputs
 from .app_config import (PAYLOAD_TYPES, RTSP_MOUNT, TILED, add_stream_arguments, iou_tracker_yaml, msgconv_config_text,
-                         mux_size, prepare_sources, sinks_from_args)
+                         local_source_paths, mux_size, prepare_sources, sinks_from_args)
 from .install import deepstream_for, has_hardware_encoder
 from .mjpeg_avi import read_frame_list
 from .streams import BROKER_CONFIG
@@ -482,7 +482,8 @@ def main(args, Gst=None, GLib=None, pyds=None, elements=None, echo=print):
                                  n, n, "dynamic (max)" if meta.dynamic_batch else "static", meta.batch_size, n))
         # once the inputs are known good (it may create an output's folder): no output is a source, a file of
         # the bundle, or inside an image-folder source
-        outputs = RunOutputs(reads=[s.path for s in sources if getattr(s, "path", None)], bundle=bundle, echo=echo)
+        # (the sources as given: an image folder, not the AVI made of it in the work folder)
+        outputs = RunOutputs(reads=local_source_paths(args.source), bundle=bundle, echo=echo)
         outputs.file(args.coco_out, "--coco-out")
         for s in sinks:
             if s.kind == "file":

@@ -83,8 +83,7 @@ def check_engine_io(trt, runtime, plan, meta, batch):
 
 
 def resolve_target(target):
-    """(bundle folder, BundleMeta) from a bundle folder or its model.onnx; model.onnx is checked against the sha256
-    in model.json."""
+    """(bundle folder, Bundle checked whole) from a bundle folder or a file in it (its model.onnx)."""
     if os.path.isdir(target):
         folder = target
     elif os.path.isfile(target):
@@ -97,8 +96,7 @@ def resolve_target(target):
     # the whole bundle, as every command reads it: a graph, labels or config that disagrees with model.json would
     # give a 10-minute build (on a Nano) of something else than the model (deepstream.bundle_check)
     # a missing config is written from model.json; a GPU box without GLib builds (a Jetson with DeepStream has it)
-    meta = open_checked(folder, config_required=False, strict=False).meta
-    return folder, meta
+    return folder, open_checked(folder, config_required=False, strict=False)
 
 
 def graph_for(trt, meta, folder, precision):
@@ -126,11 +124,11 @@ def needs_fp32_nms(trt, meta, precision):
 
 
 def main(args, trt=None, cuda=None):
-    folder, meta = resolve_target(args.target)
+    folder, bundle = resolve_target(args.target)
+    meta = bundle.meta
     if args.timing_cache:  # read and written back: an output under the policy (device/outputs.py), checked first
-        from ..bundle import Bundle
         from ..outputs import RunOutputs
-        RunOutputs(reads=[args.calib_images], bundle=Bundle(folder)).file(args.timing_cache, "--timing-cache")
+        RunOutputs(reads=[args.calib_images], bundle=bundle).file(args.timing_cache, "--timing-cache")
     precision = args.precision or meta.precision
     batch = int(args.batch or meta.batch_size)
     if args.dla_core is not None and precision == "fp32":

@@ -226,6 +226,18 @@ def test_bad_input_is_one_line(small_bundle, clip, tmp_path, args, message):
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.parametrize("out", ["--coco-out", "--dump"])
+def test_no_output_inside_an_image_folder_source(small_bundle, tmp_path, out):
+    """The output policy sees the folder as given, not the AVI the app makes of it in its work folder."""
+    folder = image_folder(tmp_path, 2)
+    target = [str(folder / "c.json")] if out == "--coco-out" else [str(folder / "dump"), "1"]
+    r = run_cli(["-m", "edgeexport.deepstream_app", small_bundle[0], "--source", str(folder), "--sink", "fake", out]
+                + target)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert out in r.stderr and ("lies inside" in r.stderr or "overlaps" in r.stderr), r.stderr
+    assert sorted(os.listdir(str(folder))) == ["img_0.jpg", "img_1.jpg"]
+
+
 class _Element(object):
     """An element of a factory that has the properties named for it here (as gst-inspect would list them)."""
     HAS = {"nvv4l2h264enc": {"bitrate", "bufapi-version", "insert-sps-pps"}, "h264parse": {"config-interval"}}
