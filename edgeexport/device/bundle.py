@@ -24,6 +24,7 @@ FIXTURE_EXPECTED = "parity/expected.npz"
 # The graph up to the EfficientNMS_TRT node, which only TensorRT runs: what ONNX Runtime checks on an
 # efficient_nms bundle, with the plugin's NumPy reference after it (export writes it; no onnx needed to use it).
 GRAPH_BEFORE_NMS = "parity/graph_before_nms.onnx"
+GRAPH_INT8_BEFORE_NMS = "parity/graph_int8_before_nms.onnx"  # the Q/DQ twin up to the plugin node
 
 
 class Fixtures(object):
@@ -131,7 +132,7 @@ class Bundle(object):
     def own_files(self):
         """The files export wrote (and build_engine writes) that no command's output may replace: the outputs'
         ``inputs`` in fileio.check_output_file."""
-        names = list(TOP_LEVEL_FILES) + [self.meta.onnx_file, self.meta.onnx_fp16_file] + sorted(self.meta.files)
+        names = list(TOP_LEVEL_FILES) + self.meta.graph_files + sorted(self.meta.files)
         paths = [self.file(n) for n in names if n]
         paths += [self.configured_engine_path(), self.engine_path()]
         return [p for p in paths if os.path.exists(p)]

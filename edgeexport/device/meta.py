@@ -80,7 +80,8 @@ SCHEMA = {
               "reduced_tail": _BOOL, "provenance": _OBJECT, "preprocessing": _STR},
     "deploy": {"color_format": _STR, "fold": _STR, "layout": _STR, "opset": _INT, "batch_size": _INT,
                "dynamic_batch": _BOOL, "num_anchors": _INT, "onnx_file": _STR, "onnx_sha256": _STR,
-               "onnx_fp16_file": _STR, "onnx_fp16_sha256": _STR, "precision": _STR, "max_output_boxes": _INT,
+               "onnx_fp16_file": _STR, "onnx_fp16_sha256": _STR, "onnx_int8_file": _STR, "onnx_int8_sha256": _STR,
+               "int8": _OBJECT, "precision": _STR, "max_output_boxes": _INT,
                "max_detections": _INT, "offsets": [_NUMBER], "net_scale_factor": _NUMBER, "box_format": _STR,
                "settings": {"pre_cluster_threshold": _NUMBER, "nms_iou_threshold": _NUMBER, "topk": _INT,
                             "post_cluster_threshold": _NUMBER},
@@ -108,7 +109,7 @@ def check_schema(d, schema=SCHEMA, where=""):
              _OBJECT: "an object"}
     plural = {_NUMBER: "finite numbers", _INT: "integers", _STR: "strings", _BOOL: "booleans", _OBJECT: "objects"}
     for key, kind in schema.items():
-        if key not in d or (d[key] is None and key in ("validation", "extra", "files", "provenance")):
+        if key not in d or (d[key] is None and key in ("validation", "extra", "files", "provenance", "int8")):
             continue
         value, path = d[key], where + key
         if isinstance(kind, dict):
@@ -260,7 +261,8 @@ class BundleMeta(object):
     def __init__(self, model, color_format="rgb", fold="exact", layout="boxes_scores", opset=13, batch_size=1,
                  dynamic_batch=False, num_anchors=0, onnx_file="model.onnx", onnx_sha256="", precision="fp16",
                  settings=None, written_by="", extra=None, onnx_fp16_file="", onnx_fp16_sha256="",
-                 max_output_boxes=None, validation=None, files=None, weights_sha256="", manifest=None):
+                 max_output_boxes=None, validation=None, files=None, weights_sha256="", manifest=None,
+                 onnx_int8_file="", onnx_int8_sha256="", int8=None):
         if not isinstance(model, ModelMeta):
             raise TypeError("model must be a ModelMeta, got {}".format(type(model).__name__))
         self.model = model
@@ -279,6 +281,13 @@ class BundleMeta(object):
         self.onnx_sha256 = str(onnx_sha256)
         # The FP16 graph (fp32 inputs and outputs) that strongly typed TensorRT (11.x) builds an FP16 engine from.
         self.onnx_fp16_file, self.onnx_fp16_sha256 = str(onnx_fp16_file), str(onnx_fp16_sha256)
+        # The explicitly quantized graph (Q/DQ nodes: export --precision int8 --calib-data) an INT8 engine is built
+        # from on every TensorRT, and how it was calibrated (``int8``: method, images, what stayed float).
+        self.onnx_int8_file, self.onnx_int8_sha256 = str(onnx_int8_file), str(onnx_int8_sha256)
+        if self.onnx_int8_file and (os.path.basename(self.onnx_int8_file) != self.onnx_int8_file or
+                                    self.onnx_int8_file in (".", "..")):
+            raise ValueError("onnx_int8_file must be a file name inside the bundle, got {!r}".format(onnx_int8_file))
+        self.int8 = dict(int8) if int8 else None
         self.precision = _choice(precision, PRECISIONS, "precision")
         self.settings = settings if settings is not None else DetectionSettings()
         if not isinstance(self.settings, DetectionSettings):
@@ -305,9 +314,15 @@ class BundleMeta(object):
         self.manifest = [str(m) for m in (manifest or [])]
 
     def graph_sha256(self, onnx_file):
-        """The sha256 export recorded for one of the bundle's graphs (model.onnx or its FP16 twin), or None."""
-        return {self.onnx_file: self.onnx_sha256, self.onnx_fp16_file: self.onnx_fp16_sha256}.get(onnx_file) \
-            if onnx_file else None
+        """The sha256 export recorded for one of the bundle's graphs (model.onnx, its FP16 twin, its Q/DQ graph), or
+        None."""
+        return {self.onnx_file: self.onnx_sha256, self.onnx_fp16_file: self.onnx_fp16_sha256,
+                self.onnx_int8_file: self.onnx_int8_sha256}.get(onnx_file) if onnx_file else None
+
+    @property
+    def graph_files(self):
+        """The bundle's graphs, model.onnx first."""
+        return [f for f in (self.onnx_file, self.onnx_fp16_file, self.onnx_int8_file) if f]
 
     # --- values nvinfer needs, all derived -------------------------------------------------------------
     @property
@@ -370,6 +385,7 @@ class BundleMeta(object):
                 "batch_size": self.batch_size, "dynamic_batch": self.dynamic_batch,
                 "num_anchors": self.num_anchors, "onnx_file": self.onnx_file, "onnx_sha256": self.onnx_sha256,
                 "onnx_fp16_file": self.onnx_fp16_file, "onnx_fp16_sha256": self.onnx_fp16_sha256,
+                "onnx_int8_file": self.onnx_int8_file, "onnx_int8_sha256": self.onnx_int8_sha256, "int8": self.int8,
                 "precision": self.precision, "settings": self.settings.to_dict(),
                 "max_output_boxes": self.max_output_boxes,
                 # Derived, written out so a reader without this module sees the whole contract.
@@ -413,7 +429,8 @@ class BundleMeta(object):
                        # earlier bundles: the plugin kept topk rows (format 1 named them max_detections)
                        dep.get("max_output_boxes", dep.get("max_detections", DetectionSettings.from_dict(
                            settings).topk)), d.get("validation"), d.get("files"), d.get("weights_sha256", ""),
-                       d.get("manifest"))
+                       d.get("manifest"), dep.get("onnx_int8_file", ""), dep.get("onnx_int8_sha256", ""),
+                       dep.get("int8"))
             _check_derived(meta, dep)
             return meta
         except (KeyError, TypeError, AttributeError, ValueError) as e:

@@ -13,15 +13,18 @@ import numpy as np
 
 from .. import device as _device_package
 from ..data.frames import video_frame_size
-from ..device.bundle import FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS, TOP_LEVEL_FILES, Bundle
+from ..device.bundle import (FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS,
+                             TOP_LEVEL_FILES, Bundle)
 from ..device.deepstream.app_config import app_config
-from ..device.deepstream.infer_config import PARSER_SOURCES, infer_config_text
+from ..device.deepstream.infer_config import (EXPLICIT_INT8_CALIB_FILE, EXPLICIT_INT8_CALIB_TEXT, PARSER_SOURCES,
+                                              infer_config_text)
 from ..device.deepstream.streams import Sink, Source
 from ..device.errors import ExportError, InputFileError, OutputExistsError
 from ..device.fileio import (atomic_write_bytes, atomic_write_text, is_inside, make_temporary_folder,
                              remove_stale_temporaries)
 from ..device.meta import MODEL_JSON, is_bundle_folder
 from ..device.naming import engine_file_name
+from .quantize import QDQ_ONNX, QDQ_RECORD
 
 DEVICE_PACKAGE = os.path.dirname(os.path.abspath(_device_package.__file__))
 TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
@@ -30,7 +33,7 @@ TOP_PACKAGE = os.path.dirname(DEVICE_PACKAGE)
 BOARD_FOLDERS = (os.path.join(TOP_PACKAGE, "jetson"), os.path.join(os.path.dirname(TOP_PACKAGE), "jetson"))
 DEFAULT_FRAME = (1280, 720)
 FP16_ONNX = "model_fp16.onnx"  # what TensorRT 11 builds an FP16 engine from
-TOP_LEVEL_NAMES = TOP_LEVEL_FILES + ("model.onnx", FP16_ONNX)
+TOP_LEVEL_NAMES = TOP_LEVEL_FILES + ("model.onnx", FP16_ONNX, QDQ_ONNX, QDQ_RECORD, EXPLICIT_INT8_CALIB_FILE)
 
 
 # What the device side writes into a bundle (build_engine, deepstream_config, the parser's build, Python's caches):
@@ -140,6 +143,16 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
             meta.onnx_fp16_file, meta.onnx_fp16_sha256 = FP16_ONNX, graph.fp16_sha256
             atomic_write_bytes(os.path.join(tmp, FP16_ONNX), graph.fp16_data)
         os.makedirs(os.path.join(tmp, "parity"))
+        if graph.int8_data:
+            meta.onnx_int8_file, meta.onnx_int8_sha256 = QDQ_ONNX, graph.int8_sha256
+            meta.int8 = {k: v for k, v in graph.int8_record.items() if k not in ("ranges", "identity")}
+            meta.int8["record"] = QDQ_RECORD
+            atomic_write_bytes(os.path.join(tmp, QDQ_ONNX), graph.int8_data)
+            atomic_write_text(os.path.join(tmp, EXPLICIT_INT8_CALIB_FILE), EXPLICIT_INT8_CALIB_TEXT)
+            atomic_write_text(os.path.join(tmp, QDQ_RECORD), json.dumps(graph.int8_record, indent=1,
+                                                                        sort_keys=True) + "\n")
+            if graph.host_int8_data is not graph.int8_data:
+                atomic_write_bytes(os.path.join(tmp, GRAPH_INT8_BEFORE_NMS), graph.host_int8_data)
         np.save(os.path.join(tmp, FIXTURE_INPUTS), parity.inputs)
         np.savez(os.path.join(tmp, FIXTURE_EXPECTED), detection_threshold=np.float32(parity.threshold),
                  **parity.expected)
@@ -177,7 +190,7 @@ def recorded_files(folder, meta):
     """{path: sha256} of what no command rewrites: the graphs, labels.txt, the parity fixtures and the validation
     set (deepstream.bundle_check verifies them; infer_config.txt, which build_engine rewrites, is checked by value)."""
     from ..device.bundle import file_sha256
-    names = [meta.onnx_file, meta.onnx_fp16_file, "labels.txt"]
+    names = meta.graph_files + ["labels.txt"] + ([QDQ_RECORD, EXPLICIT_INT8_CALIB_FILE] if meta.onnx_int8_file else [])
     for sub in ("parity", "validation"):
         for root, _, files in os.walk(os.path.join(folder, sub)):
             names += [os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/") for f in files]

@@ -12,6 +12,7 @@ from ..device.cli import ArgumentParser, batch_size, image_count, int_range, pos
 from ..device.postprocess import NMS_CANDIDATE_CAP
 from ..device.meta import ARCHS, LAYOUTS
 from ..device.errors import InputFileError, UsageError
+from .quantize import CALIB_METHODS, PERCENTILE
 from .trt_preflight import MAX_OPSET, MIN_OPSET
 
 # Below this, the preprocessing report prints a warning line (it fails export only when a minimum is set).
@@ -64,6 +65,20 @@ def get_args_parser(add_help=True):
     g.add_argument("--val-images", help="coco: the image folder")
     g.add_argument("--val-split", help="voc: ImageSets/Main/<split>.txt")
     g.add_argument("--val-max-images", type=image_count, default=300, help="copy at most this many images")
+    g = p.add_argument_group("INT8 as a graph (explicit quantization: what TensorRT 8.x, 10.x and 11.x build INT8 from)")
+    g.add_argument("--calib-data", metavar="KIND[:PATH]",
+                   help="with --precision int8: calibrate on this dataset (the kinds of --val-data; use training "
+                        "images, not the validation set) and write model_int8.onnx, Q/DQ nodes beside model.onnx")
+    g.add_argument("--calib-images", help="coco: the image folder")
+    g.add_argument("--calib-split", help="voc: ImageSets/Main/<split>.txt; openimages: the split")
+    g.add_argument("--calib-max-images", type=image_count, default=256, help="calibrate on at most this many")
+    g.add_argument("--calib-seed", type=int, default=0, help="which images, when the set has more")
+    g.add_argument("--calib-method", choices=CALIB_METHODS, default="percentile",
+                   help="activation ranges: percentile ({:g}%%, symmetric), minmax, entropy".format(PERCENTILE))
+    g.add_argument("--calib-cache", metavar="FILE",
+                   help="reuse the ranges in FILE when made for this graph, input and images; else write them there")
+    g.add_argument("--int8-keep-first-conv", action="store_true",
+                   help="leave the first conv (the folded normalisation) in float")
     g = p.add_argument_group("preprocessing report (torchvision's float resize vs nvinfer's 8-bit stretch)")
     g.add_argument("--preprocess-min-agreement", type=probability, default=None,
                    help="fail export below this detection agreement (default: report, and warn below "
@@ -84,24 +99,54 @@ def read_labels_file(path):
     return labels
 
 
-def validation_dataset(args):
-    """--val-data KIND[:PATH] as a host dataset, opened (and checked) before the slow stages."""
-    if not args.val_data:
+def dataset_arg(value, flag, images=None, split=None, synthetic_seed=2):
+    """``--val-data``/``--calib-data`` KIND[:PATH] as a host dataset, opened (and checked) before the slow stages."""
+    if not value:
         return None
     from ..data.validation import open_dataset
-    kind, _, path = args.val_data.partition(":")
+    kind, _, path = value.partition(":")
     if kind == "synthetic":
         if path and not path.isdigit():
-            raise UsageError("--val-data synthetic[:N]: N must be a number of images, got {!r}".format(path))
-        return open_dataset("synthetic", synthetic_size=int(path or 200), seed=2)
+            raise UsageError("{} synthetic[:N]: N must be a number of images, got {!r}".format(flag, path))
+        return open_dataset("synthetic", synthetic_size=int(path or 200), seed=synthetic_seed)
     if kind not in ("voc", "coco", "openimages") or not path:
-        raise UsageError("--val-data must be voc:VOC_ROOT, coco:ANNOTATIONS.json, openimages:ROOT or synthetic[:N], "
-                         "got {!r}".format(args.val_data))
+        raise UsageError("{} must be voc:VOC_ROOT, coco:ANNOTATIONS.json, openimages:ROOT or synthetic[:N], "
+                         "got {!r}".format(flag, value))
     if kind == "openimages":
-        return open_dataset("openimages", path, split=args.val_split)
+        return open_dataset("openimages", path, split=split)
     if kind == "coco":
-        return open_dataset("coco", args.val_images or os.path.dirname(os.path.abspath(path)), ann_file=path)
-    return open_dataset("voc", path, split=args.val_split)
+        return open_dataset("coco", images or os.path.dirname(os.path.abspath(path)), ann_file=path)
+    return open_dataset("voc", path, split=split)
+
+
+def validation_dataset(args):
+    return dataset_arg(args.val_data, "--val-data", args.val_images, args.val_split)
+
+
+def int8_settings(args):
+    """--calib-* as export.quantize.Int8Settings, or None without --calib-data."""
+    if not args.calib_data:
+        for flag in ("calib_images", "calib_split", "calib_cache"):
+            if getattr(args, flag):
+                raise UsageError("--{} needs --calib-data".format(flag.replace("_", "-")))
+        return None
+    if args.precision != "int8":
+        raise UsageError("--calib-data makes the INT8 graph: add --precision int8 (got --precision {})".format(
+            args.precision))
+    from .quantize import Int8Settings
+    if args.calib_cache:  # read and written back, so under the output policy (device/outputs.py); never in the
+        # bundle, which export replaces whole
+        from ..device.fileio import is_inside
+        from ..device.outputs import RunOutputs
+        RunOutputs(reads=[p for p in (args.model_path, args.video, args.labels_file) if p]).file(
+            args.calib_cache, "--calib-cache")
+        if is_inside(os.path.abspath(args.calib_cache), os.path.abspath(args.output_dir)):
+            raise UsageError("--calib-cache {} lies inside the bundle {} that export writes whole; keep it "
+                             "outside".format(args.calib_cache, args.output_dir))
+    # the synthetic kind draws other images than --val-data synthetic's (seed 2): calibration is not scored on them
+    dataset = dataset_arg(args.calib_data, "--calib-data", args.calib_images, args.calib_split, synthetic_seed=3)
+    return Int8Settings(dataset, args.calib_max_images, args.calib_seed, args.calib_method, args.calib_cache,
+                        args.int8_keep_first_conv)
 
 
 def main(args):
@@ -118,7 +163,7 @@ def main(args):
                            not args.no_simplify, args.trt_version, args.force, args.video,
                            preprocess_min_agreement=minimum, image_mean=args.image_mean, image_std=args.image_std,
                            arch=args.arch, val_data=validation_dataset(args), val_max_images=args.val_max_images,
-                           override_metadata=args.override_metadata)
+                           override_metadata=args.override_metadata, int8=int8_settings(args))
     agreement = result.parity.preprocessing["agreement"]
     if minimum is None and agreement < PREPROCESS_WARN_BELOW:
         print("warning: torchvision's and nvinfer's preprocessing agree on {:.1%} of detections: the model was "
@@ -128,7 +173,9 @@ def main(args):
     print("bundle: {}  (export {:.1f} s: load+fold {:.1f}, ONNX {:.1f}, parity {:.1f})".format(
         result.bundle.path, t["total_s"], t["load_and_fold_s"], t["onnx_s"], t["parity_s"]))
     print("next, on the Jetson: python3 -m edgeexport.build_engine . --{}  (writes {})".format(
-        args.precision, engine_file_name("model.onnx", args.batch_size, args.precision)))
+        args.precision, engine_file_name(result.meta.onnx_int8_file if args.precision == "int8" and
+                                         result.meta.onnx_int8_file else "model.onnx", args.batch_size,
+                                         args.precision)))
     return 0
 
 

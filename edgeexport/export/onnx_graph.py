@@ -130,10 +130,45 @@ class OnnxGraph(object):
         self.fp16_data, self.host_fp16_data = fp16_data, host_fp16_data
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.fp16_sha256 = hashlib.sha256(fp16_data).hexdigest() if fp16_data else ""
+        self.int8_data = self.host_int8_data = self.int8_record = None
+        self.int8_sha256 = ""
+
+    def add_int8(self, data, host_data, record):
+        """The Q/DQ twin (export --precision int8 --calib-data): what TensorRT builds an INT8 engine from, what ONNX
+        Runtime runs of it, and how it was calibrated."""
+        self.int8_data, self.host_int8_data, self.int8_record = data, host_data, record
+        self.int8_sha256 = hashlib.sha256(data).hexdigest()
 
     @property
     def has_plugin(self):
         return self.host_data is not self.data
+
+
+def graph_contract(meta):
+    """model.json as a graph carries it: without the hashes (which are the hashes of the graphs' bytes)."""
+    contract = meta.to_dict()
+    contract["deploy"]["onnx_sha256"] = ""
+    return contract
+
+
+def int8_twin(graph, meta, settings, trt_version="8.2", echo=print):
+    """Add the Q/DQ twin to ``graph`` (OnnxGraph): the graph ONNX Runtime runs, explicitly quantized on
+    ``settings`` (export.quantize.Int8Settings), with the EfficientNMS_TRT node appended again for that layout."""
+    import copy
+    from .quantize import CalibrationImages, make_qdq_graph
+    images = CalibrationImages(settings.dataset, meta, settings.max_images, settings.seed)
+    host_sha = hashlib.sha256(graph.host_data).hexdigest()
+    host_proto, record = make_qdq_graph(graph.host_data, host_sha, meta, images, settings.method, settings.cache,
+                                        settings.keep_first_conv, echo)
+    host_data = host_proto.SerializeToString()
+    proto = copy.deepcopy(host_proto)
+    if meta.layout == "efficient_nms":
+        s = meta.settings
+        proto = append_efficient_nms(proto, meta.model.num_classes, s.pre_cluster_threshold, s.nms_iou_threshold,
+                                     meta.max_output_boxes)
+    data = finalize_onnx(proto, {"edgeexport.model_json": graph_contract(meta)}, meta.opset, trt_version)
+    graph.add_int8(data, data if meta.layout != "efficient_nms" else host_data, record)
+    return graph
 
 
 def export_onnx(deploy_model, meta, simplify_graph=True, trt_version="8.2"):
@@ -152,9 +187,7 @@ def export_onnx(deploy_model, meta, simplify_graph=True, trt_version="8.2"):
         s = meta.settings
         proto = append_efficient_nms(proto, meta.model.num_classes, s.pre_cluster_threshold, s.nms_iou_threshold,
                                      meta.max_output_boxes)
-    contract = meta.to_dict()
-    contract["deploy"]["onnx_sha256"] = ""
-    data = finalize_onnx(proto, {"edgeexport.model_json": contract}, meta.opset, trt_version)
+    data = finalize_onnx(proto, {"edgeexport.model_json": graph_contract(meta)}, meta.opset, trt_version)
     fp16 = fp16_twin(data)
     host_fp16 = fp16 if host_data is None else fp16_twin(host_data)
     return OnnxGraph(data, data if host_data is None else host_data, simplified, fp16, host_fp16)

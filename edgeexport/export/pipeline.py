@@ -52,7 +52,8 @@ def record_validation(folder, net, meta, dataset, max_images, echo=print):
     vdir = os.path.join(folder, VALIDATION_DIR)
     save_validation_set(to_validation_set(dataset, vdir, max_images, copy=True, name="annotations.json"), vdir)
     # the bundle's own set, as the device's evaluate will read it
-    table = evaluate_bundle(folder, VALIDATION_ROWS, model=net, score_threshold=VALIDATION_THRESHOLD).rows
+    rows = VALIDATION_ROWS + (("int8",) if meta.onnx_int8_file else ())  # the Q/DQ twin, on nvinfer's path
+    table = evaluate_bundle(folder, rows, model=net, score_threshold=VALIDATION_THRESHOLD).rows
     images = table[0]["images"]
     echo(format_table(table, "validation: {} images (score threshold {})".format(images, VALIDATION_THRESHOLD)))
     meta.validation = {"images": images, "score_threshold": VALIDATION_THRESHOLD,
@@ -75,7 +76,8 @@ def batch_axis(batch_size, dynamic_batch=None):
 def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="rgb", fold="exact", batch_size=1,
                   dynamic_batch=None, opset=13, precision="fp16", settings=None, simplify=True, trt_version="8.2",
                   force=False, video=None, images=None, preprocess_min_agreement=None, image_mean=None,
-                  image_std=None, arch=None, echo=print, val_data=None, val_max_images=300, override_metadata=False):
+                  image_std=None, arch=None, echo=print, val_data=None, val_max_images=300, override_metadata=False,
+                  int8=None):
     """Export ``model`` (a model.pth path, or an in-memory torchvision SSDLite with ``labels``) to a DeepStream
     bundle in ``output_dir``. Raises ParityError (nothing written) when the ONNX graph does not reproduce the
     original model, and when ``preprocess_min_agreement`` is set and nvinfer's preprocessing agrees less.
@@ -83,13 +85,18 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
     (edgeexport.data) whose first ``val_max_images`` images go into the bundle's validation/ with the mAP of the
     pytorch, onnxruntime and nvinfer rows recorded in model.json. ``override_metadata``: let ``labels``,
     ``image_mean``, ``image_std``, ``arch`` replace what a checkpoint records (else a contradiction is refused).
+    ``int8`` (export.quantize.Int8Settings, with ``precision="int8"``): also write the explicitly quantized twin
+    (Q/DQ nodes) calibrated on its dataset, which TensorRT 8.x, 10.x and 11.x build an INT8 engine from.
     Returns ExportResult."""
     from .bundle import check_output_dir, write_bundle
     from .deploy import build_deploy_model
-    from .onnx_graph import export_onnx
+    from .onnx_graph import export_onnx, int8_twin
     from .parity import check_export, fixture_images
 
     t0 = time.perf_counter()
+    if int8 is not None and precision != "int8":
+        raise UsageError("calibration data makes an INT8 graph: export with precision int8 (--precision int8), "
+                         "got {}".format(precision))
     dynamic_batch = batch_axis(batch_size, dynamic_batch)
     check_output_dir(output_dir, force, inputs=[model if isinstance(model, str) else None, video], video=video)
     if video is not None:
@@ -106,6 +113,8 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
                       settings or DetectionSettings(), __version__, weights_sha256=weights)
     t1 = time.perf_counter()
     graph = export_onnx(deploy, meta, simplify, trt_version)
+    if int8 is not None:
+        int8_twin(graph, meta, int8, trt_version, echo)
     t2 = time.perf_counter()
     parity = check_export(net, graph, meta, images if images is not None else fixture_images(model_meta.labels))
     t3 = time.perf_counter()

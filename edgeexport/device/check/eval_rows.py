@@ -10,7 +10,10 @@ read off the table.
 - ``deepstream``: detections the DeepStream app wrote (``deepstream_app --coco-out``), scored as they are;
 - ``pytorch``: the original model (torch, on the training host; edgeexport.model.predict);
 - ``fp16``: the folded deploy graph in fp16 on a CUDA GPU through the nvinfer path: the host's proxy for the
-  ``tensorrt`` row of an FP16 engine.
+  ``tensorrt`` row of an FP16 engine;
+- ``int8``: the bundle's explicitly quantized twin (export --precision int8 --calib-data) through the nvinfer path,
+  run by ONNX Runtime, which executes Q/DQ graphs with INT8 kernels: the host's proxy for the ``tensorrt`` row of an
+  INT8 engine, and its mAP known before the board.
 
 Every row returns, per image, Detections in image pixels with class indices into the bundle's labels.
 Device-side (Python 3.6; OpenCV for resizing, imported on first use).
@@ -21,12 +24,12 @@ import time
 
 import numpy as np
 
-from ..bundle import GRAPH_BEFORE_NMS
+from ..bundle import GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS
 from ..errors import BackendUnavailableError, InputFileError, UsageError
 from ..fileio import read_json
 from ..postprocess import ClassAttrs, Detections, efficient_nms_outputs, iou_matrix
 
-ROWS = ("pytorch", "onnxruntime", "nvinfer", "tensorrt", "deepstream", "fp16")
+ROWS = ("pytorch", "onnxruntime", "nvinfer", "int8", "tensorrt", "deepstream", "fp16")
 # rows whose code lives on the training host, found by name only when asked for (the bundle does not ship them);
 # fp16: the folded deploy graph in fp16 on a CUDA GPU through nvinfer's path, the host's proxy for an FP16 engine
 HOST_ROWS = {"pytorch": "edgeexport.model.predict:PyTorchRow", "fp16": "edgeexport.export.torch_runner:Fp16DeployRow"}
@@ -161,6 +164,23 @@ class NvInferRow(RunnerRow):
         return c.detections(out, scale, self.parser, self.attrs)
 
 
+class Int8Row(NvInferRow):
+    """nvinfer's path with ONNX Runtime on the bundle's Q/DQ graph (up to the plugin node for efficient_nms)."""
+    name = "int8"
+
+    def __init__(self, bundle, score_threshold, parser=None):
+        from ..runners.onnxruntime import OnnxRuntimeRunner
+        meta = bundle.meta
+        if not meta.onnx_int8_file:
+            raise UsageError("the int8 row runs the bundle's explicitly quantized graph, and {} has none: export "
+                             "with --precision int8 --calib-data KIND:PATH".format(bundle.path))
+        nms = meta.layout == "efficient_nms"
+        graph = bundle.file(GRAPH_INT8_BEFORE_NMS if nms else meta.onnx_int8_file)
+        super(Int8Row, self).__init__(bundle, score_threshold, runner=OnnxRuntimeRunner(graph), parser=parser)
+        if nms:
+            self.plugin = (score_threshold, meta.settings.nms_iou_threshold, meta.max_output_boxes)
+
+
 def results_problem(results):
     """What makes ``results`` not a list of COCO results as deepstream_app --coco-out writes them, field by field
     (the first entry that fails), or None."""
@@ -217,6 +237,8 @@ def make_row(name, bundle, score_threshold=0.01, model=None, engine=None):
         return OnnxRuntimeRow(bundle, score_threshold)
     if name == "nvinfer":
         return NvInferRow(bundle, score_threshold, parser=host_parser(bundle))
+    if name == "int8":
+        return Int8Row(bundle, score_threshold, parser=host_parser(bundle))
     if name == "tensorrt":
         from ..runners import get_runner
         engine = engine or bundle.configured_engine_path()

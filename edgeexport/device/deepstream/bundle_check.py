@@ -56,8 +56,9 @@ def check_files(bundle):
     """Every file export recorded has the sha256 recorded (bundles before the record: model.onnx's alone)."""
     meta = bundle.meta
     recorded = dict(meta.files) or {meta.onnx_file: meta.onnx_sha256}
-    if meta.onnx_fp16_file and meta.onnx_fp16_sha256:
-        recorded.setdefault(meta.onnx_fp16_file, meta.onnx_fp16_sha256)
+    for name in meta.graph_files[1:]:
+        if meta.graph_sha256(name):
+            recorded.setdefault(name, meta.graph_sha256(name))
     for name in sorted(recorded):
         want = recorded[name]
         path = bundle.file(name)
@@ -89,7 +90,7 @@ def _contract(meta, cfg, bundle_path):
         differ("model-color-format", meta.color_format, cfg.color_format)
     if [cfg.net_c, cfg.net_h, cfg.net_w] != [3, h, w]:
         differ("infer-dims", "3;{};{}".format(h, w), "{};{};{}".format(cfg.net_c, cfg.net_h, cfg.net_w))
-    graphs = [meta.onnx_file] + ([meta.onnx_fp16_file] if meta.onnx_fp16_file else [])
+    graphs = meta.graph_files
     if cfg.onnx_file not in [os.path.join(bundle_path, g) for g in graphs]:
         differ("onnx-file", " or ".join(graphs), os.path.relpath(cfg.onnx_file, bundle_path))
     if cfg.parse_func != PARSER_FUNCTIONS[meta.layout]:

@@ -57,6 +57,12 @@ def render_groups(groups, header=None):
 
 # What a user may tune in infer_config.txt on purpose (deepstream.bundle_check follows them): build_engine keeps them
 # when it rewrites the file for the engine it built.
+# What infer_config.txt names as int8-calib-file for a Q/DQ graph (export writes it, with why it is there).
+EXPLICIT_INT8_CALIB_FILE = "model_int8.nvinfer-calib.txt"
+EXPLICIT_INT8_CALIB_TEXT = (
+    "# Not a calibration table. model_int8.onnx carries its INT8 scales in its Q/DQ nodes (explicit quantization).\n"
+    "# nvinfer sets TensorRT's INT8 flag only when int8-calib-file names a file that exists, so infer_config.txt\n"
+    "# names this one; TensorRT does not use a calibrator on a Q/DQ network. Written by edgeexport export.\n")
 TUNED_PROPERTY_KEYS = ("scaling-filter", "maintain-aspect-ratio", "symmetric-padding", "interval")
 
 
@@ -77,7 +83,9 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
     precision = precision or meta.precision
     batch = int(batch_size or meta.batch_size)
     h, w = meta.model.input_size
-    onnx_file = onnx_file or meta.onnx_file
+    # INT8 from the explicitly quantized twin wherever the bundle has one: its scales travel in the graph
+    onnx_file = onnx_file or (meta.onnx_int8_file if precision == "int8" and meta.onnx_int8_file else meta.onnx_file)
+    explicit = precision == "int8" and bool(meta.onnx_int8_file) and onnx_file == meta.onnx_int8_file
     prop = [
         ("gpu-id", gpu_id),
         ("net-scale-factor", _fmt(meta.net_scale_factor)),
@@ -113,7 +121,14 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
         # (nvdsinfer_model_builder.cpp:1005-1017); the plugin layer bears its node's name (meta.NMS_NODE_NAME).
         prop.append(("layer-device-precision", "{}:fp32:gpu;".format(NMS_NODE_NAME)))
     if precision == "int8":
-        prop.append(("int8-calib-file", int8_calib_file or "calibration.cache"))
+        # nvinfer sets kINT8 only when it has a calibrator, and makes one only from an int8-calib-file that exists
+        # (nvdsinfer_context_impl.cpp:1702-1706; without it "INT8 calibration file not specified. Trying FP16
+        # mode.", nvdsinfer_model_builder.cpp:1024-1037 @6.0.1, the same in 6.1 ... 6.3). A Q/DQ graph needs kINT8
+        # on weak typing, and TensorRT ignores a calibrator there ("Calibrator won't be used in explicit precision
+        # mode", TensorRT 8.2.1.8: NVIDIA/TensorRT#1837): so the Q/DQ bundle names a file that exists and is never
+        # read for scales (EXPLICIT_INT8_CALIB_FILE), for the day nvinfer builds the engine itself.
+        prop.append(("int8-calib-file", int8_calib_file or (EXPLICIT_INT8_CALIB_FILE if explicit else
+                                                            "calibration.cache")))
     if workspace_mib:
         prop.append(("workspace-size", int(workspace_mib)))
     attrs = [("pre-cluster-threshold", _fmt(settings.pre_cluster_threshold)),

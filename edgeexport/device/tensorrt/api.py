@@ -100,12 +100,16 @@ def has_fast(builder, precision):
 
 
 def set_precision(trt, config, precision, calibrator=None):
-    """Weak typing (8.x - 10.x): FP16 and INT8 are builder flags; INT8 keeps FP16 for layers INT8 cannot take."""
+    """Weak typing (8.x - 10.x): FP16 and INT8 are builder flags; INT8 keeps FP16 for layers INT8 cannot take (on a
+    Q/DQ graph: the layers between no Q/DQ pair). The INT8 flag is what enables quantized layers at all ("the INT8
+    flag must be set in the builder configuration", TensorRT 8.x Developer Guide, "Working with INT8"), with a
+    calibrator (implicit) or without one (a Q/DQ graph carries its scales)."""
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = calibrator
+        if calibrator is not None:
+            config.int8_calibrator = calibrator
 
 
 def plugin_layers(trt, network, name=NMS_NODE_NAME):

@@ -20,6 +20,7 @@ from ..errors import EngineBuildError, InputFileError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from ..naming import engine_file_name
 from . import api
+from .builder import QDQ_EXPORT
 from .engine_record import BUILD_KEYS, EngineRecord, new_record, record_path
 
 DEFAULT_MAX_MAP_DROP = 1.0  # mAP points an INT8 engine may lose against the fp32 graph (issue: INT8)
@@ -32,7 +33,9 @@ def get_args_parser(add_help=True):
     prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="(default)")
     prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32")
     prec.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                      help="needs --calib-images, or a calibration cache made for this model; not on a Jetson Nano")
+                      help="from the bundle's Q/DQ graph (export --precision int8 --calib-data) on every TensorRT; "
+                           "without one, TensorRT's calibrator (< 11; needs --calib-images, or a calibration cache "
+                           "made for this model); not on a Jetson Nano")
     p.add_argument("--batch", type=batch_size, help="batch size (default: the bundle's; max batch for a dynamic "
                                                        "ONNX)")
     p.add_argument("--workspace", type=int_range(1, 1 << 20),
@@ -99,9 +102,18 @@ def resolve_target(target):
     return folder, open_checked(folder, config_required=False, strict=False)
 
 
+def explicit_int8(meta, precision):
+    """INT8 from the bundle's Q/DQ twin (explicit quantization: the scales are in the graph), where it has one."""
+    return precision == "int8" and bool(meta.onnx_int8_file)
+
+
 def graph_for(trt, meta, folder, precision):
-    """The ONNX to build from: the FP16 twin where TensorRT is strongly typed (11.x) and FP16 is asked for (the
-    graph carries the precision there), else model.onnx (weak typing: the builder flag chooses)."""
+    """The ONNX to build from: the Q/DQ twin for INT8 wherever the bundle has one (every TensorRT: 8.x and 10.x read
+    its scales with the INT8 flag set, 11.x from the strongly typed graph); the FP16 twin where TensorRT is strongly
+    typed (11.x) and FP16 is asked for (the graph carries the precision there); else model.onnx (weak typing: the
+    builder flag chooses). Their sha256 were checked with the bundle (resolve_target: bundle_check.check_files)."""
+    if explicit_int8(meta, precision):
+        return os.path.join(folder, meta.onnx_int8_file)
     if precision == "fp16" and api.strongly_typed(trt):
         if not meta.onnx_fp16_file:
             raise UsageError("TensorRT {} takes FP16 only from an FP16 ONNX, and this bundle has none (exported by "
@@ -142,7 +154,8 @@ def main(args, trt=None, cuda=None):
         from .runner import import_tensorrt
         trt = import_tensorrt()
     from .builder import check_typing
-    check_typing(trt, precision)  # INT8 on 11.x: refused before CUDA starts and before any record is read
+    # INT8 on 11.x without a Q/DQ graph: refused before CUDA starts and before any record is read
+    check_typing(trt, precision, explicit_int8(meta, precision))
     onnx_path = graph_for(trt, meta, folder, precision)
     own_cuda = cuda is None
     if own_cuda:  # a CUDA context on --gpu-id before the Builder, as NVIDIA's 8.2 samples make one
@@ -178,15 +191,25 @@ def build(args, trt, cuda, folder, meta, precision, batch, onnx_path):
         return 0
     if reasons and os.path.exists(engine_path):
         print("rebuilding {}: {}".format(engine_name, "; ".join(reasons)))
-    print("TensorRT {}: building {} ({}, batch {}{}, workspace {} MiB{}) on {}".format(
-        trt.__version__, engine_name, precision, batch, ", dynamic" if meta.dynamic_batch else "", workspace_mib,
-        ", EfficientNMS held in FP32" if nms_fp32 else "", gpu["name"]))
+    print("TensorRT {}: building {} ({}{}, batch {}{}, workspace {} MiB{}) on {}".format(
+        trt.__version__, engine_name, precision,
+        " from the Q/DQ graph: scales from export's calibration" if explicit_int8(meta, precision) else "", batch,
+        ", dynamic" if meta.dynamic_batch else "", workspace_mib, ", EfficientNMS held in FP32" if nms_fp32 else "",
+        gpu["name"]))
     max_drop = getattr(args, "max_map_drop", None)
     accuracy_check = int8_reference(folder, meta, max_drop is not None) if precision == "int8" else None
+    explicit = explicit_int8(meta, precision)
     builder = EngineBuilder(trt, args.verbose)
-    builder.check_precision(precision)
+    builder.check_precision(precision, explicit)
     calibrator = None
-    if precision == "int8":
+    if explicit and args.calib_images:
+        print("note: --calib-images is not used: {} carries its INT8 scales (Q/DQ nodes, calibrated at export)".format(
+            onnx_file))
+    elif precision == "int8" and not explicit:
+        if api.version(trt) >= (10, 1, 0):
+            print("warning: TensorRT {} deprecated INT8 calibrators in 10.1 and 11.x removes them (\"Superseded by "
+                  "explicit quantization\"): re-export with `{}` for an INT8 graph every version builds".format(
+                      trt.__version__, QDQ_EXPORT))
         calibrator = int8_calibrator(trt, args, meta, batch, calib_cache, cuda)
     timing = None
     if args.timing_cache:  # an empty cache on the first run, so that one is created and written back
@@ -196,7 +219,7 @@ def build(args, trt, cuda, folder, meta, precision, batch, onnx_path):
                 timing = f.read()
     builder.parse(onnx_path)
     builder.configure(precision, workspace_mib << 20, meta.input_name, meta.input_shape, meta.dynamic_batch,
-                      batch, args.dla_core, calibrator, timing, nms_fp32)
+                      batch, args.dla_core, calibrator, timing, nms_fp32, explicit)
     try:
         plan = builder.build(workspace_mib)
         if calibrator is not None:
@@ -321,7 +344,7 @@ def write_infer_config(folder, meta, precision, gpu_id, batch, onnx_file, worksp
     # the check ran: GLib reads it (without GLib, a GPU box away from the board: written from model.json alone)
     tuned = KeyFile(path).to_dict() if os.path.isfile(path) and keyfile.available() else None
     atomic_write_text(path, infer_config_text(
-        meta, precision, gpu_id, batch, "calibration.cache" if precision == "int8" else None, onnx_file,
+        meta, precision, gpu_id, batch, None, onnx_file,
         workspace_mib, dla_core, nms_fp32=nms_fp32, tuned=tuned))
 
 

@@ -19,14 +19,18 @@ def default_workspace_mib(device_info):
     return max(WORKSPACE_MIN_MIB, min(WORKSPACE_MAX_MIB, free_mib // 4))
 
 
-def check_typing(trt, precision):
-    """Refuse INT8 where TensorRT is strongly typed (11.x): precision comes from the graph, and implicit
-    calibration is gone. Needs only the tensorrt module, so it runs before CUDA starts or any file is read."""
-    if api.strongly_typed(trt) and precision == "int8":
+QDQ_EXPORT = "python export.py --model-path MODEL.pth --precision int8 --calib-data KIND:PATH"
+
+
+def check_typing(trt, precision, explicit=False):
+    """Refuse INT8 without a Q/DQ graph where TensorRT is strongly typed (11.x): precision comes from the graph, and
+    implicit calibration is gone. ``explicit``: the bundle has the Q/DQ twin. Needs only the tensorrt module, so it
+    runs before CUDA starts or any file is read."""
+    if api.strongly_typed(trt) and precision == "int8" and not explicit:
         raise UnsupportedPrecisionError(
-            "TensorRT {} builds strongly typed networks only: INT8 needs an ONNX with Q/DQ nodes (implicit "
-            "calibration, int8_calibrator, was removed in 11.x), which this export does not write; build "
-            "--fp16 (from the bundle's FP16 graph) or --fp32, or use TensorRT 10".format(trt.__version__))
+            "TensorRT {} builds strongly typed networks only: INT8 comes from a graph with Q/DQ nodes (the INT8 "
+            "calibrator was removed in 11.x), and this bundle has none: re-export it on the training host with `{}` "
+            "(writes model_int8.onnx), or build --fp16".format(trt.__version__, QDQ_EXPORT))
 
 
 class Heartbeat(object):
@@ -67,17 +71,22 @@ class EngineBuilder(object):
         self.network = None
         self.nms_fp32 = False
 
-    def check_precision(self, precision):
+    def check_precision(self, precision, explicit=False):
         """Refuse, before any slow work, a precision this TensorRT or this GPU cannot build."""
         trt = self.trt
-        check_typing(trt, precision)
+        check_typing(trt, precision, explicit)
         if api.strongly_typed(trt):
             return
-        if precision in ("fp16", "int8") and not api.has_fast(self.builder, precision):
+        if precision == "int8" and not api.has_fast(self.builder, "int8"):
+            # sm_53 (Jetson Nano) has no INT8 path: platform_has_fast_int8 is False on 8.x (the double's "nano")
+            fp16 = api.has_fast(self.builder, "fp16")
             raise UnsupportedPrecisionError(
-                "this GPU has no fast {} (TensorRT's platform_has_fast_{} is false){}; build with --fp32{}".format(
-                    precision.upper(), precision, " - the Jetson Nano has no INT8" if precision == "int8" else "",
-                    "" if precision == "int8" else " (or --int8 on a GPU that has it)"))
+                "this GPU has no fast INT8 (TensorRT's platform_has_fast_int8 is false; the Jetson Nano has none): "
+                "{} is the fastest it runs; build --{}".format("FP16" if fp16 else "FP32", "fp16" if fp16 else "fp32"))
+        if precision == "fp16" and not api.has_fast(self.builder, precision):
+            raise UnsupportedPrecisionError(
+                "this GPU has no fast FP16 (TensorRT's platform_has_fast_fp16 is false); build with --fp32 (or --int8 "
+                "on a GPU that has it)")
 
     def parse(self, onnx_path):
         with open(onnx_path, "rb") as f:
@@ -87,9 +96,9 @@ class EngineBuilder(object):
         return self.network
 
     def configure(self, precision, workspace_bytes, input_name, input_shape, dynamic_batch, batch, dla_core=None,
-                  calibrator=None, timing_cache=None, nms_fp32=False):
+                  calibrator=None, timing_cache=None, nms_fp32=False, explicit=False):
         trt, cfg = self.trt, self.config
-        self.check_precision(precision)
+        self.check_precision(precision, explicit)
         api.set_workspace(trt, cfg, workspace_bytes)
         if not api.strongly_typed(trt):
             api.set_precision(trt, cfg, precision, calibrator)

@@ -246,7 +246,7 @@ def test_a_corrupt_calibration_image_is_one_error_no_abort_no_engine(bundle, gen
 
 
 def test_int8_refused_where_it_cannot_run(bundle, tmp_path):
-    with pytest.raises(UnsupportedPrecisionError, match="Nano has no INT8"):
+    with pytest.raises(UnsupportedPrecisionError, match="Nano has none.*FP16 is the fastest"):
         be.main(_args(bundle, precision="int8", calib_images=str(tmp_path)), trt=_double("8.2", "nano")[0],
                 cuda=FakeCuda("nano"))
     with pytest.raises(UnsupportedPrecisionError, match="strongly typed.*Q/DQ"):
@@ -598,3 +598,103 @@ def test_nvinfers_own_build_holds_efficient_nms_in_fp32_where_tensorrt_needs_it(
     be.main(_args(path, precision="fp32", force=True), trt=trt, cuda=cuda)
     assert "layer-device-precision" not in open(os.path.join(path, "infer_config.txt")).read()
     assert "layer-device-precision" not in open(os.path.join(bundle, "infer_config.txt")).read()  # no plugin
+
+
+# --- INT8 from the Q/DQ twin (export --precision int8 --calib-data) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def qdq_bundle(small_checkpoint, tmp_path_factory):
+    from edgeexport.data.validation import open_dataset
+    from edgeexport.export.quantize import Int8Settings
+    out = str(tmp_path_factory.mktemp("qdq") / "bundle")
+    calib = Int8Settings(open_dataset("synthetic", synthetic_size=4, seed=3, num_classes=3), max_images=4,
+                         method="minmax")
+    export_quietly(small_checkpoint, out, precision="int8", int8=calib)
+    return out
+
+
+@pytest.mark.parametrize("gen", GENERATIONS)
+def test_int8_builds_from_the_qdq_graph_on_every_generation(qdq_bundle, tmp_path, gen, capsys):
+    b = _copy(qdq_bundle, tmp_path)
+    trt, cuda = _double(gen)
+    assert be.main(_args(b, precision="int8"), trt=trt, cuda=cuda) == 0
+    engine = os.path.join(b, "model_int8.onnx_b1_gpu0_int8.engine")
+    plan = _plan(trt, engine)
+    assert plan["explicit_int8"] and plan["calibrated_batches"] is None
+    # weak typing: INT8 enables the quantized layers, FP16 the rest; strongly typed: the graph decides, no flag
+    assert plan["flags"] == ([] if gen == "11" else ["FP16", "INT8"])
+    assert EngineRecord.load(engine)["onnx_file"] == "model_int8.onnx"
+    text = open(os.path.join(b, "infer_config.txt")).read()
+    assert "onnx-file=model_int8.onnx" in text and "int8-calib-file=model_int8.nvinfer-calib.txt" in text
+    out = capsys.readouterr().out
+    assert "from the Q/DQ graph" in out and "deprecated" not in out
+    assert not os.path.exists(os.path.join(b, "calibration.cache"))
+
+
+def test_a_qdq_network_without_the_int8_flag_does_not_build_on_weak_typing(qdq_bundle):
+    trt, _ = _double("8.2")
+    logger = api.get_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(api.network_flags(trt))
+    api.parse_onnx(trt, network, logger, open(os.path.join(qdq_bundle, "model_int8.onnx"), "rb").read())
+    config = builder.create_builder_config()
+    config.set_flag(trt.BuilderFlag.FP16)
+    assert builder.build_serialized_network(network, config) is None
+    config.set_flag(trt.BuilderFlag.INT8)
+    assert builder.build_serialized_network(network, config) is not None
+
+
+def _edited_qdq(qdq_bundle, edit):
+    import onnx
+    from onnx import numpy_helper
+    proto = onnx.load(os.path.join(qdq_bundle, "model_int8.onnx"))
+    node = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"][0]
+    edit(proto, node, numpy_helper)
+    return proto.SerializeToString()
+
+
+@pytest.mark.parametrize("gen,edit,accepted", [
+    ("8.2", "two_inputs", False), ("10", "two_inputs", True),
+    ("8.2", "zero_point", False), ("10", "zero_point", False), ("11", "zero_point", False)])
+def test_the_parser_takes_qdq_as_each_version_does(qdq_bundle, gen, edit, accepted):
+    def two_inputs(proto, node, nh):
+        del node.input[2]
+
+    def zero_point(proto, node, nh):
+        init = [t for t in proto.graph.initializer if t.name == node.input[2]][0]
+        init.CopyFrom(nh.from_array(np.ones(nh.to_array(init).shape, np.int8), init.name))
+    data = _edited_qdq(qdq_bundle, {"two_inputs": two_inputs, "zero_point": zero_point}[edit])
+    trt, _ = _double(gen)
+    logger = api.get_logger(trt)
+    network = trt.Builder(logger).create_network(api.network_flags(trt))
+    if accepted:
+        api.parse_onnx(trt, network, logger, data)
+    else:
+        with pytest.raises(EngineBuildError, match="3 inputs" if edit == "two_inputs" else "symmetric"):
+            api.parse_onnx(trt, network, logger, data)
+
+
+def test_int8_without_a_qdq_graph_on_tensorrt_11_names_the_export(bundle):
+    trt, cuda = _double("11")
+    with pytest.raises(UnsupportedPrecisionError, match="--precision int8 --calib-data"):
+        be.main(_args(bundle, precision="int8"), trt=trt, cuda=cuda)
+
+
+def test_the_calibrator_on_tensorrt_10_warns_it_is_deprecated(bundle, tmp_path, capsys):
+    images = tmp_path / "calib"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((40, 60, 3), 60 * i, np.uint8)).save(str(images / "{}.png".format(i)))
+    trt, cuda = _double("10")
+    assert be.main(_args(bundle, precision="int8", calib_images=str(images)), trt=trt, cuda=cuda) == 0
+    assert "deprecated INT8 calibrators in 10.1" in capsys.readouterr().out
+    trt, cuda = _double("8.6")
+    assert be.main(_args(bundle, precision="int8", calib_images=str(images), force=True), trt=trt, cuda=cuda) == 0
+    assert "deprecated" not in capsys.readouterr().out
+
+
+def test_a_nano_is_told_fp16_is_its_best(qdq_bundle, tmp_path):
+    b = _copy(qdq_bundle, tmp_path)
+    trt, cuda = _double("8.2", gpu="nano")
+    with pytest.raises(UnsupportedPrecisionError, match="FP16 is the fastest it runs; build --fp16"):
+        be.main(_args(b, precision="int8"), trt=trt, cuda=cuda)

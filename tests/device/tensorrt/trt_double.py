@@ -215,7 +215,7 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
                                                      trt.DataType.INT32)
     trt.LayerType = _enum_class("LayerType", ["CONVOLUTION", "ACTIVATION", "POOLING", "ELEMENTWISE", "SOFTMAX",
                                               "SHUFFLE", "CONCATENATION", "SLICE", "UNARY", "GATHER", "REDUCE",
-                                              "CONSTANT", "PLUGIN_V2"])
+                                              "CONSTANT", "PLUGIN_V2", "QUANTIZE", "DEQUANTIZE"])
     if named_tensors:
         trt.TensorIOMode = _enum_class("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
     if v >= (8, 4):  # memory pools: 8.4.1 pyCore.cpp has set_memory_pool_limit
@@ -306,6 +306,7 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
     class INetworkDefinition(object):
         def __init__(self, flags):
             self._flags, self._inputs, self._outputs, self._onnx, self._layers = flags, [], [], None, []
+            self._qdq = False  # Q/DQ layers: the builder then works in explicit quantization
 
         @property
         def num_layers(self):
@@ -436,6 +437,11 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
             self._network._outputs = [(o.name, dims(o), elem[o.type.tensor_type.elem_type].name)
                                     for o in proto.graph.output]
             self._network._onnx = bytes(model)
+            problems = _qdq_problems(proto)
+            if problems:
+                self._errors = [ParserError(i, d) for i, d in problems]
+                return False
+            self._network._qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
             seen = {}
             for n in proto.graph.node:  # one layer per node, named after it (ImporterContext::registerLayer)
                 if n.op_type == "Constant":
@@ -446,6 +452,10 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
                 if n.op_type == "EfficientNMS_TRT":  # FallbackPluginImporter -> addPluginV2
                     outs = [ITensor(o, trt.int32 if i in (0, 3) else trt.float32) for i, o in enumerate(n.output)]
                     layer_type = trt.LayerType.PLUGIN_V2
+                elif n.op_type in ("QuantizeLinear", "DequantizeLinear"):  # addQuantize / addDequantize
+                    outs = [ITensor(o, trt.int8 if n.op_type == "QuantizeLinear" else trt.float32) for o in n.output]
+                    layer_type = trt.LayerType.QUANTIZE if n.op_type == "QuantizeLinear" else \
+                        trt.LayerType.DEQUANTIZE
                 else:
                     outs = [ITensor(o, trt.float32) for o in n.output]
                     layer_type = trt.LayerType.CONVOLUTION if n.op_type == "Conv" else trt.LayerType.ELEMENTWISE
@@ -459,6 +469,51 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
         def get_error(self, i):
             return self._errors[i]
     trt.OnnxParser = OnnxParser
+
+    def _qdq_problems(proto):
+        """[(node index, description)] for each QuantizeLinear/DequantizeLinear the ONNX parser of this version
+        rejects. 8.x: onnx-tensorrt 8.2-GA builtin_op_importers.cpp QuantDequantLinearHelper: exactly 3 inputs
+        (:1133), constant scales all positive (:1149-1150), an all-zero zero point (:1169) of the scale's size
+        (:1182), per-channel scales only along an axis of that size (:1191-1203). 10.x/11.x: 10.1-GA
+        onnxOpImporters.cpp QuantDequantLinearHelper: at least 2 inputs (:1369-1371), no UINT8 data (:1349), an
+        all-zero zero point ("TensorRT only supports symmetric quantization", :1490-1492)."""
+        from onnx import numpy_helper
+        consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+        shapes = {t.name: t.dims for t in proto.graph.initializer}
+        for n in proto.graph.node:  # a Q of a constant keeps its shape (what the DQ after it sees)
+            if n.op_type == "QuantizeLinear" and n.input[0] in shapes:
+                shapes[n.output[0]] = shapes[n.input[0]]
+        out = []
+        for i, n in enumerate(proto.graph.node):
+            if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+                continue
+            if bindings_api and len(n.input) != 3:
+                out.append((i, "Assertion failed: (inputs.size() == 3) && \"This version of TensorRT requires 3 "
+                               "inputs for the DequantizeLinear operator.\""))
+                continue
+            if not bindings_api and len(n.input) < 2:
+                out.append((i, "This version of TensorRT requires at least 2 inputs for the "
+                               "QuantizeLinear/DequantizeLinear operator."))
+                continue
+            scale = consts.get(n.input[1])
+            zero = consts.get(n.input[2]) if len(n.input) > 2 else None
+            if scale is not None and not (scale > 0).all():
+                out.append((i, "Assertion failed: scaleAllPositive && \"Scale coefficients must all be positive\""))
+            if zero is not None and zero.dtype == np.uint8 and not bindings_api:
+                out.append((i, "Invalid input type UINT8 for QuantizeLinear/DequantizeLinear"))
+            elif zero is not None and zero.any():
+                out.append((i, "TensorRT only supports symmetric quantization - zeroPt must be all zeros"))
+            if scale is not None and zero is not None and zero.size != scale.size and bindings_api:
+                out.append((i, "Assertion failed: zeroPointSize == scaleSize && \"The scale and zero-point must "
+                               "have the same size\""))
+            if scale is not None and scale.size > 1:
+                dims = shapes.get(n.input[0])
+                axis = [a.i for a in n.attribute if a.name == "axis"]
+                axis = axis[0] if axis else 1
+                if dims is None or dims[axis] != scale.size:
+                    out.append((i, "Assertion failed: K == scaleSize && \"The number of scales is not equal to the "
+                                   "number of output channels.\""))
+        return out
 
     # --- the calibrator ---------------------------------------------------------------------------------------
     if not strongly_typed_only:  # IInt8EntropyCalibrator2 is gone in 11.x (v11.1 has no pyInt8 bindings)
@@ -507,8 +562,22 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
                 _log(ILogger.ERROR, build_fails_with)
                 return None
             flags = sorted(f.name for f in config._flags)
+            if network._qdq and not strongly_typed_only and "INT8" not in flags:
+                # weak typing: "To enable the use of any quantized operations, the INT8 flag must be set in the
+                # builder configuration" (TensorRT 8.x Developer Guide, "Working with INT8"); on 10.x the flag is
+                # still what enables INT8 layers on weak typing ("INT8 : Enable Int8 layer selection. Deprecated in
+                # TensorRT 10.12. Superseded by strong typing", tensorrt-stubs 10.13 BuilderFlag). The words of
+                # this error are the double's, not TensorRT's.
+                _log(ILogger.ERROR, "Q/DQ layers in the network, but the INT8 builder flag is not set")
+                return None
             calibrated = None
             cal = getattr(config, "int8_calibrator", None)
+            if cal is not None and "INT8" in flags and network._qdq:
+                # explicit quantization ignores a calibrator, with this warning (TensorRT 8.2.1.8:
+                # NVIDIA/TensorRT#1837)
+                _log(ILogger.WARNING, "Calibrator won't be used in explicit precision mode. Use quantization aware "
+                                      "training to generate network with Quantize/Dequantize nodes.")
+                cal = None
             if cal is not None and "INT8" in flags:  # calibration: the cache, or batches until None
                 cache = _callback(cal, "read_calibration_cache")
                 batches = 0
@@ -535,7 +604,7 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
                     "onnx": base64.b64encode(network._onnx).decode(), "workspace": workspace,
                     "dla_core": config.DLA_core if config.default_device_type == trt.DeviceType.DLA else None,
                     "has_plugin": bool(nms), "nms_half": bool(nms) and "FP16" in flags and not nms_fp32,
-                    "calibrated_batches": calibrated}
+                    "calibrated_batches": calibrated, "explicit_int8": network._qdq}
             return json.dumps(plan).encode()
 
     if v < (10, 0):  # build_engine: removed in 10.0 (v10.0.0 pyCore.cpp has no "build_engine")
@@ -627,7 +696,8 @@ def make_tensorrt(generation="10", gpu="desktop", parser_errors=None, rename_out
             outs = dict(zip([o.name for o in self._session.get_outputs()], self._session.run(None, feeds)))
             if self._nms is not None:
                 outs = self._plugin(outs)
-            if int8_box_shift and "INT8" in self._engine._plan["flags"] and "boxes" in outs:
+            if int8_box_shift and "INT8" in self._engine._plan["flags"] and "boxes" in outs and \
+                    not self._engine._plan.get("explicit_int8"):
                 outs["boxes"] = outs["boxes"] + np.float32(int8_box_shift)
             for name, _, _, _ in [io for io in self._engine._io if not io[1]]:
                 arr = np.ascontiguousarray(outs[name])
