@@ -151,15 +151,19 @@ def graph_contract(meta):
     return contract
 
 
-def int8_twin(graph, meta, settings, trt_version="8.2", echo=print):
-    """Add the Q/DQ twin to ``graph`` (OnnxGraph): the graph ONNX Runtime runs, explicitly quantized on
-    ``settings`` (export.quantize.Int8Settings), with the EfficientNMS_TRT node appended again for that layout."""
+def int8_twin(graph, meta, settings, trt_version="8.2", echo=print, qat=None):
+    """Add the Q/DQ twin to ``graph`` (OnnxGraph): the graph ONNX Runtime runs, explicitly quantized on the ranges
+    calibrated on ``settings`` (export.quantize.Int8Settings), or on those a QAT checkpoint carries (``qat``: (the
+    model, its record)), with the EfficientNMS_TRT node appended again for that layout."""
     import copy
-    from .quantize import CalibrationImages, make_qdq_graph
-    images = CalibrationImages(settings.dataset, meta, settings.max_images, settings.seed)
+    from .quantize import CalibrationImages, make_qdq_graph, qat_qdq_graph
     host_sha = hashlib.sha256(graph.host_data).hexdigest()
-    host_proto, record = make_qdq_graph(graph.host_data, host_sha, meta, images, settings.method, settings.cache,
-                                        settings.keep_first_conv, echo)
+    if qat is not None:
+        host_proto, record = qat_qdq_graph(graph.host_data, host_sha, meta, qat[0], qat[1], echo)
+    else:
+        images = CalibrationImages(settings.dataset, meta, settings.max_images, settings.seed)
+        host_proto, record = make_qdq_graph(graph.host_data, host_sha, meta, images, settings.method, settings.cache,
+                                            settings.keep_first_conv, echo)
     host_data = host_proto.SerializeToString()
     proto = copy.deepcopy(host_proto)
     if meta.layout == "efficient_nms":

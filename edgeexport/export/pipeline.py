@@ -26,17 +26,21 @@ class ExportResult(object):
 
 
 def load_source(model, labels=None, image_mean=None, image_std=None, arch=None, override_metadata=False):
-    """Stage 0: (torchvision SSD in eval mode, ModelMeta, where it came from) from a model.pth path or from an
-    in-memory torchvision SSDLite (whose labels must then be given)."""
+    """Stage 0: (torchvision SSD in eval mode, ModelMeta, where it came from, its QAT record or None) from a
+    model.pth path or from an in-memory torchvision SSDLite (whose labels must then be given)."""
     from ..model.checkpoint import describe_model, load_model
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         path = os.fspath(model)
-        net, meta, _ = load_model(path, labels, image_mean, image_std, arch, override=override_metadata)
-        return net, meta, path
+        net, meta, raw = load_model(path, labels, image_mean, image_std, arch, override=override_metadata)
+        qat = raw.get("qat") if isinstance(raw, dict) else None
+        if qat is not None and not (isinstance(qat, dict) and isinstance(qat.get("amax"), dict)):
+            from ..device.errors import CheckpointError
+            raise CheckpointError("{} has a damaged QAT record (no input ranges)".format(path))
+        return net, meta, path, qat
     if labels is None:
         raise UsageError("an in-memory model carries no class names: pass labels=[...] (the K foreground classes)")
     meta = describe_model(model, labels)
-    return model.eval(), meta, type(model).__name__
+    return model.eval(), meta, type(model).__name__, None
 
 
 VALIDATION_ROWS = ("pytorch", "onnxruntime", "nvinfer")
@@ -102,7 +106,13 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
     if video is not None:
         from ..data.frames import video_frame_size
         video_frame_size(video)  # a bad clip fails now, not after the slow stages
-    net, model_meta, source = load_source(model, labels, image_mean, image_std, arch, override_metadata)
+    net, model_meta, source, qat = load_source(model, labels, image_mean, image_std, arch, override_metadata)
+    if qat is not None and precision == "int8":
+        if int8 is not None:
+            raise UsageError("{} was trained with QAT and carries its INT8 ranges: export it without calibration "
+                             "data".format(source))
+        if fold != "exact":
+            raise UsageError("QAT quantized the first conv as the exact fold has it: export with --fold exact")
     from ..model.checkpoint import weights_sha256
     weights = weights_sha256(net)  # before the fold changes the first conv
     # efficient_nms = the boxes_scores graph + TensorRT's NMS plugin node appended to it
@@ -113,8 +123,11 @@ def export_bundle(model, output_dir, labels=None, layout="boxes_scores", color="
                       settings or DetectionSettings(), __version__, weights_sha256=weights)
     t1 = time.perf_counter()
     graph = export_onnx(deploy, meta, simplify, trt_version)
-    if int8 is not None:
-        int8_twin(graph, meta, int8, trt_version, echo)
+    if int8 is not None or (qat is not None and precision == "int8"):
+        int8_twin(graph, meta, int8, trt_version, echo, qat=None if qat is None else (net, qat))
+    elif qat is not None:
+        echo("note: {} was trained with QAT; export --precision int8 writes its Q/DQ graph with the ranges it "
+             "learnt with".format(source))
     t2 = time.perf_counter()
     parity = check_export(net, graph, meta, images if images is not None else fixture_images(model_meta.labels))
     t3 = time.perf_counter()

@@ -43,6 +43,9 @@ QDQ_RECORD = "model_int8.calibration.json"
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 QUANTIZED_OPS = ("Conv",)
 PERCENTILE = 99.999
+MAX_LAYER_ERROR = 0.3  # a conv whose INT8 output is off by more than this (relative RMS) alone stays float
+SENSITIVITY_IMAGES = 8
+CALIB_CHUNK = 16  # images per collect_data call (memory: see calibrate.Reader)
 
 
 class Int8Settings(object):
@@ -128,14 +131,17 @@ def calibrate(fp32_bytes, images, method="percentile", echo=print):
     batch = 1 if images.meta.dynamic_batch else int(images.meta.batch_size)
 
     class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.i = 0
+        """The images of one chunk: ONNX Runtime's calibrators keep every intermediate output of a collect_data
+        call in memory (23 GB for SSDLite-Large on 256 images, killed here by the OOM killer), and merge their
+        ranges and histograms across calls."""
+
+        def __init__(self, chunk):
+            self.chunk = list(chunk)
 
         def get_next(self):
-            if self.i >= len(feeds):
+            if not self.chunk:
                 return None
-            x = feeds[self.i]
-            self.i += 1
+            x = self.chunk.pop(0)
             return {images.meta.input_name: np.repeat(x, batch, 0) if batch > 1 else x}
 
     kinds = {"minmax": (CalibrationMethod.MinMax, {"symmetric": True}),
@@ -150,7 +156,8 @@ def calibrate(fp32_bytes, images, method="percentile", echo=print):
         calibrator = create_calibrator(src, list(QUANTIZED_OPS), os.path.join(tmp, "augmented.onnx"), kind,
                                        extra_options=options)
         with contextlib.redirect_stdout(io.StringIO()):  # ONNX Runtime's histogram calibrators print as they go
-            calibrator.collect_data(Reader())
+            for i in range(0, len(feeds), CALIB_CHUNK):
+                calibrator.collect_data(Reader(feeds[i:i + CALIB_CHUNK]))
             data = calibrator.compute_data()
         del calibrator
     ranges = {}
@@ -206,6 +213,7 @@ def _quantize(fp32_bytes, tensors, exclude, options):
         quantizer.quantize_model()
         quantizer.model.topological_sort()  # the quantizer appends its nodes; ONNX wants producers first
         proto = quantizer.model.model
+    float_inputs_outside_convs(proto)
     # shape inference's value_info is not part of the graph's contract (and names tensors TensorRT never sees)
     del proto.graph.value_info[:]
     try:
@@ -214,6 +222,27 @@ def _quantize(fp32_bytes, tensors, exclude, options):
         raise ExportError("onnx.checker rejected the Q/DQ graph: {}".format(str(e).splitlines()[0]))
     check_qdq_for_tensorrt(proto)
     return proto
+
+
+def float_inputs_outside_convs(proto):
+    """The quantizer gives a tensor's Q/DQ pair to all its readers; a residual Add that reads a conv's input would
+    then add the rounded value, and a conv left float would read it rounded. Such readers get the float tensor
+    back: only quantized convs read quantized values, which is what QAT trains (model/qat.py) and what TensorRT
+    needs to fuse (a DQ in front of each conv)."""
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    for node in proto.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        weight = producer.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weight is not None and weight.op_type == "DequantizeLinear":
+            continue  # a quantized conv: both its inputs dequantized
+        # (a conv left float reads its input float too)
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is not None and dq.op_type == "DequantizeLinear":
+                q = producer.get(dq.input[0])
+                if q is not None and q.op_type == "QuantizeLinear":
+                    node.input[i] = q.input[0]
 
 
 def check_qdq_for_tensorrt(proto):
@@ -252,11 +281,66 @@ def qdq_summary(proto):
             "convs_float": sorted(n.name for n in convs if n.name not in quantized)}
 
 
+def int8_conv_error(x, w, bias, attrs, x_amax):
+    """Relative RMS error of one conv's output when its input (per tensor, ``x_amax``) and weights (per output
+    channel) are quantized as the Q/DQ graph quantizes them, against the same conv in float (torch tensors)."""
+    import torch
+    import torch.nn.functional as F
+    from ..model.qat import fake_quant_channels, fake_quant_tensor
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    args = (attrs.get("strides", [1, 1]), (pads[0], pads[1]), attrs.get("dilations", [1, 1]), attrs.get("group", 1))
+    with torch.no_grad():
+        y = F.conv2d(x, w, bias, *args)
+        yq = F.conv2d(fake_quant_tensor(x, x_amax), fake_quant_channels(w), bias, *args)
+        return float(torch.linalg.vector_norm(yq - y) / torch.linalg.vector_norm(y).clamp_min(1e-12))
+
+
+def layer_errors(fp32_bytes, feeds, ranges):
+    """{Conv node name: int8_conv_error} over ``feeds`` (graph inputs), each conv fed its float input: how much
+    INT8 costs each conv alone. Per-tensor activations cannot hold a tensor whose channels differ by orders of
+    magnitude (measured: SSDLite-Large's last stage, whose convs lose all their signal; RESULTS.md)."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import helper, numpy_helper
+    proto = onnx.load_from_string(fp32_bytes)
+    consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv" and n.input[0] in ranges and n.input[1] in consts]
+    names = sorted({n.input[0] for n in convs})
+    del proto.graph.output[:]
+    proto.graph.output.extend([helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in names])
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = {}
+    for x in feeds:
+        for name, value in zip(names, session.run(None, {session.get_inputs()[0].name: x})):
+            inputs.setdefault(name, []).append(torch.from_numpy(np.array(value)))
+    out = {}
+    for n in convs:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        w = torch.from_numpy(np.array(consts[n.input[1]]))
+        bias = torch.from_numpy(np.array(consts[n.input[2]])) if len(n.input) > 2 and n.input[2] in consts else None
+        amax = max(abs(ranges[n.input[0]][0]), abs(ranges[n.input[0]][1]))
+        out[n.name] = int8_conv_error(torch.cat(inputs[n.input[0]]), w, bias, attrs, amax)
+    return out
+
+
+def float_convs(errors, max_error=MAX_LAYER_ERROR, echo=print):
+    """The convs INT8 would wreck (error above ``max_error``), said; they stay float (FP16 on weak typing)."""
+    keep = sorted(n for n, e in errors.items() if e > max_error)
+    if keep:
+        worst = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+        echo("INT8 sensitivity: {} of {} convs stay float (their INT8 output alone is off by more than {:.0%}; worst "
+             "{})".format(len(keep), len(errors), max_error, ", ".join("{} {:.0%}".format(k, v) for k, v in worst)))
+    return keep
+
+
 def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="percentile", cache_path=None, keep_first_conv=False,
-                   echo=print):
+                   echo=print, max_layer_error=MAX_LAYER_ERROR):
     """(Q/DQ bytes, record) for the fp32 graph ``fp32_bytes`` (what ONNX Runtime runs: the graph before any
     TensorRT plugin node). ``cache_path``: ranges reused when made for the same graph, input, images and method,
-    written otherwise. ``keep_first_conv``: the conv that holds the folded normalisation stays float."""
+    written otherwise. ``keep_first_conv``: the conv that holds the folded normalisation stays float. Convs whose INT8
+    output alone is off by more than ``max_layer_error`` (layer_errors, on the first calibration images) stay
+    float too."""
     import onnx
     identity = cache_identity(fp32_sha256, meta, images, method)
     ranges = read_cache(cache_path, identity) if cache_path else None
@@ -276,9 +360,27 @@ def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="percentile", c
         first = first_conv_name(proto, meta.input_name)
         if first:
             exclude.append(first)
+    errors = layer_errors(fp32_bytes, images.inputs(progress=False)[:SENSITIVITY_IMAGES], ranges)
+    exclude = sorted(set(exclude) | set(float_convs(errors, max_layer_error, echo)))
     qdq = quantize_graph(fp32_bytes, ranges, exclude)
     record = {"identity": identity, "method": method, "percentile": PERCENTILE if method == "percentile" else None,
               "images": len(images), "images_sha256": identity["images_sha256"], "fp32_onnx_sha256": fp32_sha256,
-              "quantized_ops": list(QUANTIZED_OPS), "kept_float": exclude, "summary": qdq_summary(qdq),
+              "quantized_ops": list(QUANTIZED_OPS), "kept_float": exclude, "max_layer_error": max_layer_error,
+              "layer_errors": {k: round(v, 4) for k, v in sorted(errors.items())}, "summary": qdq_summary(qdq),
               "ranges": ranges}
+    return qdq, record
+
+
+def qat_qdq_graph(fp32_bytes, fp32_sha256, meta, model, qat_record, echo=print):
+    """(Q/DQ graph, record) from a QAT checkpoint: its input ranges on the tensors its convs read in the graph
+    (model.qat.ranges_for_graph), weights quantized from the weights as QAT quantized them."""
+    from ..model.qat import ranges_for_graph
+    ranges, exclude = ranges_for_graph(model, meta.model, qat_record, fp32_bytes, meta.channel_order)
+    echo("QAT checkpoint: {} input ranges placed on the graph's convs, {} convs float as QAT left them (no "
+         "calibration)".format(len(ranges), len(exclude)))
+    qdq = quantize_graph(fp32_bytes, ranges, exclude)
+    record = {"identity": {"onnx_sha256": fp32_sha256, "input_shape": list(meta.input_shape), "method": "qat"},
+              "method": "qat", "percentile": qat_record.get("percentile"), "images": 0, "images_sha256": "",
+              "fp32_onnx_sha256": fp32_sha256, "quantized_ops": list(QUANTIZED_OPS), "kept_float": exclude,
+              "summary": qdq_summary(qdq), "ranges": ranges}
     return qdq, record

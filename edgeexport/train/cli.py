@@ -73,6 +73,12 @@ def get_args_parser(add_help=True):
     g.add_argument("--bn-momentum", type=probability, default=None,
                    help="BatchNorm running-stat momentum (recipe: 0.03, tuned for 600 epochs); a short run needs "
                         "more, or its eval-mode statistics lag behind the weights. Not stored in the weights")
+    g = p.add_argument_group("quantization-aware training (INT8: export --precision int8 then needs no calibration)")
+    g.add_argument("--qat", action="store_true",
+                   help="fine-tune --resume CHECKPOINT (a best.pth) with INT8 fake quantization exactly where "
+                        "export's Q/DQ graph quantizes; --epochs counts the QAT epochs (a QAT last.pth continues)")
+    g.add_argument("--qat-calib-batches", type=iterations, default=8,
+                   help="training batches the held input ranges are calibrated on")
     g = p.add_argument_group("run")
     g.add_argument("--output-dir", default="runs/train", help="where last.pth, best.pth, metrics.json go")
     g.add_argument("--resume", default="", help="a last.pth to continue from (exactly after its last whole epoch)")
@@ -231,6 +237,50 @@ def resume(path, ckpt, meta, model, optimizer, scheduler, scaler):
     return state
 
 
+def read_qat_start(path):
+    """--qat --resume PATH: (a trained checkpoint to start QAT from, None), or (None, a QAT last.pth to continue)."""
+    from ..model.checkpoint import read_checkpoint
+    if not path:
+        raise UsageError("--qat fine-tunes a trained model: pass --resume BEST.pth (its weights; --epochs then counts "
+                         "the QAT epochs)")
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or "meta" not in ckpt:
+        raise CheckpointError("{} is not a checkpoint written by this trainer (no model and meta)".format(path))
+    qat = ckpt.get("qat")
+    if isinstance(ckpt.get("train_state"), dict) and qat is not None:
+        if not isinstance(qat, dict) or not isinstance(qat.get("amax"), dict):
+            raise CheckpointError("{} has a damaged QAT record (no input ranges)".format(path))
+        return None, ckpt
+    return ckpt, None
+
+
+def load_weights(path, ckpt, meta, model):
+    """A trained checkpoint's weights into this run's model (QAT's start); other model settings are refused."""
+    try:
+        saved = ModelMeta.from_dict(dict(ckpt["meta"], provenance={}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError("{} has no usable model metadata ({})".format(path, e))
+    if saved != meta:
+        raise CheckpointError("{} was trained with other model settings ({}); this run has {}: pass the same "
+                              "--arch, dataset labels, --image-mean/--image-std, --input-size".format(
+                                  path, saved.to_dict(), meta.to_dict()))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:  # by design: weights this model cannot take are not this model's
+        raise CheckpointError("{} does not fit this model ({}: {})".format(path, type(e).__name__,
+                                                                          str(e).splitlines()[0][:160]))
+
+
+def qat_batches(dataset, batch_size, batches, device):
+    """Up to ``batches`` lists of images (the model's eval input) from the start of ``dataset``."""
+    n = min(len(dataset), batch_size * batches)
+    for i in range(0, n, batch_size):
+        items = [dataset[j] for j in range(i, min(n, i + batch_size))]
+        images = [item[0].to(device) for item in items if isinstance(item, tuple)]  # a bad sample is left out
+        if images:
+            yield images
+
+
 def main(args):
     from ..model.checkpoint import save_checkpoint
     from ..model.ssdlite import build_ssdlite
@@ -250,7 +300,11 @@ def main(args):
     RunOutputs(reads=[args.data_path, args.val_data_path, args.ann_file, args.val_ann_file]).folder(
         args.output_dir, "--output-dir")
     check_earlier_run(args.output_dir, args.resume, args.force)
-    resume_ckpt = read_resume_checkpoint(args.resume) if args.resume else None
+    qat_start = None  # --qat from a trained checkpoint's weights (a QAT last.pth resumes as any run does)
+    if args.qat:
+        qat_start, resume_ckpt = read_qat_start(args.resume)
+    else:
+        resume_ckpt = read_resume_checkpoint(args.resume) if args.resume else None
 
     train_set, val_set = build_datasets(args)
     if D.is_main(rank):
@@ -291,7 +345,20 @@ def main(args):
         else None
 
     start_epoch, best_map50, history = 0, -1.0, []
-    if args.resume:
+    qat = None
+    if qat_start is not None:
+        load_weights(args.resume, qat_start, meta, model)
+        qat_start = None
+        from ..model.qat import QatDetector
+        qat = QatDetector(model, meta)
+        calib = TorchDetection(train_set, eval_transform(nvinfer_size))
+        qat.calibrate(qat_batches(calib, args.batch_size, args.qat_calib_batches, device),
+                      echo=print if D.is_main(rank) else (lambda *a: None))
+    elif args.qat:
+        from ..model.qat import QatDetector
+        qat = QatDetector(model, meta, amax=resume_ckpt["qat"]["amax"],
+                          float_convs=resume_ckpt["qat"].get("float_convs") or ())
+    if resume_ckpt is not None:
         state = resume(args.resume, resume_ckpt, meta, model, optimizer, scheduler, scaler)
         resume_ckpt = None  # its tensors are in the model and optimizer now
         start_epoch, best_map50, history = state["epoch"] + 1, state["best_map50"], list(state["history"])
@@ -346,9 +413,10 @@ def main(args):
                            "scaler": scaler.state_dict() if scaler is not None else {}, "best_map50": best_map50,
                            "history": history}
             os.makedirs(args.output_dir, exist_ok=True)
-            save_checkpoint(os.path.join(args.output_dir, "last.pth"), model, meta, train_state=train_state)
+            extra = {"qat": qat.record()} if qat is not None else {}
+            save_checkpoint(os.path.join(args.output_dir, "last.pth"), model, meta, train_state=train_state, **extra)
             if is_best:
-                save_checkpoint(os.path.join(args.output_dir, "best.pth"), model, meta)
+                save_checkpoint(os.path.join(args.output_dir, "best.pth"), model, meta, **extra)
             atomic_write_text(os.path.join(args.output_dir, "metrics.json"), json.dumps(history, indent=1) + "\n")
             plot_curves(history, os.path.join(args.output_dir, "curves.png"))
             msg = "epoch {:3d}  loss {:.3f}  {:.1f} img/s  {:.0f} s".format(

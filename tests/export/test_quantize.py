@@ -52,13 +52,13 @@ def test_the_qdq_twin_passes_onnx_and_tensorrt_rules(int8_bundle):
             assert src in consts and consts[src].shape[0] == scale.size
             assert [a.i for a in n.attribute if a.name == "axis"] in ([], [0])
     assert per_channel > 0
-    # every conv reads two dequantized inputs; besides them only a residual Add shares a conv's dequantized input
-    # (one Q/DQ pair per tensor); the decode and softmax tail stays float
+    # every conv reads two dequantized inputs, and nothing else reads one: a residual Add keeps the float tensor
+    # (as QAT trains it), the decode and softmax tail stays float
     dq_out = {n.output[0] for n in qdq if n.op_type == "DequantizeLinear"}
     for n in proto.graph.node:
         if n.op_type == "Conv":
             assert n.input[0] in dq_out and n.input[1] in dq_out, n.name
-        elif n.op_type not in ("QuantizeLinear", "DequantizeLinear", "Add"):
+        elif n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             assert not set(n.input) & dq_out, "{} ({}) reads a dequantized tensor".format(n.name, n.op_type)
 
 
@@ -130,3 +130,19 @@ def test_the_cli_refuses_calibration_flags_without_calib_data(small_checkpoint, 
     with pytest.raises(SystemExit) as e:
         cli(["--model-path", small_checkpoint, "--output-dir", str(tmp_path / "y"), "--calib-data", "synthetic:4"])
     assert e.value.code != 0 and "--precision int8" in capsys.readouterr().err
+
+
+def test_a_conv_whose_channels_differ_by_orders_of_magnitude_stays_float():
+    import torch
+    from edgeexport.export.quantize import MAX_LAYER_ERROR, float_convs, int8_conv_error
+    torch.manual_seed(0)
+    w = torch.randn(8, 4, 3, 3)
+    attrs = {"pads": [1, 1, 1, 1]}
+    x = torch.randn(2, 4, 16, 16)
+    balanced = int8_conv_error(x, w, None, attrs, float(x.abs().max()))
+    x[:, 0] *= 1000.0  # one channel dwarfs the rest: a per-tensor INT8 grid rounds the others to 0
+    w[:, 0] = 0.0  # and carries nothing this conv uses
+    wrecked = int8_conv_error(x, w, None, attrs, float(x.abs().max()))
+    assert balanced < 0.05 < MAX_LAYER_ERROR < wrecked
+    said = []
+    assert float_convs({"a": balanced, "b": wrecked}, echo=said.append) == ["b"] and "1 of 2 convs" in said[0]

@@ -205,3 +205,29 @@ def test_a_diverging_run_is_one_line_and_keeps_the_last_good_epoch(tmp_path, mon
     assert e.value.code == 1 and len(err) == 1, err
     assert "diverged at epoch 1" in err[0] and "{} holds epoch 0".format(out / "last.pth") in err[0]
     assert read_checkpoint(str(out / "last.pth"))["train_state"]["epoch"] == 0
+
+
+def test_qat_fine_tunes_a_trained_model_and_continues(tmp_path):
+    base, qat = tmp_path / "base", tmp_path / "qat"
+    assert run_cli(TINY + ["--epochs", "1", "--output-dir", str(base)]).returncode == 0
+    r = run_cli(TINY + ["--qat", "--resume", str(base / "best.pth"), "--qat-calib-batches", "1", "--epochs", "1",
+                        "--output-dir", str(qat)])
+    assert r.returncode == 0, r.stderr
+    assert "QAT: input ranges of 88 convs calibrated on 1 batches" in r.stdout
+    ckpt = read_checkpoint(str(qat / "last.pth"))
+    amax = ckpt["qat"]["amax"]
+    assert len(amax) == 88 and all(v > 0 for v in amax.values())
+    # nothing added to the state dict: a QAT checkpoint loads as a plain SSDLite
+    assert sorted(ckpt["model"]) == sorted(_weights(base / "best.pth"))
+    load_model(str(qat / "best.pth"))
+    # a QAT last.pth continues as any run does, with its ranges held
+    r = run_cli(TINY + ["--qat", "--resume", str(qat / "last.pth"), "--epochs", "2", "--output-dir", str(qat)])
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stdout and "calibrated" not in r.stdout
+    assert read_checkpoint(str(qat / "last.pth"))["qat"]["amax"] == amax
+
+
+def test_qat_needs_a_checkpoint_to_start_from(tmp_path):
+    r = run_cli(TINY + ["--qat", "--epochs", "1", "--output-dir", str(tmp_path / "q")])
+    assert r.returncode == 2 and "--resume BEST.pth" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "q").exists()
