@@ -20,7 +20,7 @@ from ..device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_coun
                           iterations, non_negative_float, positive_float, positive_unit, probability,
                           run_cli, seed, worker_count)
 from ..device.errors import CheckpointError, InputFileError, TrainingError, UsageError
-from ..device.fileio import atomic_write_text, remove_stale_temporaries
+from ..device.fileio import atomic_write_text, is_inside, remove_stale_temporaries
 from ..device.outputs import RunOutputs
 from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from ..model.torch_device import default_device, torch_device
@@ -299,12 +299,17 @@ def main(args):
     # checkpoint, so a failed start leaves nothing
     RunOutputs(reads=[args.data_path, args.val_data_path, args.ann_file, args.val_ann_file]).folder(
         args.output_dir, "--output-dir")
-    check_earlier_run(args.output_dir, args.resume, args.force)
     qat_start = None  # --qat from a trained checkpoint's weights (a QAT last.pth resumes as any run does)
     if args.qat:
         qat_start, resume_ckpt = read_qat_start(args.resume)
+        if qat_start is not None and is_inside(os.path.abspath(args.resume), os.path.abspath(args.output_dir)):
+            raise UsageError("--qat starts a new run from {}, which lies in --output-dir {}: the QAT checkpoints "
+                             "would replace the model it fine-tunes; name another --output-dir".format(
+                                 args.resume, args.output_dir))
     else:
         resume_ckpt = read_resume_checkpoint(args.resume) if args.resume else None
+    # a new QAT run is a new run: it replaces an earlier run's results only with --force
+    check_earlier_run(args.output_dir, args.resume if resume_ckpt is not None else "", args.force)
 
     train_set, val_set = build_datasets(args)
     if D.is_main(rank):

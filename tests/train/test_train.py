@@ -231,3 +231,13 @@ def test_qat_needs_a_checkpoint_to_start_from(tmp_path):
     r = run_cli(TINY + ["--qat", "--epochs", "1", "--output-dir", str(tmp_path / "q")])
     assert r.returncode == 2 and "--resume BEST.pth" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "q").exists()
+
+
+def test_qat_never_writes_over_the_model_it_fine_tunes(tmp_path):
+    base = tmp_path / "base"
+    assert run_cli(TINY + ["--epochs", "1", "--output-dir", str(base)]).returncode == 0
+    before = (base / "best.pth").read_bytes()
+    r = run_cli(TINY + ["--qat", "--resume", str(base / "best.pth"), "--epochs", "1", "--output-dir", str(base),
+                        "--force"])
+    assert r.returncode == 2 and "name another --output-dir" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (base / "best.pth").read_bytes() == before
