@@ -15,31 +15,8 @@ import copy
 import torch
 from torch import nn
 
-from ..device.errors import ModelStructureError
+from ..model.ssdlite import find_first_conv
 from ..device.meta import FOLDS
-
-
-def find_first_conv(backbone):
-    """The convolution that first touches the image, checked to be the first operation of the network.
-
-    Only containers may precede it: a leaf module before it (a normalisation layer, say) would see the
-    un-normalised input, and folding into the conv would then be wrong.
-    """
-    for name, module in backbone.named_modules():
-        if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) or module is backbone:
-            continue
-        if type(module).__name__ in ("Conv2dNormActivation", "ConvNormActivation"):
-            continue  # a torchvision Sequential subclass: a container
-        if not isinstance(module, nn.Conv2d):
-            raise ModelStructureError("the first layer of the backbone is {} ({}), expected a plain Conv2d to fold the "
-                                      "normalisation into".format(name, type(module).__name__))
-        if module.in_channels != 3 or module.groups != 1 or module.padding_mode != "zeros":
-            raise ModelStructureError(
-                "the first conv {} must have 3 input channels, groups=1 and zero padding to take the fold; got "
-                "in_channels={}, groups={}, padding_mode={}".format(name, module.in_channels, module.groups,
-                                                                  module.padding_mode))
-        return name, module
-    raise ModelStructureError("no convolution found in the backbone")
 
 
 @torch.no_grad()

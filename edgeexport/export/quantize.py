@@ -37,13 +37,13 @@ import time
 import numpy as np
 
 from ..device.errors import DatasetError, ExportError, UsageError
+from ..model.qat import MAX_LAYER_ERROR, int8_conv_error
 
 QDQ_ONNX = "model_int8.onnx"
 QDQ_RECORD = "model_int8.calibration.json"
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 QUANTIZED_OPS = ("Conv",)
 PERCENTILE = 99.999
-MAX_LAYER_ERROR = 0.3  # a conv whose INT8 output is off by more than this (relative RMS) alone stays float
 SENSITIVITY_IMAGES = 8
 CALIB_CHUNK = 16  # images per collect_data call (memory: see calibrate.Reader)
 
@@ -279,20 +279,6 @@ def qdq_summary(proto):
     quantized = [n.name for n in convs if n.input[0] in quantized_inputs and n.input[1] in quantized_inputs]
     return {"quantize_nodes": q, "dequantize_nodes": dq, "convs_quantized": len(quantized),
             "convs_float": sorted(n.name for n in convs if n.name not in quantized)}
-
-
-def int8_conv_error(x, w, bias, attrs, x_amax):
-    """Relative RMS error of one conv's output when its input (per tensor, ``x_amax``) and weights (per output
-    channel) are quantized as the Q/DQ graph quantizes them, against the same conv in float (torch tensors)."""
-    import torch
-    import torch.nn.functional as F
-    from ..model.qat import fake_quant_channels, fake_quant_tensor
-    pads = attrs.get("pads", [0, 0, 0, 0])
-    args = (attrs.get("strides", [1, 1]), (pads[0], pads[1]), attrs.get("dilations", [1, 1]), attrs.get("group", 1))
-    with torch.no_grad():
-        y = F.conv2d(x, w, bias, *args)
-        yq = F.conv2d(fake_quant_tensor(x, x_amax), fake_quant_channels(w), bias, *args)
-        return float(torch.linalg.vector_norm(yq - y) / torch.linalg.vector_norm(y).clamp_min(1e-12))
 
 
 def layer_errors(fp32_bytes, feeds, ranges):

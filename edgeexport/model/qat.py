@@ -20,6 +20,7 @@ from ..device.errors import CheckpointError, ExportError
 
 QMAX = 127
 PERCENTILE = 99.999  # the calibration export's default uses (export/quantize.py)
+MAX_LAYER_ERROR = 0.3  # a conv whose INT8 output alone is off by more than this (relative RMS) stays float
 SAMPLE = 1 << 20  # activations sampled per batch for the percentile
 
 
@@ -45,6 +46,19 @@ def fake_quant_tensor(x, amax):
 def fake_quant_channels(w):
     scale = _scale(w.detach().abs().amax(dim=(1, 2, 3))).to(w.device, w.dtype).view(-1, 1, 1, 1)
     return _fake_quant(w, scale)
+
+
+def int8_conv_error(x, w, bias, attrs, x_amax):
+    """Relative RMS error of one conv's output when its input (per tensor, ``x_amax``) and weights (per output
+    channel) are quantized as the Q/DQ graph quantizes them, against the same conv in float (torch tensors)."""
+    import torch
+    import torch.nn.functional as F
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    args = (attrs.get("strides", [1, 1]), (pads[0], pads[1]), attrs.get("dilations", [1, 1]), attrs.get("group", 1))
+    with torch.no_grad():
+        y = F.conv2d(x, w, bias, *args)
+        yq = F.conv2d(fake_quant_tensor(x, x_amax), fake_quant_channels(w), bias, *args)
+        return float(torch.linalg.vector_norm(yq - y) / torch.linalg.vector_norm(y).clamp_min(1e-12))
 
 
 def conv_bn_pairs(model):
@@ -76,7 +90,7 @@ class QatDetector(object):
     ``calibrate`` sets it."""
 
     def __init__(self, model, meta, amax=None, float_convs=()):
-        from ..export.fold import find_first_conv
+        from .ssdlite import find_first_conv
         self.model, self.pairs = model, conv_bn_pairs(model)
         first_name, first = find_first_conv(model.backbone)
         self.first = first
@@ -167,7 +181,6 @@ class QatDetector(object):
 
     @staticmethod
     def _max_error():
-        from ..export.quantize import MAX_LAYER_ERROR
         return MAX_LAYER_ERROR
 
     @torch.no_grad()
@@ -185,7 +198,6 @@ class QatDetector(object):
                 if conv is first:
                     a = self.fold.to(x.device)
                     x, w = x * a, w / a.view(1, 3, 1, 1)
-                from ..export.quantize import int8_conv_error
                 attrs = {"strides": list(conv.stride), "pads": list(conv.padding) * 2,
                          "dilations": list(conv.dilation), "group": conv.groups}
                 errors[name] = int8_conv_error(x, w, b, attrs, self.amax[name])
@@ -218,7 +230,7 @@ def ranges_for_graph(model, meta, record, fp32_bytes, channel_order=(0, 1, 2)):
     import numpy as np
     import onnx
     from onnx import numpy_helper
-    from ..export.fold import find_first_conv
+    from .ssdlite import find_first_conv
     proto = onnx.load_from_string(fp32_bytes)
     consts = {t.name: t for t in proto.graph.initializer}
     _, first = find_first_conv(model.backbone)

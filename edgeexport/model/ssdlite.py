@@ -13,7 +13,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extractor, _normal_init
 
-from ..device.errors import InputFileError
+from ..device.errors import InputFileError, ModelStructureError
 from ..device.meta import ModelMeta
 
 _BACKBONES = {"ssdlite320_mobilenet_v3_large": mobilenet_v3_large,
@@ -104,3 +104,26 @@ def calibrate_batchnorm(model, images, size=None):
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model.eval()
+
+
+def find_first_conv(backbone):
+    """The convolution that first touches the image, checked to be the first operation of the network.
+
+    Only containers may precede it: a leaf module before it (a normalisation layer, say) would see the
+    un-normalised input, and folding into the conv would then be wrong.
+    """
+    for name, module in backbone.named_modules():
+        if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) or module is backbone:
+            continue
+        if type(module).__name__ in ("Conv2dNormActivation", "ConvNormActivation"):
+            continue  # a torchvision Sequential subclass: a container
+        if not isinstance(module, nn.Conv2d):
+            raise ModelStructureError("the first layer of the backbone is {} ({}), expected a plain Conv2d to fold the "
+                                      "normalisation into".format(name, type(module).__name__))
+        if module.in_channels != 3 or module.groups != 1 or module.padding_mode != "zeros":
+            raise ModelStructureError(
+                "the first conv {} must have 3 input channels, groups=1 and zero padding to take the fold; got "
+                "in_channels={}, groups={}, padding_mode={}".format(name, module.in_channels, module.groups,
+                                                                  module.padding_mode))
+        return name, module
+    raise ModelStructureError("no convolution found in the backbone")
