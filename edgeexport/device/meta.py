@@ -255,6 +255,14 @@ class DetectionSettings(object):
         return "DetectionSettings({})".format(self.to_dict())
 
 
+def _file_in_bundle(name, field):
+    """``name`` as a file name inside the bundle (no folder part, not "", "." or ".."), or ValueError."""
+    name = str(name)
+    if os.path.basename(name) != name or name in ("", ".", ".."):
+        raise ValueError("{} must be a file name inside the bundle, got {!r}".format(field, name))
+    return name
+
+
 class BundleMeta(object):
     """model.json: the model's metadata plus the deploy contract (what the ONNX, configs and parser agree on)."""
 
@@ -275,18 +283,14 @@ class BundleMeta(object):
             raise ValueError("batch_size must be >= 1, got {}".format(batch_size))
         self.dynamic_batch = bool(dynamic_batch)
         self.num_anchors = int(num_anchors)
-        self.onnx_file = str(onnx_file)
-        if os.path.basename(self.onnx_file) != self.onnx_file or self.onnx_file in ("", ".", ".."):
-            raise ValueError("onnx_file must be a file name inside the bundle, got {!r}".format(onnx_file))
+        self.onnx_file = _file_in_bundle(onnx_file, "onnx_file")
         self.onnx_sha256 = str(onnx_sha256)
         # The FP16 graph (fp32 inputs and outputs) that strongly typed TensorRT (11.x) builds an FP16 engine from.
         self.onnx_fp16_file, self.onnx_fp16_sha256 = str(onnx_fp16_file), str(onnx_fp16_sha256)
         # The explicitly quantized graph (Q/DQ nodes: export --precision int8 --calib-data) an INT8 engine is built
         # from on every TensorRT, and how it was calibrated (``int8``: method, images, what stayed float).
-        self.onnx_int8_file, self.onnx_int8_sha256 = str(onnx_int8_file), str(onnx_int8_sha256)
-        if self.onnx_int8_file and (os.path.basename(self.onnx_int8_file) != self.onnx_int8_file or
-                                    self.onnx_int8_file in (".", "..")):
-            raise ValueError("onnx_int8_file must be a file name inside the bundle, got {!r}".format(onnx_int8_file))
+        self.onnx_int8_file = _file_in_bundle(onnx_int8_file, "onnx_int8_file") if onnx_int8_file else ""
+        self.onnx_int8_sha256 = str(onnx_int8_sha256)
         self.int8 = dict(int8) if int8 else None
         self.precision = _choice(precision, PRECISIONS, "precision")
         self.settings = settings if settings is not None else DetectionSettings()
@@ -323,6 +327,12 @@ class BundleMeta(object):
     def graph_files(self):
         """The bundle's graphs, model.onnx first."""
         return [f for f in (self.onnx_file, self.onnx_fp16_file, self.onnx_int8_file) if f]
+
+    def graph_for(self, precision):
+        """The graph an engine of ``precision`` is built from where the builder's flags choose the precision
+        (TensorRT 8.x-10.x; build_engine adds 11.x's FP16 twin): INT8 from the Q/DQ twin when the bundle has one,
+        else model.onnx."""
+        return self.onnx_int8_file if precision == "int8" and self.onnx_int8_file else self.onnx_file
 
     # --- values nvinfer needs, all derived -------------------------------------------------------------
     @property

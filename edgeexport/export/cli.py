@@ -173,9 +173,7 @@ def main(args):
     print("bundle: {}  (export {:.1f} s: load+fold {:.1f}, ONNX {:.1f}, parity {:.1f})".format(
         result.bundle.path, t["total_s"], t["load_and_fold_s"], t["onnx_s"], t["parity_s"]))
     print("next, on the Jetson: python3 -m edgeexport.build_engine . --{}  (writes {})".format(
-        args.precision, engine_file_name(result.meta.onnx_int8_file if args.precision == "int8" and
-                                         result.meta.onnx_int8_file else "model.onnx", args.batch_size,
-                                         args.precision)))
+        args.precision, engine_file_name(result.meta.graph_for(args.precision), args.batch_size, args.precision)))
     return 0
 
 

@@ -37,7 +37,6 @@ import time
 import numpy as np
 
 from ..device.errors import DatasetError, ExportError, UsageError
-from ..model.qat import MAX_LAYER_ERROR, int8_conv_error
 
 QDQ_ONNX = "model_int8.onnx"
 QDQ_RECORD = "model_int8.calibration.json"
@@ -48,15 +47,18 @@ SENSITIVITY_IMAGES = 8
 CALIB_CHUNK = 16  # images per collect_data call (memory: see calibrate.Reader)
 
 
+def check_method(method):
+    if method not in CALIB_METHODS:
+        raise UsageError("calibration method must be one of {}, got {!r}".format(", ".join(CALIB_METHODS), method))
+
+
 class Int8Settings(object):
     """export --precision int8 --calib-data: the dataset to calibrate on (an edgeexport.data dataset), at most
     ``max_images`` of it chosen by ``seed``, the calibration ``method``, a ``cache`` file (or None), and whether the
     first conv (the folded normalisation) stays float."""
 
     def __init__(self, dataset, max_images=256, seed=0, method="percentile", cache=None, keep_first_conv=False):
-        if method not in CALIB_METHODS:
-            raise UsageError("calibration method must be one of {}, got {!r}".format(", ".join(CALIB_METHODS),
-                                                                                   method))
+        check_method(method)  # before the slow stages
         if int(max_images) < 1:
             raise UsageError("calibration needs at least 1 image, got max_images={}".format(max_images))
         self.dataset, self.max_images, self.seed, self.method = dataset, int(max_images), int(seed), method
@@ -125,8 +127,7 @@ def read_cache(path, identity):
 def calibrate(fp32_bytes, images, method="percentile", echo=print):
     """{tensor name: (low, high)} of every Conv input, from ONNX Runtime's calibrator over ``images``."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
-    if method not in CALIB_METHODS:
-        raise UsageError("calibration method must be one of {}, got {!r}".format(", ".join(CALIB_METHODS), method))
+    check_method(method)
     feeds = images.inputs()
     batch = 1 if images.meta.dynamic_batch else int(images.meta.batch_size)
 
@@ -289,6 +290,7 @@ def layer_errors(fp32_bytes, feeds, ranges):
     import onnxruntime as ort
     import torch
     from onnx import helper, numpy_helper
+    from ..model.qat import int8_conv_error
     proto = onnx.load_from_string(fp32_bytes)
     consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     convs = [n for n in proto.graph.node if n.op_type == "Conv" and n.input[0] in ranges and n.input[1] in consts]
@@ -310,8 +312,9 @@ def layer_errors(fp32_bytes, feeds, ranges):
     return out
 
 
-def float_convs(errors, max_error=MAX_LAYER_ERROR, echo=print):
-    """The convs INT8 would wreck (error above ``max_error``), said; they stay float (FP16 on weak typing)."""
+def float_convs(errors, max_error, echo=print):
+    """The convs INT8 would wreck (error above ``max_error``: model.qat.MAX_LAYER_ERROR, the limit QAT keeps too),
+    said; they stay float (FP16 on weak typing)."""
     keep = sorted(n for n, e in errors.items() if e > max_error)
     if keep:
         worst = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
@@ -321,13 +324,14 @@ def float_convs(errors, max_error=MAX_LAYER_ERROR, echo=print):
 
 
 def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="percentile", cache_path=None, keep_first_conv=False,
-                   echo=print, max_layer_error=MAX_LAYER_ERROR):
+                   echo=print, max_layer_error=None):
     """(Q/DQ bytes, record) for the fp32 graph ``fp32_bytes`` (what ONNX Runtime runs: the graph before any
     TensorRT plugin node). ``cache_path``: ranges reused when made for the same graph, input, images and method,
     written otherwise. ``keep_first_conv``: the conv that holds the folded normalisation stays float. Convs whose INT8
-    output alone is off by more than ``max_layer_error`` (layer_errors, on the first calibration images) stay
-    float too."""
-    import onnx
+    output alone is off by more than ``max_layer_error`` (default model.qat.MAX_LAYER_ERROR; layer_errors, on the
+    first calibration images) stay float too."""
+    if max_layer_error is None:  # imported here: model.qat imports torch, which export's command line need not load
+        from ..model.qat import MAX_LAYER_ERROR as max_layer_error
     identity = cache_identity(fp32_sha256, meta, images, method)
     ranges = read_cache(cache_path, identity) if cache_path else None
     if ranges is not None:
@@ -340,10 +344,10 @@ def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="percentile", c
             from ..device.fileio import atomic_write_text
             atomic_write_text(cache_path, json.dumps({"identity": identity, "ranges": ranges}, indent=1,
                                                      sort_keys=True) + "\n")
-    proto = onnx.load_from_string(fp32_bytes)
     exclude = []
     if keep_first_conv:
-        first = first_conv_name(proto, meta.input_name)
+        import onnx
+        first = first_conv_name(onnx.load_from_string(fp32_bytes), meta.input_name)
         if first:
             exclude.append(first)
     errors = layer_errors(fp32_bytes, images.inputs(progress=False)[:SENSITIVITY_IMAGES], ranges)

@@ -9,8 +9,7 @@ get_qmin_qmax_for_qType / compute_scale_zp) and QuantizeLinear's rounding (half 
 So QAT fake-quantizes the same tensors the same way: batch-norm is frozen (eval statistics) and folded into its
 conv in the forward pass, the first conv is quantized in the folded space, weight scales follow the weights at
 every step (as export computes them from the final weights), and activation ranges are calibrated once at the
-start and then held (as a Q/DQ graph holds them). Gradients pass the rounding straight through (PyTorch's
-fake_quantize ops). Nothing is added to the state dict: a QAT checkpoint loads as a plain SSDLite, and its ranges
+start and then held (as a Q/DQ graph holds them). Gradients pass the rounding straight through (_fake_quant). Nothing is added to the state dict: a QAT checkpoint loads as a plain SSDLite, and its ranges
 travel beside the weights (``checkpoint["qat"]``), which export reads instead of calibrating. Host-side (torch).
 """
 import torch
@@ -51,7 +50,6 @@ def fake_quant_channels(w):
 def int8_conv_error(x, w, bias, attrs, x_amax):
     """Relative RMS error of one conv's output when its input (per tensor, ``x_amax``) and weights (per output
     channel) are quantized as the Q/DQ graph quantizes them, against the same conv in float (torch tensors)."""
-    import torch
     import torch.nn.functional as F
     pads = attrs.get("pads", [0, 0, 0, 0])
     args = (attrs.get("strides", [1, 1]), (pads[0], pads[1]), attrs.get("dilations", [1, 1]), attrs.get("group", 1))
@@ -92,8 +90,7 @@ class QatDetector(object):
     def __init__(self, model, meta, amax=None, float_convs=()):
         from .ssdlite import find_first_conv
         self.model, self.pairs = model, conv_bn_pairs(model)
-        first_name, first = find_first_conv(model.backbone)
-        self.first = first
+        _, self.first = find_first_conv(model.backbone)
         std = torch.tensor(meta.image_std, dtype=torch.float32)
         self.fold = (255.0 * std).view(1, 3, 1, 1)  # the first conv's input, as the deploy graph sees it
         self.amax = dict(amax or {})
@@ -176,12 +173,8 @@ class QatDetector(object):
         self.float_convs = set(self._wrecked(batches_seen))
         echo("QAT: input ranges of {} convs calibrated on {} batches (percentile {:g}); {} convs stay float (INT8 "
              "alone puts their output off by more than the {:.0%} export allows)".format(
-                 len(amax), n, PERCENTILE, len(self.float_convs), self._max_error()))
+                 len(amax), n, PERCENTILE, len(self.float_convs), MAX_LAYER_ERROR))
         return amax
-
-    @staticmethod
-    def _max_error():
-        return MAX_LAYER_ERROR
 
     @torch.no_grad()
     def _wrecked(self, batch):
@@ -214,8 +207,7 @@ class QatDetector(object):
                 h.remove()
             self.model.train(was_training)
             self.float_convs = kept
-        limit = self._max_error()
-        return sorted(n for n, e in errors.items() if e > limit)
+        return sorted(n for n, e in errors.items() if e > MAX_LAYER_ERROR)
 
     def record(self):
         return {"amax": {k: float(v) for k, v in self.amax.items()}, "percentile": PERCENTILE,
@@ -243,7 +235,7 @@ def ranges_for_graph(model, meta, record, fp32_bytes, channel_order=(0, 1, 2)):
             if conv is first:
                 w = (w / fold)[:, list(channel_order)]
             mine.append((name, w.cpu().numpy()))
-    ranges, used, exclude = {}, set(), []
+    ranges, used, exclude, left_float = {}, set(), [], set(record.get("float_convs") or ())
     for node in proto.graph.node:
         if node.op_type != "Conv" or node.input[1] not in consts:
             continue
@@ -258,7 +250,7 @@ def ranges_for_graph(model, meta, record, fp32_bytes, channel_order=(0, 1, 2)):
             raise ExportError("the QAT checkpoint's convs do not match the exported graph's {} (closest differs by "
                               "{}): export the checkpoint QAT wrote, unchanged".format(node.name, err))
         used.add(best)
-        if best in set(record.get("float_convs") or ()):
+        if best in left_float:
             exclude.append(node.name)
             continue
         amax = float(record["amax"][best])

@@ -213,17 +213,24 @@ def read_resume_checkpoint(path):
     return ckpt
 
 
-def resume(path, ckpt, meta, model, optimizer, scheduler, scaler):
-    """Load last.pth's weights and training state into the run; returns the train_state. Whatever is not a
-    last.pth of this run's model is refused with one CheckpointError, by design."""
-    state = ckpt["train_state"]
+def check_same_model(path, ckpt, meta):
+    """The checkpoint ``ckpt`` (read from ``path``) was written for this run's model settings ``meta``, or one
+    CheckpointError."""
     try:
         saved = ModelMeta.from_dict(dict(ckpt["meta"], provenance={}))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError("{} has no usable model metadata ({})".format(path, e))
     if saved != meta:
-        raise CheckpointError("{} was trained with other model settings ({}); this run has {}".format(
-            path, saved.to_dict(), meta.to_dict()))
+        raise CheckpointError("{} was trained with other model settings ({}); this run has {}: pass the same "
+                              "--arch, dataset labels, --image-mean/--image-std, --input-size".format(
+                                  path, saved.to_dict(), meta.to_dict()))
+
+
+def resume(path, ckpt, meta, model, optimizer, scheduler, scaler):
+    """Load last.pth's weights and training state into the run; returns the train_state. Whatever is not a
+    last.pth of this run's model is refused with one CheckpointError, by design."""
+    state = ckpt["train_state"]
+    check_same_model(path, ckpt, meta)
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -256,14 +263,7 @@ def read_qat_start(path):
 
 def load_weights(path, ckpt, meta, model):
     """A trained checkpoint's weights into this run's model (QAT's start); other model settings are refused."""
-    try:
-        saved = ModelMeta.from_dict(dict(ckpt["meta"], provenance={}))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError("{} has no usable model metadata ({})".format(path, e))
-    if saved != meta:
-        raise CheckpointError("{} was trained with other model settings ({}); this run has {}: pass the same "
-                              "--arch, dataset labels, --image-mean/--image-std, --input-size".format(
-                                  path, saved.to_dict(), meta.to_dict()))
+    check_same_model(path, ckpt, meta)
     try:
         model.load_state_dict(ckpt["model"])
     except Exception as e:  # by design: weights this model cannot take are not this model's

@@ -134,7 +134,8 @@ def test_the_cli_refuses_calibration_flags_without_calib_data(small_checkpoint, 
 
 def test_a_conv_whose_channels_differ_by_orders_of_magnitude_stays_float():
     import torch
-    from edgeexport.export.quantize import MAX_LAYER_ERROR, float_convs, int8_conv_error
+    from edgeexport.export.quantize import float_convs
+    from edgeexport.model.qat import MAX_LAYER_ERROR, int8_conv_error
     torch.manual_seed(0)
     w = torch.randn(8, 4, 3, 3)
     attrs = {"pads": [1, 1, 1, 1]}
@@ -145,4 +146,4 @@ def test_a_conv_whose_channels_differ_by_orders_of_magnitude_stays_float():
     wrecked = int8_conv_error(x, w, None, attrs, float(x.abs().max()))
     assert balanced < 0.05 < MAX_LAYER_ERROR < wrecked
     said = []
-    assert float_convs({"a": balanced, "b": wrecked}, echo=said.append) == ["b"] and "1 of 2 convs" in said[0]
+    assert float_convs({"a": balanced, "b": wrecked}, MAX_LAYER_ERROR, echo=said.append) == ["b"] and "1 of 2 convs" in said[0]

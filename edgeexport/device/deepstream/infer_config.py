@@ -84,7 +84,7 @@ def infer_config_text(meta, precision=None, gpu_id=0, batch_size=None, int8_cali
     batch = int(batch_size or meta.batch_size)
     h, w = meta.model.input_size
     # INT8 from the explicitly quantized twin wherever the bundle has one: its scales travel in the graph
-    onnx_file = onnx_file or (meta.onnx_int8_file if precision == "int8" and meta.onnx_int8_file else meta.onnx_file)
+    onnx_file = onnx_file or meta.graph_for(precision)
     explicit = precision == "int8" and bool(meta.onnx_int8_file) and onnx_file == meta.onnx_int8_file
     prop = [
         ("gpu-id", gpu_id),

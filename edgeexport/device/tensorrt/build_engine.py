@@ -112,8 +112,6 @@ def graph_for(trt, meta, folder, precision):
     its scales with the INT8 flag set, 11.x from the strongly typed graph); the FP16 twin where TensorRT is strongly
     typed (11.x) and FP16 is asked for (the graph carries the precision there); else model.onnx (weak typing: the
     builder flag chooses). Their sha256 were checked with the bundle (resolve_target: bundle_check.check_files)."""
-    if explicit_int8(meta, precision):
-        return os.path.join(folder, meta.onnx_int8_file)
     if precision == "fp16" and api.strongly_typed(trt):
         if not meta.onnx_fp16_file:
             raise UsageError("TensorRT {} takes FP16 only from an FP16 ONNX, and this bundle has none (exported by "
@@ -122,7 +120,7 @@ def graph_for(trt, meta, folder, precision):
         path = os.path.join(folder, meta.onnx_fp16_file)
         # its sha256 was checked with the bundle (resolve_target: deepstream.bundle_check.check_files)
         return path
-    return os.path.join(folder, meta.onnx_file)
+    return os.path.join(folder, meta.graph_for(precision))
 
 
 def needs_fp32_nms(trt, meta, precision):
