@@ -8,6 +8,7 @@
 # The checkpoints come back as $OUT/<run>.pth (the device returns 8 files at most), logs and curves in logs.tar.gz;
 # export --precision int8 and the held-out mAP run on the host (RESULTS.md, "INT8 as a graph").
 #   bash benchmarks/gpu_int8.sh     (one H200: about 5 minutes; SMALL=1: a CPU dry run)
+#   LARGE_CKPT=runs/int8/large.pth bash benchmarks/gpu_int8.sh     (the QAT fine-tunes only, from that Large)
 cd "$(dirname "$0")/.."
 . benchmarks/gpu_common.sh
 LARGE_E=${LARGE_E:-60}; QAT_E=${QAT_E:-3}; QAT_LARGE_E=${QAT_LARGE_E:-10}; DEV=""; AMP="--no-amp"; VOC=${VOC:-runs/decode_map/voc}
@@ -22,14 +23,18 @@ run() {  # name, flags...: trains into $OUT/name, its log beside it
   timeout 560 $PY -m edgeexport.train $COMMON "$@" --output-dir "$OUT/$name" --force > "$OUT/$name.log" 2>&1
   echo "rc=$? $(tail -1 "$OUT/$name.log")" | tee -a "$OUT/log.txt"
 }
-run large --arch ssdlite320_mobilenet_v3_large --epochs "$LARGE_E" --lr 0.06 --warmup-iters 30 --eval-every 10 &
+LARGE_CKPT=${LARGE_CKPT:-}
+if [ -z "$LARGE_CKPT" ]; then
+  run large --arch ssdlite320_mobilenet_v3_large --epochs "$LARGE_E" --lr 0.06 --warmup-iters 30 --eval-every 10 &
+  LARGE_CKPT=$OUT/large/best.pth
+fi
 run qat_small --arch ssdlite320_mobilenet_v3_small --qat --resume "$SMALL_CKPT" --epochs "$QAT_E" --lr 0.006 \
   --warmup-iters 0 &
 wait
-run qat_large --arch ssdlite320_mobilenet_v3_large --qat --resume "$OUT/large/best.pth" --epochs "$QAT_LARGE_E" --lr 0.006 \
+run qat_large --arch ssdlite320_mobilenet_v3_large --qat --resume "$LARGE_CKPT" --epochs "$QAT_LARGE_E" --lr 0.006 \
   --warmup-iters 0
-for d in large qat_small qat_large; do cp "$OUT/$d/best.pth" "$OUT/$d.pth"; done
-tar -czf "$OUT/logs.tar.gz" -C "$OUT" large.log qat_small.log qat_large.log large/metrics.json \
-  qat_small/metrics.json qat_large/metrics.json
-rm -rf "$OUT/large" "$OUT/qat_small" "$OUT/qat_large" "$OUT"/*.log
+runs=$(cd "$OUT" && ls -d large qat_small qat_large 2>/dev/null)
+for d in $runs; do cp "$OUT/$d/best.pth" "$OUT/$d.pth"; done
+tar -czf "$OUT/logs.tar.gz" -C "$OUT" $(for d in $runs; do echo "$d.log $d/metrics.json"; done)
+for d in $runs; do rm -rf "${OUT:?}/$d" "$OUT/$d.log"; done
 ls -la "$OUT" | tee -a "$OUT/log.txt"

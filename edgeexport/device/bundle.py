@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from .errors import InputFileError
+from .errors import InputFileError, UsageError
 from .fileio import read_json
 from .meta import MODEL_JSON, PRECISIONS, BundleMeta
 from .naming import engine_file_name, read_nvinfer_labels
@@ -21,6 +21,8 @@ TOP_LEVEL_FILES = (MODEL_JSON, INFER_CONFIG, LABELS, "app_config.txt", "app_conf
 
 FIXTURE_INPUTS = "parity/inputs.npy"
 FIXTURE_EXPECTED = "parity/expected.npz"
+# ONNX Runtime's outputs of the Q/DQ twin (INT8 kernels) on the same inputs: what an engine built from it is held to
+FIXTURE_EXPECTED_INT8 = "parity/expected_int8.npz"
 # The graph up to the EfficientNMS_TRT node, which only TensorRT runs: what ONNX Runtime checks on an
 # efficient_nms bundle, with the plugin's NumPy reference after it (export writes it; no onnx needed to use it).
 GRAPH_BEFORE_NMS = "parity/graph_before_nms.onnx"
@@ -36,8 +38,8 @@ class Fixtures(object):
         self.inputs, self.expected, self.threshold = inputs, expected, threshold
 
     @classmethod
-    def load(cls, bundle):
-        inputs_path, expected_path = os.path.join(bundle, FIXTURE_INPUTS), os.path.join(bundle, FIXTURE_EXPECTED)
+    def load(cls, bundle, expected=FIXTURE_EXPECTED):
+        inputs_path, expected_path = os.path.join(bundle, FIXTURE_INPUTS), os.path.join(bundle, expected)
         try:
             inputs = np.load(inputs_path)
             with np.load(expected_path) as z:
@@ -99,6 +101,16 @@ class Bundle(object):
         if self._fixtures is None:
             self._fixtures = Fixtures.load(self.path)
         return self._fixtures
+
+    @property
+    def int8_fixtures(self):
+        """The fixture inputs with ONNX Runtime's INT8 outputs of the bundle's Q/DQ twin."""
+        if not self.meta.onnx_int8_file:
+            raise UsageError("{} has no Q/DQ graph (export --precision int8 writes one)".format(self.path))
+        if not os.path.isfile(os.path.join(self.path, FIXTURE_EXPECTED_INT8)):
+            raise InputFileError("{} has a Q/DQ graph but no {} (exported before it was written): re-export the "
+                                 "bundle".format(self.path, FIXTURE_EXPECTED_INT8))
+        return Fixtures.load(self.path, FIXTURE_EXPECTED_INT8)
 
     @property
     def export_report(self):

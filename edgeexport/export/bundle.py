@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import device as _device_package
 from ..data.frames import video_frame_size
-from ..device.bundle import (FIXTURE_EXPECTED, FIXTURE_INPUTS, GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS,
-                             TOP_LEVEL_FILES, Bundle)
+from ..device.bundle import (FIXTURE_EXPECTED, FIXTURE_EXPECTED_INT8, FIXTURE_INPUTS, GRAPH_BEFORE_NMS,
+                             GRAPH_INT8_BEFORE_NMS, TOP_LEVEL_FILES, Bundle)
 from ..device.deepstream.app_config import app_config
 from ..device.deepstream.infer_config import (EXPLICIT_INT8_CALIB_FILE, EXPLICIT_INT8_CALIB_TEXT, PARSER_SOURCES,
                                               infer_config_text)
@@ -156,6 +156,9 @@ def write_bundle(output_dir, meta, graph, parity, video=None, force=False, sourc
         np.save(os.path.join(tmp, FIXTURE_INPUTS), parity.inputs)
         np.savez(os.path.join(tmp, FIXTURE_EXPECTED), detection_threshold=np.float32(parity.threshold),
                  **parity.expected)
+        if parity.expected_int8 is not None:
+            np.savez(os.path.join(tmp, FIXTURE_EXPECTED_INT8), detection_threshold=np.float32(parity.threshold),
+                     **parity.expected_int8)
         if graph.has_plugin:
             atomic_write_bytes(os.path.join(tmp, GRAPH_BEFORE_NMS), graph.host_data)
         atomic_write_text(os.path.join(tmp, "parity", "report.json"), json.dumps(parity.to_dict(), indent=1) + "\n")

@@ -73,8 +73,9 @@ def get_args_parser(add_help=True):
     g.add_argument("--calib-split", help="voc: ImageSets/Main/<split>.txt; openimages: the split")
     g.add_argument("--calib-max-images", type=image_count, default=256, help="calibrate on at most this many")
     g.add_argument("--calib-seed", type=int, default=0, help="which images, when the set has more")
-    g.add_argument("--calib-method", choices=CALIB_METHODS, default="percentile",
-                   help="activation ranges: percentile ({:g}%%, symmetric), minmax, entropy".format(PERCENTILE))
+    g.add_argument("--calib-method", choices=CALIB_METHODS, default="image-max",
+                   help="activation ranges (symmetric): image-max (each image's largest |x|, their upper quartile), "
+                        "minmax, percentile ({:g}%% of all values), entropy".format(PERCENTILE))
     g.add_argument("--calib-cache", metavar="FILE",
                    help="reuse the ranges in FILE when made for this graph, input and images; else write them there")
     g.add_argument("--int8-keep-first-conv", action="store_true",

@@ -60,10 +60,14 @@ class ExportParity(object):
     ``threshold``), the export report (a ParityReport, the hard gate), the preprocessing agreement (a dict) and the
     fold's error (a dict per fold)."""
 
-    def __init__(self, inputs, expected, threshold, report, preprocessing, fold_error, images, fp16=None):
+    def __init__(self, inputs, expected, threshold, report, preprocessing, fold_error, images, fp16=None,
+                 int8=None, expected_int8=None):
         self.inputs, self.expected, self.threshold = inputs, expected, threshold
         self.report, self.preprocessing, self.fold_error, self.images = report, preprocessing, fold_error, images
         self.fp16 = fp16  # the FP16 graph under ONNX Runtime against the original: the host's fp16 proxy
+        # the Q/DQ twin under ONNX Runtime (INT8 kernels): its outputs, the int8 fixtures an engine built from it is
+        # held to, and their report against the original (what INT8 costs on the fixtures: informative)
+        self.int8, self.expected_int8 = int8, expected_int8
 
     @property
     def ok(self):
@@ -72,7 +76,8 @@ class ExportParity(object):
     def to_dict(self):
         return {"export": self.report.to_dict(), "preprocessing": self.preprocessing,
                 "fold_relative_error": self.fold_error, "images": self.images,
-                "fp16_graph": None if self.fp16 is None else self.fp16.to_dict()}
+                "fp16_graph": None if self.fp16 is None else self.fp16.to_dict(),
+                "int8_graph": None if self.int8 is None else self.int8.to_dict()}
 
     def lines(self, layout):
         """The report as printed by export and saved as parity/report.txt."""
@@ -96,6 +101,12 @@ class ExportParity(object):
                              ", ".join("{} max {:.3g}".format(k, v["max_abs"]) for k, v in sorted(r.raw.items())
                                        if k not in ("top_class", "num_detections")),
                              r.matched, r.missing, r.extra, "PASS" if r.ok else "FAIL"))
+        if self.int8 is not None:
+            r = self.int8
+            lines.append("int8 graph (Q/DQ) under ONNX Runtime vs the original: {}; {} matched, {} missing, {} extra "
+                         "(its outputs are the int8 fixtures an engine built from it is checked against)".format(
+                             ", ".join("{} max {:.3g}".format(k, v["max_abs"]) for k, v in sorted(r.raw.items())
+                                       if k not in ("top_class", "num_detections")), r.matched, r.missing, r.extra))
         return lines
 
 
@@ -123,13 +134,19 @@ def check_export(model, graph, meta, images):
         with OnnxRuntimeRunner(graph.host_fp16_data) as runner16:
             fp16 = compare_outputs(expected, run_backend(runner16, inputs, batch), w, h, "fp16", meta.settings,
                                    threshold)
+    int8 = expected_int8 = None
+    if graph.host_int8_data is not None:
+        with OnnxRuntimeRunner(graph.host_int8_data) as runner8:
+            expected_int8 = run_backend(runner8, inputs, batch)
+        int8 = compare_outputs(expected, expected_int8, w, h, "int8", meta.settings, threshold)
     errors = {"exact": fold_error(reference, build_deploy_model(model, meta.model, "exact", meta.color_format),
                                   meta, small, BundleMeta(meta.model, meta.color_format, "exact").offsets)}
     if meta.fold == "mean_into_bias":
         errors["mean_into_bias"] = fold_error(
             reference, build_deploy_model(model, meta.model, "mean_into_bias", meta.color_format), meta, small,
             [0.0, 0.0, 0.0])
-    return ExportParity(inputs.astype(np.float32), expected, threshold, report, pre, errors, len(images), fp16)
+    return ExportParity(inputs.astype(np.float32), expected, threshold, report, pre, errors, len(images), fp16,
+                        int8, expected_int8)
 
 
 @torch.no_grad()

@@ -23,7 +23,10 @@ choices TensorRT's ONNX parser requires, each checked against its source:
 - only Conv inputs quantized: the decode, softmax and NMS tail stay float.
 
 Calibration runs the fp32 graph under ONNX Runtime on images prepared exactly as nvinfer prepares them (8-bit
-stretch, offsets): what the engine will be fed. Host-side (onnx, onnxruntime).
+stretch, offsets): what the engine will be fed. The default range ("image-max": each image's largest |x|, their
+upper quartile, model.qat.image_max_range) is not one of ONNX Runtime's calibrators: those cover the rare image
+whose activations explode, which on SSDLite-Large leaves the other images a few INT8 steps (RESULTS.md).
+Host-side (onnx, onnxruntime).
 """
 import contextlib
 import hashlib
@@ -40,7 +43,7 @@ from ..device.errors import DatasetError, ExportError, UsageError
 
 QDQ_ONNX = "model_int8.onnx"
 QDQ_RECORD = "model_int8.calibration.json"
-CALIB_METHODS = ("minmax", "percentile", "entropy")
+CALIB_METHODS = ("image-max", "minmax", "percentile", "entropy")
 QUANTIZED_OPS = ("Conv",)
 PERCENTILE = 99.999
 SENSITIVITY_IMAGES = 8
@@ -57,7 +60,7 @@ class Int8Settings(object):
     ``max_images`` of it chosen by ``seed``, the calibration ``method``, a ``cache`` file (or None), and whether the
     first conv (the folded normalisation) stays float."""
 
-    def __init__(self, dataset, max_images=256, seed=0, method="percentile", cache=None, keep_first_conv=False):
+    def __init__(self, dataset, max_images=256, seed=0, method="image-max", cache=None, keep_first_conv=False):
         check_method(method)  # before the slow stages
         if int(max_images) < 1:
             raise UsageError("calibration needs at least 1 image, got max_images={}".format(max_images))
@@ -124,12 +127,55 @@ def read_cache(path, identity):
         return None
 
 
-def calibrate(fp32_bytes, images, method="percentile", echo=print):
-    """{tensor name: (low, high)} of every Conv input, from ONNX Runtime's calibrator over ``images``."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
-    check_method(method)
-    feeds = images.inputs()
+def _graph_input(images, x):
     batch = 1 if images.meta.dynamic_batch else int(images.meta.batch_size)
+    return {images.meta.input_name: np.repeat(x, batch, 0) if batch > 1 else x}
+
+
+def conv_input_session(fp32_bytes, names=None):
+    """(ONNX Runtime session, names): the fp32 graph with the tensors ``names`` as its outputs (default: every
+    non-constant tensor a Conv reads)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+    proto = onnx.load_from_string(fp32_bytes)
+    if names is None:
+        consts = {t.name for t in proto.graph.initializer}
+        names = sorted({n.input[0] for n in proto.graph.node if n.op_type == "Conv" and n.input[0] not in consts})
+    del proto.graph.output[:]
+    proto.graph.output.extend([helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in names])
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]), list(names)
+
+
+def image_max_ranges(fp32_bytes, images):
+    """{Conv input: (-r, r)}, r = model.qat.image_max_range of the images' largest |x| (one image per run, so
+    that only maxima are kept)."""
+    from ..model.qat import image_max_range
+    session, names = conv_input_session(fp32_bytes)
+    maxima = {n: [] for n in names}
+    for x in images.inputs():
+        for name, value in zip(names, session.run(names, _graph_input(images, x))):
+            maxima[name].append(float(np.abs(value).max()))
+    return {n: (-image_max_range(v), image_max_range(v)) for n, v in maxima.items()}
+
+
+def calibrate(fp32_bytes, images, method="image-max", echo=print):
+    """{tensor name: (low, high)} of every Conv input over ``images``: image_max_ranges, or ONNX Runtime's
+    calibrator ``method``."""
+    check_method(method)
+    t0 = time.perf_counter()
+    if method == "image-max":
+        ranges = image_max_ranges(fp32_bytes, images)
+    else:
+        ranges = _ort_calibrate(fp32_bytes, images, method)
+    echo("calibrated {} tensors on {} images ({}) in {:.1f} s".format(len(ranges), len(images), method,
+                                                                     time.perf_counter() - t0))
+    return ranges
+
+
+def _ort_calibrate(fp32_bytes, images, method):
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+    feeds = images.inputs()
 
     class Reader(CalibrationDataReader):
         """The images of one chunk: ONNX Runtime's calibrators keep every intermediate output of a collect_data
@@ -142,14 +188,12 @@ def calibrate(fp32_bytes, images, method="percentile", echo=print):
         def get_next(self):
             if not self.chunk:
                 return None
-            x = self.chunk.pop(0)
-            return {images.meta.input_name: np.repeat(x, batch, 0) if batch > 1 else x}
+            return _graph_input(images, self.chunk.pop(0))
 
     kinds = {"minmax": (CalibrationMethod.MinMax, {"symmetric": True}),
              "percentile": (CalibrationMethod.Percentile, {"symmetric": True, "percentile": PERCENTILE}),
              "entropy": (CalibrationMethod.Entropy, {"symmetric": True})}
     kind, options = kinds[method]
-    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeexport-calib-") as tmp:
         src = os.path.join(tmp, "model.onnx")
         with open(src, "wb") as f:
@@ -165,8 +209,6 @@ def calibrate(fp32_bytes, images, method="percentile", echo=print):
     for name in data:
         low, high = data[name].range_value
         ranges[str(name)] = (float(np.asarray(low).reshape(-1)[0]), float(np.asarray(high).reshape(-1)[0]))
-    echo("calibrated {} tensors on {} images ({}) in {:.1f} s".format(len(ranges), len(images), method,
-                                                                     time.perf_counter() - t0))
     return ranges
 
 
@@ -283,21 +325,17 @@ def qdq_summary(proto):
 
 
 def layer_errors(fp32_bytes, feeds, ranges):
-    """{Conv node name: int8_conv_error} over ``feeds`` (graph inputs), each conv fed its float input: how much
-    INT8 costs each conv alone. Per-tensor activations cannot hold a tensor whose channels differ by orders of
-    magnitude (measured: SSDLite-Large's last stage, whose convs lose all their signal; RESULTS.md)."""
+    """{Conv node name: int8_conv_error} over ``feeds`` (graph inputs, one image each), each conv fed its float
+    input: how much INT8 costs each conv alone, on the median image. Per-tensor activations cannot hold a tensor
+    whose channels differ by orders of magnitude (RESULTS.md)."""
     import onnx
-    import onnxruntime as ort
     import torch
     from onnx import helper, numpy_helper
     from ..model.qat import int8_conv_error
     proto = onnx.load_from_string(fp32_bytes)
     consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     convs = [n for n in proto.graph.node if n.op_type == "Conv" and n.input[0] in ranges and n.input[1] in consts]
-    names = sorted({n.input[0] for n in convs})
-    del proto.graph.output[:]
-    proto.graph.output.extend([helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in names])
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session, names = conv_input_session(fp32_bytes, sorted({n.input[0] for n in convs}))
     inputs = {}
     for x in feeds:
         for name, value in zip(names, session.run(None, {session.get_inputs()[0].name: x})):
@@ -323,7 +361,12 @@ def float_convs(errors, max_error, echo=print):
     return keep
 
 
-def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="percentile", cache_path=None, keep_first_conv=False,
+def _image_max_quantile():
+    from ..model.qat import RANGE_QUANTILE
+    return RANGE_QUANTILE
+
+
+def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="image-max", cache_path=None, keep_first_conv=False,
                    echo=print, max_layer_error=None):
     """(Q/DQ bytes, record) for the fp32 graph ``fp32_bytes`` (what ONNX Runtime runs: the graph before any
     TensorRT plugin node). ``cache_path``: ranges reused when made for the same graph, input, images and method,
@@ -354,6 +397,7 @@ def make_qdq_graph(fp32_bytes, fp32_sha256, meta, images, method="percentile", c
     exclude = sorted(set(exclude) | set(float_convs(errors, max_layer_error, echo)))
     qdq = quantize_graph(fp32_bytes, ranges, exclude)
     record = {"identity": identity, "method": method, "percentile": PERCENTILE if method == "percentile" else None,
+              "quantile": _image_max_quantile() if method == "image-max" else None,
               "images": len(images), "images_sha256": identity["images_sha256"], "fp32_onnx_sha256": fp32_sha256,
               "quantized_ops": list(QUANTIZED_OPS), "kept_float": exclude, "max_layer_error": max_layer_error,
               "layer_errors": {k: round(v, 4) for k, v in sorted(errors.items())}, "summary": qdq_summary(qdq),
@@ -370,7 +414,8 @@ def qat_qdq_graph(fp32_bytes, fp32_sha256, meta, model, qat_record, echo=print):
          "calibration)".format(len(ranges), len(exclude)))
     qdq = quantize_graph(fp32_bytes, ranges, exclude)
     record = {"identity": {"onnx_sha256": fp32_sha256, "input_shape": list(meta.input_shape), "method": "qat"},
-              "method": "qat", "percentile": qat_record.get("percentile"), "images": 0, "images_sha256": "",
+              "method": "qat", "range": qat_record.get("range") or "percentile {}".format(qat_record.get("percentile")),
+              "images": 0, "images_sha256": "",
               "fp32_onnx_sha256": fp32_sha256, "quantized_ops": list(QUANTIZED_OPS), "kept_float": exclude,
               "summary": qdq_summary(qdq), "ranges": ranges}
     return qdq, record

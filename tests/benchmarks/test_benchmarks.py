@@ -167,3 +167,57 @@ def test_even_crop_rows_on_a_bundle(small_bundle, tmp_path):
     rows = json.load(open(out))[small_bundle[0]]
     assert [row["backend"] for row in rows] == ["onnxruntime", "even_crop", "nvinfer"]
     assert all(0 <= row["map"] <= row["map50"] <= 1 for row in rows)
+
+
+@pytest.fixture(scope="module")
+def int8_val_bundle(small_checkpoint, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("int8val") / "bundle")
+    r = run_cli(["export.py", "--model-path", small_checkpoint, "--output-dir", out, "--precision", "int8",
+                 "--calib-data", "synthetic:6", "--val-data", "synthetic:6", "--preprocess-min-agreement", "0"])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_int8_speed_times_both_graphs_side_by_side(int8_val_bundle, tmp_path):
+    out = str(tmp_path / "speed.json")
+    r = run_cli(["benchmarks/int8_speed.py", int8_val_bundle, "--iters", "4", "--warmup", "1", "--json", out])
+    assert r.returncode == 0, r.stderr
+    data = json.load(open(out))
+    assert [row["graph"] for row in data["rows"]] == ["fp32", "int8"]
+    assert all(row["median_ms"] > 0 for row in data["rows"]) and data["int8_vs_fp32"] > 0
+
+
+def test_int8_ranges_scores_each_range_statistic(int8_val_bundle, tmp_path):
+    out = str(tmp_path / "ranges.json")
+    r = run_cli(["benchmarks/int8_ranges.py", int8_val_bundle, "--calib-data", "synthetic:5", "--calib-max-images", "5",
+                 "--stats", "image-max:75", "minmax", "--max-layer-error", "0.05", "1.0", "--json", out])
+    assert r.returncode == 0, r.stderr
+    data = json.load(open(out))
+    assert [(row["range"], row["max_layer_error"]) for row in data["rows"]] == [
+        ("image-max:75", 0.05), ("image-max:75", 1.0), ("minmax", 0.05), ("minmax", 1.0)]
+    # a lower limit keeps at least as many convs float, from the same errors
+    assert all(a["float_convs"] >= b["float_convs"] for a, b in zip(data["rows"][::2], data["rows"][1::2]))
+    assert data["images"] == 6 and all(0.0 <= row["map"] <= 1.0 for row in data["rows"])
+    assert all(row["drop_points"] == pytest.approx(100 * (data["fp32"] - row["map"]), abs=0.01) for row in data["rows"])
+
+
+def test_int8_table_reads_each_bundles_rows_and_its_base(int8_val_bundle, tmp_path):
+    out = str(tmp_path / "table.json")
+    r = run_cli(["benchmarks/int8_table.py", "ptq={}".format(int8_val_bundle),
+                 "qat={}:{}".format(int8_val_bundle, int8_val_bundle), "--json", out])
+    assert r.returncode == 0, r.stderr
+    ptq, qat = json.load(open(out))["rows"]
+    rows = {row["backend"]: row["map"] for row in json.load(open(os.path.join(int8_val_bundle, "model.json")))[
+        "validation"]["rows"]}
+    assert ptq["fp32"] == round(rows["nvinfer"], 4) and ptq["int8"] == round(rows["int8"], 4)
+    assert ptq["method"] == "image-max" and "base_fp32" not in ptq
+    assert qat["vs_base_points"] == pytest.approx(-ptq["drop_points"], abs=0.01)
+
+
+def test_int8_parity_holds_the_literal_qdq_graph_to_the_int8_fixtures(int8_val_bundle, tmp_path):
+    out = str(tmp_path / "parity.json")
+    r = run_cli(["benchmarks/int8_parity.py", int8_val_bundle, "--json", out])
+    row = json.load(open(out))["rows"][0]
+    assert row["precision"] == "int8-qdq" and r.returncode == (0 if row["ok"] else 1)
+    # two runs of one graph: far closer than INT8 is to fp32
+    assert row["scores_max"] < 0.3 and "scores" in row["int8_vs_fp32_fixtures"]

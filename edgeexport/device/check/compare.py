@@ -11,11 +11,23 @@ from ..postprocess import (EFFICIENT_NMS_OUTPUTS, NMS_CANDIDATE_CAP, detect, eff
 # Raw tolerances by precision. fp32: the fold and the graph are exact up to float rounding.
 # fp16: measured on an H100 (folded graph in fp16 vs the fp32 original, natural photos): scores drift up to
 # ~0.1 (p99 ~0.04); see benchmarks/RESULTS.md. fp16/int8 are judged on detections first.
+# int8-qdq: an engine built from the Q/DQ graph against ONNX Runtime's INT8 outputs of that graph (the int8
+# fixtures). Two right implementations of one Q/DQ graph (ONNX Runtime's INT8 kernels, and the same graph run node
+# by node in float: benchmarks/int8_parity.py) differed by up to 0.032 in a box and 0.154 in a score, every
+# detection matched at IoU >= 0.92, on eight bundles (PTQ and QAT, Small and Large, two sensitivity limits;
+# benchmarks/RESULTS.md, "INT8 as a graph"); the tolerances are about twice that. The same graphs differ from the
+# fp32 fixtures by up to 0.43 in a score.
 RAW_TOLERANCE = {"fp32": {"boxes": 1e-4, "scores": 1e-4, "top_score": 1e-4},
                  "fp16": {"boxes": 0.1, "scores": 0.12, "top_score": 0.12},
-                 "int8": {"boxes": 0.25, "scores": 0.35, "top_score": 0.35}}
-DETECTION_IOU = {"fp32": 0.99, "fp16": 0.9, "int8": 0.75}
-MIN_MATCHED_FRACTION = {"fp32": 1.0, "fp16": 0.95, "int8": 0.8}
+                 "int8": {"boxes": 0.25, "scores": 0.35, "top_score": 0.35},
+                 "int8-qdq": {"boxes": 0.09, "scores": 0.3, "top_score": 0.3}}
+DETECTION_IOU = {"fp32": 0.99, "fp16": 0.9, "int8": 0.75, "int8-qdq": 0.85}
+MIN_MATCHED_FRACTION = {"fp32": 1.0, "fp16": 0.95, "int8": 0.8, "int8-qdq": 0.9}
+# A detection one side has just above the threshold and the other just below it is borderline, not missing: int8-qdq
+# only, where it was measured (the QAT Small's fixtures: two detections at 0.415 and 0.401 against a threshold of
+# 0.40, at 0.392 in the literal run, failed the 90 % rule on 11 detections; RESULTS.md, "INT8 as a graph").
+# The other precisions keep their matched-fraction allowance alone.
+DETECTION_SCORE_MARGIN = {"int8-qdq": 0.05}
 
 
 def match_detections(ref, test, iou_threshold):
@@ -46,6 +58,18 @@ def to_efficient_nms(outputs, score_threshold, iou_threshold, max_output_boxes, 
     return {n: np.stack([p[n] for p in per]) for n in EFFICIENT_NMS_OUTPUTS}
 
 
+def _drop_borderline(dets, unmatched, other_low, iou_threshold, below):
+    """(still unmatched, how many were borderline): indices into ``dets`` scored under ``below`` that
+    ``other_low`` (the other side detected at the threshold minus the margin) has with the same class and IoU."""
+    if not len(other_low):
+        return unmatched, 0
+    ious = iou_matrix(dets.boxes, other_low.boxes)
+    keep = [j for j in unmatched
+            if not (dets.scores[j] < below and np.any((other_low.classes == dets.classes[j]) &
+                                                       (ious[j] >= iou_threshold)))]
+    return keep, len(unmatched) - len(keep)
+
+
 class ParityReport(object):
     """Result of ``compare_outputs``; ``ok`` says whether it is within tolerance; ``table()`` prints it."""
 
@@ -65,6 +89,12 @@ class ParityReport(object):
     @property
     def extra(self):
         return sum(p["extra"] for p in self.per_image)
+
+    @property
+    def borderline(self):
+        """Detections just above the threshold on one side and just below it on the other (int8-qdq): neither
+        matched nor counted against the fraction."""
+        return sum(p.get("borderline", 0) for p in self.per_image)
 
     @property
     def compared(self):
@@ -98,8 +128,8 @@ class ParityReport(object):
         return {"precision": self.precision, "ok": self.ok, "raw_ok": self.raw_ok, "detections_ok": self.detections_ok,
                 "raw": self.raw, "tolerances": self.tolerances, "detection_iou_threshold": self.iou_threshold,
                 "min_matched_fraction": self.min_fraction, "matched": self.matched, "missing": self.missing,
-                "extra": self.extra, "compared": self.compared, "matched_fraction": self.matched_fraction,
-                "min_iou": self.min_iou, "detection_threshold": self.threshold, "per_image": self.per_image}
+                "extra": self.extra, "borderline": self.borderline, "compared": self.compared,
+                "matched_fraction": self.matched_fraction, "min_iou": self.min_iou, "detection_threshold": self.threshold, "per_image": self.per_image}
 
     def table(self, title="parity"):
         lines = ["{} ({} tolerances)".format(title, self.precision),
@@ -111,13 +141,16 @@ class ParityReport(object):
                 k, r["max_abs"], r["p99_abs"], "{:.3g}".format(tol) if tol is not None else "-",
                 "yes" if tol is None or r["max_abs"] <= tol else "NO"))
         if self.compared == 0:
-            lines.append("  detections: none at score >= {:.3g} on either side: nothing compared (a failure: lower the "
-                         "threshold)".format(self.threshold))
+            lines.append("  detections: none at score >= {:.3g} on either side{}: nothing compared (a failure: lower "
+                         "the threshold)".format(self.threshold, ", {} borderline".format(self.borderline)
+                                                 if self.borderline else ""))
         else:
-            lines.append("  detections at score >= {:.3g}: {} matched, {} missing, {} extra ({:.1%} matched, need "
-                         "{:.0%}; same class, IoU >= {}; min IoU {})".format(
-                             self.threshold, self.matched, self.missing, self.extra, self.matched_fraction,
-                             self.min_fraction, self.iou_threshold,
+            lines.append("  detections at score >= {:.3g}: {} matched, {} missing, {} extra{} ({:.1%} matched, "
+                         "need {:.0%}; same class, IoU >= {}; min IoU {})".format(
+                             self.threshold, self.matched, self.missing, self.extra,
+                             ", {} borderline (within {:g} of the threshold on both sides)".format(
+                                 self.borderline, DETECTION_SCORE_MARGIN[self.precision]) if self.borderline else "",
+                             self.matched_fraction, self.min_fraction, self.iou_threshold,
                              "-" if self.min_iou is None else "{:.4f}".format(self.min_iou)))
         lines.append("  result: {}".format("PASS" if self.ok else "FAIL"))
         return "\n".join(lines)
@@ -168,12 +201,21 @@ def compare_outputs(reference, candidate, net_w, net_h, precision, settings, thr
         err = np.where(np.isfinite(err), err, np.inf)
         raw[name] = {"max_abs": float(err.max()) if err.size else 0.0,
                      "p99_abs": float(np.percentile(err, 99)) if err.size else 0.0}
+    margin = DETECTION_SCORE_MARGIN.get(precision, 0.0)
     per_image = []
     for i in range(batch):
         ref = detect(reference, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk)
         test = detect(candidate, i, net_w, net_h, num_classes, pre_threshold, iou_threshold, topk)
         pairs, missing, extra = match_detections(ref, test, detection_iou)
+        borderline = 0
+        if margin and (missing or extra):
+            low, high = pre_threshold - margin, pre_threshold + margin
+            test_low = detect(candidate, i, net_w, net_h, num_classes, low, iou_threshold, topk)
+            ref_low = detect(reference, i, net_w, net_h, num_classes, low, iou_threshold, topk)
+            missing, n1 = _drop_borderline(ref, missing, test_low, detection_iou, high)
+            extra, n2 = _drop_borderline(test, extra, ref_low, detection_iou, high)
+            borderline = n1 + n2
         per_image.append({"reference": len(ref), "candidate": len(test), "matched": len(pairs),
-                          "missing": len(missing), "extra": len(extra),
+                          "missing": len(missing), "extra": len(extra), "borderline": borderline,
                           "min_iou": min(p[2] for p in pairs) if pairs else None})
     return ParityReport(precision, raw, per_image, tolerances, detection_iou, min_fraction, pre_threshold)

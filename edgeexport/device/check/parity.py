@@ -1,4 +1,5 @@
-"""Check a backend against the bundle's fixtures (the original PyTorch model's own fp32 numbers).
+"""Check a backend against the bundle's fixtures (the original PyTorch model's own fp32 numbers; for INT8 from the
+bundle's Q/DQ graph, ONNX Runtime's INT8 outputs of that graph).
 
     python3 -m edgeexport.parity BUNDLE [--backend tensorrt|onnxruntime] [--engine FILE] [--precision fp16]
     python3 -m edgeexport.parity BUNDLE --dump DIR      (DIR: what `deepstream_app --dump DIR N` saved)
@@ -11,7 +12,7 @@ import os
 
 import numpy as np
 
-from ..bundle import GRAPH_BEFORE_NMS
+from ..bundle import GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS
 from ..cli import ArgumentParser, probability, run_cli
 from ..errors import InputFileError, ParityError
 from ..outputs import RunOutputs
@@ -33,12 +34,22 @@ def run_backend(runner, inputs, batch_size):
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
+def qdq_reference(bundle, precision):
+    """Whether ``precision`` on ``bundle`` is judged against its Q/DQ graph's own outputs: INT8 where the bundle has
+    the twin (build_engine --int8 builds from it on every TensorRT). Its quantization error is then the graph's, known
+    and measured at export (the int8 row); what is left to check is that the engine computes that graph."""
+    return precision == "int8" and bool(bundle.meta.onnx_int8_file)
+
+
 def check_bundle(bundle, runner, precision="fp32", threshold=None):
     """Run the bundle's fixture inputs through ``runner`` (active) and compare with the original model's outputs,
     detections clustered with the bundle's settings at ``threshold`` (default: the fixtures'). ``bundle``: a
     Bundle. ``runner``: over model.onnx, the engine, or (efficient_nms, ONNX Runtime) the graph before the NMS
-    node, whose outputs then go through the plugin's NumPy reference. Returns a ParityReport."""
+    node, whose outputs then go through the plugin's NumPy reference. INT8 on a bundle with the Q/DQ twin compares
+    with the twin's ONNX Runtime outputs, by the int8-qdq tolerances (compare.py). Returns a ParityReport."""
     meta, fixtures = bundle.meta, bundle.fixtures
+    if qdq_reference(bundle, precision):
+        fixtures, precision = bundle.int8_fixtures, "int8-qdq"
     settings = meta.settings
     if threshold is None:
         threshold = settings.pre_cluster_threshold if fixtures.threshold is None else fixtures.threshold
@@ -139,9 +150,13 @@ def main(args):
         return main_dump(args, bundle, outputs)
     if args.backend == "onnxruntime":
         from ..runners.onnxruntime import OnnxRuntimeRunner
-        runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else
-                                   bundle.onnx_path)
         precision = args.precision or "fp32"
+        nms = meta.layout == "efficient_nms"
+        if qdq_reference(bundle, precision):  # the Q/DQ twin, as an engine built from it would run it
+            graph = bundle.file(GRAPH_INT8_BEFORE_NMS if nms else meta.onnx_int8_file)
+        else:
+            graph = bundle.file(GRAPH_BEFORE_NMS) if nms else bundle.onnx_path
+        runner = OnnxRuntimeRunner(graph)
     else:
         engine = args.engine or bundle.configured_engine_path()
         if not os.path.isfile(engine):
@@ -151,13 +166,15 @@ def main(args):
         precision = args.precision or runner.precision or meta.precision
     with runner:
         report = check_bundle(bundle, runner, precision, args.pre_cluster_threshold)
-    print(report.table("parity: {} vs PyTorch fixtures ({} images)".format(args.backend, len(bundle.fixtures.inputs))))
+    reference = ("ONNX Runtime's INT8 outputs of the Q/DQ graph" if qdq_reference(bundle, precision) else
+                 "PyTorch fixtures")
+    print(report.table("parity: {} vs {} ({} images)".format(args.backend, reference, len(bundle.fixtures.inputs))))
     if args.json:
         outputs.write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
     outputs.report()
     if not report.ok:
-        raise ParityError("{} is out of {} tolerance against the PyTorch fixtures{}".format(
-            args.backend, precision, "" if report.compared else " (no detection was compared)"))
+        raise ParityError("{} is out of {} tolerance against the {}{}".format(
+            args.backend, report.precision, reference, "" if report.compared else " (no detection was compared)"))
     return 0
 
 

@@ -8,11 +8,13 @@ from .base import Runner
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def __init__(self, onnx_path, providers=None, threads=0):
-        """``onnx_path``: a file, or the serialised model as bytes."""
+    def __init__(self, onnx_path, providers=None, threads=0, optimize=True):
+        """``onnx_path``: a file, or the serialised model as bytes. ``optimize=False``: every graph optimisation
+        off, each node run as written (a Q/DQ graph as float QuantizeLinear/DequantizeLinear arithmetic instead of
+        ONNX Runtime's fused INT8 kernels)."""
         super(OnnxRuntimeRunner, self).__init__()
         self.onnx_path = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
-        self.providers, self.threads = providers, int(threads)
+        self.providers, self.threads, self.optimize = providers, int(threads), bool(optimize)
         self.session = None
 
     def _activate(self):
@@ -23,6 +25,8 @@ class OnnxRuntimeRunner(Runner):
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
+        if not self.optimize:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(self.onnx_path, opts,

@@ -631,6 +631,29 @@ def test_int8_builds_from_the_qdq_graph_on_every_generation(qdq_bundle, tmp_path
     assert not os.path.exists(os.path.join(b, "calibration.cache"))
 
 
+def test_a_qdq_engine_is_held_to_the_qdq_graphs_own_outputs(qdq_bundle, tmp_path):
+    """Parity of an INT8 engine built from the twin compares with ONNX Runtime's INT8 outputs of the twin (the int8
+    fixtures export wrote), by the int8-qdq tolerances; an engine that computes something else fails there."""
+    b = _copy(qdq_bundle, tmp_path)
+    trt, cuda = _double("10")
+    be.main(_args(b, precision="int8"), trt=trt, cuda=cuda)
+    bundle = Bundle(b)
+    engine = os.path.join(b, "model_int8.onnx_b1_gpu0_int8.engine")
+    with TensorRTRunner(engine, trt=trt, cuda=cuda, meta=bundle.meta) as runner:
+        report = check_bundle(bundle, runner, "int8")
+        assert report.ok and report.precision == "int8-qdq" and report.matched > 0, report.table()
+        assert max(v["max_abs"] for k, v in report.raw.items() if k in ("boxes", "scores")) < 1e-4  # the same graph
+        fp32 = check_bundle(bundle, runner, "fp32")  # the same engine against the PyTorch fixtures: INT8's error
+        assert not fp32.raw_ok
+    path = os.path.join(b, "parity", "expected_int8.npz")
+    with np.load(path) as z:
+        shifted = {k: z[k] for k in z.files}
+    shifted["boxes"] = shifted["boxes"] + np.float32(0.1)  # beyond the 0.043 two implementations differed by
+    np.savez(path, **shifted)
+    with TensorRTRunner(engine, trt=trt, cuda=cuda, meta=bundle.meta) as runner:
+        assert not check_bundle(bundle, runner, "int8").ok
+
+
 def test_a_qdq_network_without_the_int8_flag_does_not_build_on_weak_typing(qdq_bundle):
     trt, _ = _double("8.2")
     logger = api.get_logger(trt)
