@@ -5,7 +5,8 @@
 #   b. held-out mAP after the same epochs, --decode cpu-v2 (torchvision's v2 transforms: the reference), cpu and gpu,
 #      two seeds each where time allows; each run's epoch images/s;
 #   c. the GPU tests of the input paths.
-#   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run.
+#   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run;
+#   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone.
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -17,6 +18,7 @@ else
   PER=2048; VAL=64; B=256; W=14; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
   ARCH=ssdlite320_mobilenet_v3_large; LB="-b 64 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
 fi
+ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
 VOC=${VOC:-/tmp/voc_jpeg}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
