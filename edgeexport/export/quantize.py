@@ -110,9 +110,16 @@ class CalibrationImages(object):
 
 def cache_identity(fp32_sha256, meta, images, method):
     """What a calibration depends on, as TensorRT's cache record keys it (calibrator.cache_identity): the graph, the
-    input it takes, the images as prepared, and the method."""
+    input it takes, the images as prepared, and the method with its parameter (a cache of another quantile or
+    percentile is another calibration)."""
     return {"onnx_sha256": fp32_sha256, "input_shape": list(meta.input_shape), "images": len(images),
-            "images_sha256": images.digest, "method": method, "quantized_ops": list(QUANTIZED_OPS)}
+            "images_sha256": images.digest, "method": method, "parameter": method_parameter(method),
+            "quantized_ops": list(QUANTIZED_OPS)}
+
+
+def method_parameter(method):
+    """image-max: the quantile of the images' maxima; percentile: the percentile of all values; else None."""
+    return {"image-max": _image_max_quantile, "percentile": lambda: PERCENTILE}.get(method, lambda: None)()
 
 
 def read_cache(path, identity):

@@ -2,6 +2,7 @@
 edgeexport/export/quantize.py's docstring), its calibration cache, its INT8 row, its nvinfer config."""
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -121,6 +122,23 @@ def test_the_calibration_cache_is_reused_only_for_the_same_graph_and_images(smal
     export_bundle(small_checkpoint, str(tmp_path / "c"), precision="int8", int8=_calib(5, cache=cache),
                   echo=said.append)
     assert any("recalibrating" in s for s in said)
+
+
+def test_a_cache_of_another_quantile_is_another_calibration(monkeypatch):
+    from edgeexport.export.quantize import cache_identity
+    from edgeexport.model import qat
+
+    class Images(object):
+        digest = "d"
+
+        def __len__(self):
+            return 4
+    meta = types.SimpleNamespace(input_shape=(3, 320, 320))
+    before = cache_identity("sha", meta, Images(), "image-max")
+    assert before["parameter"] == qat.RANGE_QUANTILE
+    monkeypatch.setattr(qat, "RANGE_QUANTILE", 50.0)
+    assert cache_identity("sha", meta, Images(), "image-max") != before
+    assert cache_identity("sha", meta, Images(), "percentile")["parameter"] == 99.999
 
 
 def test_calibration_needs_precision_int8(small_checkpoint, tmp_path):
