@@ -114,3 +114,31 @@ def test_gpu_id_chooses_the_gpu_the_context_is_made_on(bundles, tmp_path):
     assert r.returncode == 0 and open(log).read().split("\n")[:2] == ["make 1", "pop 1"], r.stdout + r.stderr
     r = run_in_bundle(bundle, ["edgeexport.build_engine", ".", "--gpu-id", "2"], trt="10", env=env)
     assert r.returncode == 2 and "--gpu-id 2 asked for, but this machine has 2 GPU(s)" in _one_line(r)
+
+
+@pytest.fixture(scope="module")
+def qdq_bundle(small_checkpoint, tmp_path_factory):
+    from edgeexport.data.validation import open_dataset
+    from edgeexport.export.quantize import Int8Settings
+    out = str(tmp_path_factory.mktemp("jetson_qdq") / "bundle")
+    calib = Int8Settings(open_dataset("synthetic", synthetic_size=4, seed=3, num_classes=3), max_images=4)
+    export_quietly(small_checkpoint, out, precision="int8", int8=calib)
+    return out
+
+
+@pytest.mark.parametrize("gen", ["8.2", "10", "11"])
+def test_int8_from_the_qdq_graph_builds_and_checks_in_fresh_processes(qdq_bundle, tmp_path, gen):
+    """export --precision int8's bundle on the board: build_engine --int8 from model_int8.onnx (no calibration
+    images: the graph carries the scales; TensorRT 11 too), then parity against the graph's own INT8 outputs."""
+    bundle = str(tmp_path / "bundle")
+    shutil.copytree(qdq_bundle, bundle)
+    r = run_in_bundle(bundle, ["edgeexport.build_engine", ".", "--int8"], trt=gen, gpu="orin")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert [f for f in os.listdir(bundle) if f.endswith(".engine")] == ["model_int8.onnx_b1_gpu0_int8.engine"]
+    r = run_in_bundle(bundle, ["edgeexport.parity", ".", "--backend", "tensorrt", "--json", "parity.json"],
+                      trt=gen, gpu="orin")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "INT8 outputs of the Q/DQ graph" in r.stdout
+    report = json.load(open(os.path.join(bundle, "parity.json")))
+    assert report["ok"] and report["matched"] > 0 and report["precision"] == "int8-qdq"
