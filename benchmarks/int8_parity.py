@@ -10,11 +10,11 @@ outputs against the fp32 fixtures, as export reported them.
     .venv/bin/python benchmarks/int8_parity.py BUNDLE [BUNDLE ...] [--json OUT.json]
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.stats import json_output, write_json  # noqa: E402
 
 
 def get_args_parser():
@@ -26,16 +26,16 @@ def get_args_parser():
 
 
 def main(args):
-    from edgeexport.device.bundle import GRAPH_INT8_BEFORE_NMS, Bundle
+    from edgeexport.device.bundle import Bundle
     from edgeexport.device.check.parity import check_bundle
     from edgeexport.device.runners.onnxruntime import OnnxRuntimeRunner
+    outputs = json_output(args.json, reads=args.bundles)
     rows = []
     print("{:<14} {:>9} {:>9} {:>14} {:>8} {:>5}   {}".format(
         "bundle", "box max", "score max", "match/miss/x", "min IoU", "ok", "INT8 vs fp32 fixtures: box, score max"))
     for path in args.bundles:
         b = Bundle(path)
-        graph = b.file(GRAPH_INT8_BEFORE_NMS if b.meta.layout == "efficient_nms" else b.meta.onnx_int8_file)
-        with OnnxRuntimeRunner(graph, optimize=False) as runner:
+        with OnnxRuntimeRunner(b.host_graph(int8=True), optimize=False) as runner:
             r = check_bundle(b, runner, "int8")
         vs_fp32 = ((b.export_report or {}).get("int8_graph") or {}).get("raw", {})
         row = {"bundle": os.path.abspath(path), "precision": r.precision, "boxes_max": r.raw["boxes"]["max_abs"],
@@ -47,14 +47,12 @@ def main(args):
             os.path.basename(os.path.normpath(path))[:14], row["boxes_max"], row["scores_max"],
             "{}/{}/{}".format(r.matched, r.missing, r.extra), "-" if r.min_iou is None else "{:.3f}".format(r.min_iou),
             "yes" if r.ok else "NO", ", ".join("{:.3f}".format(v) for v in row["int8_vs_fp32_fixtures"].values())))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"reference": "ONNX Runtime's INT8 kernels on the Q/DQ graph (the bundle's int8 fixtures)",
-                       "candidate": "the same graph, ONNX Runtime with every graph optimisation off",
-                       "rows": rows}, f, indent=1)
-            f.write("\n")
+    write_json(outputs, args.json, {"reference": "ONNX Runtime's INT8 kernels on the Q/DQ graph (the bundle's int8 "
+                                    "fixtures)", "candidate": "the same graph, ONNX Runtime with every graph "
+                                    "optimisation off", "rows": rows})
     return 0 if all(r["ok"] for r in rows) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    from edgeexport.device.cli import run_cli
+    run_cli(get_args_parser, main)

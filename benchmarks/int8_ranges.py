@@ -3,8 +3,9 @@
 The ranges compared: ONNX Runtime's calibrators (minmax, percentile 99.999 of all values, entropy), and statistics of
 each calibration image's largest |x| (their mean, median, 75th and 90th percentiles); each with export's sensitivity
 guard (a conv whose INT8 output alone is off by more than model.qat.MAX_LAYER_ERROR on the median image stays
-float; --max-layer-error tries other limits). Every graph runs on nvinfer's path with ONNX Runtime (the `int8` row), on the bundle's validation set, beside
-the fp32 graph on the same path. The statistic export uses (model.qat.RANGE_QUANTILE) was chosen from this table.
+float; --max-layer-error tries other limits). Every graph runs on nvinfer's path with ONNX Runtime (the `int8`
+row), on the bundle's validation set, beside the fp32 graph on the same path. The statistic export uses
+(model.qat.RANGE_QUANTILE) was chosen from this table.
 
     .venv/bin/python export.py --model-path M.pth --output-dir B --force --val-data voc:runs/decode_map/voc \\
         --val-split val --val-max-images 300
@@ -12,7 +13,6 @@ the fp32 graph on the same path. The statistic export uses (model.qat.RANGE_QUAN
         --seeds 0 1 2 --json benchmarks/results/cpu2_int8_ranges_<model>.json
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.stats import json_output, write_json  # noqa: E402
 
 STATS = ("image-max:mean", "image-max:50", "image-max:75", "image-max:90", "percentile", "minmax", "entropy")
 
@@ -73,6 +74,7 @@ def main(args):
     from edgeexport.export import quantize as Q
     from edgeexport.export.cli import dataset_arg
     from edgeexport.model.qat import MAX_LAYER_ERROR
+    outputs = json_output(args.json, reads=[args.bundle])
     bundle = Bundle(args.bundle)
     fp32 = open(bundle.onnx_path, "rb").read()
     dataset = dataset_arg(args.calib_data, "--calib-data", split=args.calib_split)
@@ -106,11 +108,9 @@ def main(args):
                     out["rows"].append(evaluate(bundle, vset, parser, fp32, ranges, errors, limit, tmp, out["fp32"],
                                                 dict(range=stat, seed=seed), t0))
                     t0 = time.perf_counter()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+    write_json(outputs, args.json, out)
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    from edgeexport.device.cli import run_cli
+    run_cli(get_args_parser, main)

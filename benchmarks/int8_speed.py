@@ -6,7 +6,6 @@ machine falls on both alike. The graphs are the ones the int8 and nvinfer rows r
     .venv/bin/python benchmarks/int8_speed.py BUNDLE [--iters 200] [--threads 0] [--json OUT.json]
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -15,6 +14,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.stats import json_output, write_json  # noqa: E402
 
 
 def get_args_parser():
@@ -30,14 +30,11 @@ def get_args_parser():
 
 def main(args):
     import onnxruntime as ort
-    from edgeexport.device.bundle import GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS, Bundle
+    from edgeexport.device.bundle import Bundle
+    outputs = json_output(args.json, reads=[args.bundle])
     bundle = Bundle(args.bundle)
     meta = bundle.meta
-    if not meta.onnx_int8_file:
-        raise SystemExit("error: {} has no Q/DQ graph: export with --precision int8".format(args.bundle))
-    nms = meta.layout == "efficient_nms"
-    graphs = {"fp32": bundle.file(GRAPH_BEFORE_NMS) if nms else bundle.onnx_path,
-              "int8": bundle.file(GRAPH_INT8_BEFORE_NMS) if nms else bundle.file(meta.onnx_int8_file)}
+    graphs = {"fp32": bundle.host_graph(), "int8": bundle.host_graph(int8=True)}
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
     sessions = {k: ort.InferenceSession(v, opts, providers=["CPUExecutionProvider"]) for k, v in graphs.items()}
@@ -64,11 +61,9 @@ def main(args):
            "iters": args.iters, "batch": 1, "rows": rows,
            "int8_vs_fp32": round(rows[1]["images_per_second"] / rows[0]["images_per_second"], 2)}
     print("int8 / fp32 throughput: {:.2f}x".format(out["int8_vs_fp32"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+    write_json(outputs, args.json, out)
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    from edgeexport.device.cli import run_cli
+    run_cli(get_args_parser, main)

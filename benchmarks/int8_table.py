@@ -9,11 +9,11 @@ BASE (optional): the bundle of the model a QAT run fine-tuned, whose nvinfer row
 set against.
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.stats import json_output, write_json  # noqa: E402
 
 
 def get_args_parser():
@@ -29,17 +29,25 @@ def rows_of(bundle):
     meta = BundleMeta.load(bundle)
     rows = {r["backend"]: r for r in (meta.validation or {}).get("rows", [])}
     if "nvinfer" not in rows or "int8" not in rows:
-        raise SystemExit("{}: no nvinfer and int8 rows (export it with --precision int8 --val-data)".format(bundle))
+        from edgeexport.device.errors import UsageError
+        raise UsageError("{} has no nvinfer and int8 rows: export it with --precision int8 --val-data".format(bundle))
     return rows, meta
 
 
+def parse_row(spec):
+    """NAME=BUNDLE[:BASE] -> (name, bundle, base or "")."""
+    name, _, paths = spec.partition("=")
+    bundle, _, base = paths.partition(":")
+    return name, bundle, base
+
+
 def main(args):
+    specs = [parse_row(spec) for spec in args.rows]
+    outputs = json_output(args.json, reads=[p for _, bundle, base in specs for p in (bundle, base)])
     out = {"metric": "mAP@[.5:.95], the bundle's validation set, nvinfer's path, ONNX Runtime", "rows": []}
     print("{:<12} {:>8} {:>8} {:>8} {:>10} {:>8} {:>6}".format("row", "fp32", "int8", "drop", "base fp32",
                                                                "vs base", "float"))
-    for spec in args.rows:
-        name, _, paths = spec.partition("=")
-        bundle, _, base = paths.partition(":")
+    for name, bundle, base in specs:
         rows, meta = rows_of(bundle)
         record = meta.int8 or {}
         r = {"name": name, "bundle": bundle, "fp32": round(rows["nvinfer"]["map"], 4),
@@ -53,11 +61,9 @@ def main(args):
         print("{:<12} {:>8.4f} {:>8.4f} {:>8.2f} {:>10} {:>8} {:>6}".format(
             name, r["fp32"], r["int8"], r["drop_points"], "{:.4f}".format(r["base_fp32"]) if base else "-",
             "{:+.2f}".format(r["vs_base_points"]) if base else "-", r["float_convs"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+    write_json(outputs, args.json, out)
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    from edgeexport.device.cli import run_cli
+    run_cli(get_args_parser, main)

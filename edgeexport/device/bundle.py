@@ -102,11 +102,24 @@ class Bundle(object):
             self._fixtures = Fixtures.load(self.path)
         return self._fixtures
 
+    def host_graph(self, int8=False):
+        """The graph ONNX Runtime runs for this bundle: model.onnx, or with ``int8`` its Q/DQ twin; on an
+        efficient_nms bundle the same graph up to the EfficientNMS_TRT node, which only TensorRT runs."""
+        nms = self.meta.layout == "efficient_nms"
+        if int8:
+            self._need_qdq()
+            return self.file(GRAPH_INT8_BEFORE_NMS if nms else self.meta.onnx_int8_file)
+        return self.file(GRAPH_BEFORE_NMS) if nms else self.onnx_path
+
+    def _need_qdq(self):
+        if not self.meta.onnx_int8_file:
+            raise UsageError("{} has no Q/DQ graph: export with --precision int8 --calib-data KIND:PATH (or from a "
+                             "train --qat checkpoint) writes one".format(self.path))
+
     @property
     def int8_fixtures(self):
         """The fixture inputs with ONNX Runtime's INT8 outputs of the bundle's Q/DQ twin."""
-        if not self.meta.onnx_int8_file:
-            raise UsageError("{} has no Q/DQ graph (export --precision int8 writes one)".format(self.path))
+        self._need_qdq()
         if not os.path.isfile(os.path.join(self.path, FIXTURE_EXPECTED_INT8)):
             raise InputFileError("{} has a Q/DQ graph but no {} (exported before it was written): re-export the "
                                  "bundle".format(self.path, FIXTURE_EXPECTED_INT8))

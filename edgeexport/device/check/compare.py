@@ -129,7 +129,8 @@ class ParityReport(object):
                 "raw": self.raw, "tolerances": self.tolerances, "detection_iou_threshold": self.iou_threshold,
                 "min_matched_fraction": self.min_fraction, "matched": self.matched, "missing": self.missing,
                 "extra": self.extra, "borderline": self.borderline, "compared": self.compared,
-                "matched_fraction": self.matched_fraction, "min_iou": self.min_iou, "detection_threshold": self.threshold, "per_image": self.per_image}
+                "matched_fraction": self.matched_fraction, "min_iou": self.min_iou,
+                "detection_threshold": self.threshold, "per_image": self.per_image}
 
     def table(self, title="parity"):
         lines = ["{} ({} tolerances)".format(title, self.precision),

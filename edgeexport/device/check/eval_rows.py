@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ..bundle import GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS
+from ..bundle import GRAPH_BEFORE_NMS
 from ..errors import BackendUnavailableError, InputFileError, UsageError
 from ..fileio import read_json
 from ..postprocess import ClassAttrs, Detections, efficient_nms_outputs, iou_matrix
@@ -119,8 +119,7 @@ class OnnxRuntimeRow(RunnerRow):
         super(OnnxRuntimeRow, self).__init__()
         from ..runners.onnxruntime import OnnxRuntimeRunner
         self.meta, self.threshold = bundle.meta, score_threshold
-        graph = bundle.file(GRAPH_BEFORE_NMS) if self.meta.layout == "efficient_nms" else bundle.onnx_path
-        self.runner = OnnxRuntimeRunner(graph)
+        self.runner = OnnxRuntimeRunner(bundle.host_graph())
 
     def predict(self, image):
         out = self.infer_one(torchvision_input(image, self.meta))
@@ -171,13 +170,9 @@ class Int8Row(NvInferRow):
     def __init__(self, bundle, score_threshold, parser=None):
         from ..runners.onnxruntime import OnnxRuntimeRunner
         meta = bundle.meta
-        if not meta.onnx_int8_file:
-            raise UsageError("the int8 row runs the bundle's explicitly quantized graph, and {} has none: export "
-                             "with --precision int8 --calib-data KIND:PATH".format(bundle.path))
-        nms = meta.layout == "efficient_nms"
-        graph = bundle.file(GRAPH_INT8_BEFORE_NMS if nms else meta.onnx_int8_file)
+        graph = bundle.host_graph(int8=True)  # the int8 row runs the bundle's explicitly quantized graph
         super(Int8Row, self).__init__(bundle, score_threshold, runner=OnnxRuntimeRunner(graph), parser=parser)
-        if nms:
+        if meta.layout == "efficient_nms":
             self.plugin = (score_threshold, meta.settings.nms_iou_threshold, meta.max_output_boxes)
 
 

@@ -12,7 +12,6 @@ import os
 
 import numpy as np
 
-from ..bundle import GRAPH_BEFORE_NMS, GRAPH_INT8_BEFORE_NMS
 from ..cli import ArgumentParser, probability, run_cli
 from ..errors import InputFileError, ParityError
 from ..outputs import RunOutputs
@@ -151,12 +150,8 @@ def main(args):
     if args.backend == "onnxruntime":
         from ..runners.onnxruntime import OnnxRuntimeRunner
         precision = args.precision or "fp32"
-        nms = meta.layout == "efficient_nms"
-        if qdq_reference(bundle, precision):  # the Q/DQ twin, as an engine built from it would run it
-            graph = bundle.file(GRAPH_INT8_BEFORE_NMS if nms else meta.onnx_int8_file)
-        else:
-            graph = bundle.file(GRAPH_BEFORE_NMS) if nms else bundle.onnx_path
-        runner = OnnxRuntimeRunner(graph)
+        # with the Q/DQ twin, INT8 runs the twin, as an engine built from it would
+        runner = OnnxRuntimeRunner(bundle.host_graph(int8=qdq_reference(bundle, precision)))
     else:
         engine = args.engine or bundle.configured_engine_path()
         if not os.path.isfile(engine):
@@ -180,8 +175,7 @@ def main(args):
 
 def main_dump(args, bundle, outputs):
     from ..runners.onnxruntime import OnnxRuntimeRunner
-    meta = bundle.meta
-    runner = OnnxRuntimeRunner(bundle.file(GRAPH_BEFORE_NMS) if meta.layout == "efficient_nms" else bundle.onnx_path)
+    runner = OnnxRuntimeRunner(bundle.host_graph())
     precision = args.precision or bundle.configured_precision()
     with runner:
         report = check_dump(bundle, args.dump, runner, precision, args.pre_cluster_threshold)
