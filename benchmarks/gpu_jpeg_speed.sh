@@ -16,7 +16,7 @@ if [ "${SMALL:-0}" = 1 ]; then
   LB="-b 8 --batches 2"; COMPILE=""; ROWS="ours jpeg:cpu jpeg:cpu-v2"
 else
   PER=2048; VAL=64; B=256; W=14; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
-  ARCH=ssdlite320_mobilenet_v3_large; LB="-b 64 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
+  ARCH=ssdlite320_mobilenet_v3_large; LB="-b 128 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
 fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
 VOC=${VOC:-/tmp/voc_jpeg}

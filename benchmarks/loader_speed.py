@@ -7,8 +7,9 @@ over for each ``--decode``, from a folder of JPEG photos, with no training step 
 Rows per decode and worker count: images/s in all and per worker (``--workers 0``: the main process alone, one
 core: the per-core cost; torch is held to one thread, as in a loader worker). ``cpu``: decode, SSD's IoU crop,
 resize to 320x320 and flip in the worker; ``cpu-v2``: the same through PIL and torchvision's v2 transforms;
-``gpu``: what the workers do for --decode gpu (read the bytes, draw the augmentation; nvJPEG decodes in the main
-process, not measured here).
+``gpu``: what the workers do for --decode gpu (read the bytes, draw the augmentation); on a CUDA machine, then
+``gpu main``: the other half, what the trainer's batch-preparing thread does with each batch (nvJPEG decode,
+crop, resize, flip: train/gpu_input.py::decode_batch), timed alone on batches collected beforehand.
 """
 import os
 import sys
@@ -37,6 +38,23 @@ def measure(loader, batches, warmup):
     for _ in range(batches):
         next(it)
     return time.perf_counter() - t
+
+
+def decode_rate(voc, batch, batches):
+    """images/s of decode_batch on the GPU for ``batches`` collated batches (two more first, untimed: nvJPEG's
+    set-up and the allocator's first blocks)."""
+    from edgeexport.train.gpu_input import decode_batch
+    device = torch.device("cuda")
+    it = iter(loader_for(voc, "gpu", batch, 0))
+    collated = [next(it) for _ in range(batches + 2)]
+    for b in collated[:2]:
+        decode_batch(*b[:4], (320, 320), device)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for b in collated[2:]:
+        decode_batch(*b[:4], (320, 320), device)
+    torch.cuda.synchronize()
+    return batches * batch / (time.perf_counter() - t)
 
 
 def get_args_parser(add_help=True):
@@ -70,6 +88,11 @@ def main(args):
             rows.append(row)
             print("--decode {decode:<7} workers {workers:>3}  {images_per_s:>8.1f} img/s  "
                   "{images_per_s_per_worker:>7.1f} img/s per worker".format(**row), flush=True)
+        if decode == "gpu" and torch.cuda.is_available():
+            row = {"decode": "gpu main", "images_per_s": decode_rate(voc, args.batch_size, args.batches),
+                   "batch": args.batch_size}
+            rows.append(row)
+            print("--decode gpu main (decode_batch on the GPU)  {images_per_s:>8.1f} img/s".format(**row), flush=True)
     env = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "images": len(voc),
            "image_size": list(__import__("PIL.Image", fromlist=["Image"]).open(voc.items[0][0]).size)}
     write_json(outputs, args.json, {"env": env, "rows": rows})

@@ -48,8 +48,8 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
         from .gpu_input import EncodedDetection, collate_encoded, decode_batch
 
         def decoded(batch):
-            data, crops, flips, boxes, labels, valid = batch
-            return (decode_batch(data, crops, flips, size, device),) + tuple(
+            data, ends, crops, flips, boxes, labels, valid = batch
+            return (decode_batch(data, ends, crops, flips, size, device),) + tuple(
                 t.to(device, non_blocking=True) for t in (boxes, labels, valid))
         return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded)
     if decode == "cpu":
@@ -85,37 +85,76 @@ def copied(device):
     return to_device
 
 
-def ahead_on_device(batches, to_device, device):
-    """Yield ``to_device(batch)`` for each batch, preparing the next one on a side stream while the caller's step
-    runs on the current stream (CUDA); elsewhere one at a time. The step waits for its own batch's event only (not
-    for whatever the side stream queued after it), and tensors made on the side stream are marked as used by the
-    step's stream (record_stream), so the allocator recycles them only after the step has read them."""
+def ahead_on_device(batches, to_device, device, depth=2):
+    """Yield ``to_device(batch)`` for each batch, prepared ahead of the caller's step (CUDA); elsewhere one at a
+    time in the caller's thread.
+
+    On CUDA a thread of ours pulls the loader's batches and prepares each on a stream of its own, up to ``depth``
+    batches ahead, while the caller's thread keeps launching the step's kernels. A thread, not just a side stream:
+    nvJPEG's batched decode returns only when the batch is decoded (torchvision's decode_jpegs_cuda.cpp
+    synchronises its stream before returning), and receiving a batch from the loader's workers takes the main
+    thread's time too; both now overlap the step instead of standing between two steps. torch's operators release
+    the GIL while they run (torch/csrc/jit/python/pybind_utils.h, invokeOperatorFromPython), so the two threads
+    run in parallel where it counts. The step waits for its own batch's event only, and tensors made on our stream
+    are marked as used by the step's stream (record_stream), so the allocator recycles them only after the step
+    has read them."""
     if device.type != "cuda":
         for batch in batches:
             yield to_device(batch)
         return
     main = torch.cuda.current_stream(device)
-    side = torch.cuda.Stream(device)
 
-    def prepare(batch):
+    def prepared():
+        torch.cuda.set_device(device)  # the current device is per thread
+        side = torch.cuda.Stream(device)
         with torch.cuda.stream(side):
-            out = to_device(batch)
-            done = torch.cuda.Event()
-            done.record(side)
-        return out, done
+            for batch in batches:
+                out = to_device(batch)
+                done = torch.cuda.Event()
+                done.record(side)
+                yield out, done
 
-    def ready(prepared):
-        out, done = prepared
+    for out, done in produced_ahead(prepared, depth):
         main.wait_event(done)
         for t in out:
             t.record_stream(main)
-        return out
+        yield out
 
-    pending = None
-    for batch in batches:
-        nxt = prepare(batch)
-        if pending is not None:
-            yield ready(pending)
-        pending = nxt
-    if pending is not None:
-        yield ready(pending)
+
+def produced_ahead(make, depth):
+    """The items of the iterator ``make()`` returns, produced by a thread of their own up to ``depth`` items ahead
+    of the caller. An exception in that thread (an unreadable image, a failed decode) is raised in the caller's;
+    when the caller stops early, the thread stops at its next item."""
+    import queue
+    import threading
+    ready, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in make():
+                if not put((item,)):
+                    return
+            put(end)
+        except BaseException as e:  # by design: whatever stops the thread is the caller's to raise
+            put(e)
+
+    threading.Thread(target=produce, name="edgeexport-ahead", daemon=True).start()
+    try:
+        while True:
+            item = ready.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item[0]
+    finally:
+        stop.set()

@@ -38,15 +38,15 @@ def test_boxes_follow_the_pixels_through_decode_crop_resize_and_flip(tmp_path):
     for epoch in range(12):
         data.set_epoch(epoch)
         batch = collate_encoded([data[0]])
-        images, boxes = decode_batch(batch[0], batch[1], batch[2], (64, 64), torch.device("cpu")), batch[3]
-        if not batch[5].any():
+        images, boxes = decode_batch(*batch[:4], (64, 64), torch.device("cpu")), batch[4]
+        if not batch[6].any():
             continue
         x1, y1, x2, y2 = boxes[0, 0].tolist()
         white = (images[0].mean(0) > 0.5).nonzero()
         ys, xs = white[:, 0].float(), white[:, 1].float()
         assert abs(xs.min().item() - x1) <= 2.5 and abs(xs.max().item() + 1 - x2) <= 2.5
         assert abs(ys.min().item() - y1) <= 2.5 and abs(ys.max().item() + 1 - y2) <= 2.5
-        checked.add((tuple(batch[1][0].tolist()) != (0, 0, 160, 120), bool(batch[2][0])))
+        checked.add((tuple(batch[2][0].tolist()) != (0, 0, 160, 120), bool(batch[3][0])))
     assert (True, True) in checked and len(checked) >= 3  # cropped and flipped, among other combinations
 
 
@@ -96,13 +96,13 @@ def test_the_decoded_batch_matches_the_cpu_paths_layout_range_and_boxes(tmp_path
     cpu = collate_batch([TorchDetection(ds, train_transform("none", [0.5] * 3, None, size))[i] for i in range(3)])
     enc = EncodedDetection(ds, "none", size)
     b = collate_encoded([enc[i] for i in range(3)])
-    images, boxes = decode_batch(b[0], b[1], b[2], size, torch.device("cpu")), b[3]
+    images, boxes = decode_batch(*b[:4], size, torch.device("cpu")), b[4]
     assert cpu[0].dtype == torch.uint8 and images.dtype == torch.float32
     assert tuple(images.shape) == tuple(cpu[0].shape) == (3, 3) + size
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     assert float((images * 255 - cpu[0].float()).abs().max()) <= 1.0  # uint8 rounding of the same bilinear resize
-    assert torch.equal(b[5], cpu[3]) and torch.equal(b[4], cpu[2])
-    np.testing.assert_allclose(boxes[b[5]].numpy(), cpu[1][cpu[3]].numpy(), atol=1e-3)
+    assert torch.equal(b[6], cpu[3]) and torch.equal(b[5], cpu[2])
+    np.testing.assert_allclose(boxes[b[6]].numpy(), cpu[1][cpu[3]].numpy(), atol=1e-3)
 
 
 def test_the_batched_crop_and_resize_equals_the_cpu_paths_inside_the_crop(tmp_path):
@@ -122,13 +122,13 @@ def test_the_batched_crop_and_resize_equals_the_cpu_paths_inside_the_crop(tmp_pa
         enc.set_epoch(epoch)
         dec.set_epoch(epoch)
         b = collate_encoded([enc[i] for i in range(len(ds))])
-        ours = decode_batch(b[0], b[1], b[2], size, torch.device("cpu")) * 255
+        ours = decode_batch(*b[:4], size, torch.device("cpu")) * 255
         cpu = torch.stack([dec[i][0] for i in range(len(ds))]).float()
         assert float((ours[..., 1:-1, 1:-1] - cpu[..., 1:-1, 1:-1]).abs().max()) <= 1.0 + 1e-3
         assert float((ours - cpu).abs().max()) <= 128
         assert float((ours - cpu).abs().mean()) <= 0.5
-        np.testing.assert_array_equal(b[3].numpy(), collate_batch_boxes_at(dec, len(ds), 0))
-        cropped += int((b[1][:, 2:] != torch.tensor([200, 150])).any(1).sum())
+        np.testing.assert_array_equal(b[4].numpy(), collate_batch_boxes_at(dec, len(ds), 0))
+        cropped += int((b[2][:, 2:] != torch.tensor([200, 150])).any(1).sum())
     assert cropped > 0
 
 
@@ -154,10 +154,10 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path):
     size, device = (320, 320), torch.device("cuda")
     enc, dec = EncodedDetection(ds, "ssdlite", size, seed=2), DecodedCrops(ds, "ssdlite", size, seed=2)
     batches = [collate_encoded([enc[e * len(ds) + i] for i in range(len(ds))]) for e in range(3)]
-    on_gpu = list(ahead_on_device(iter(batches), lambda b: (decode_batch(b[0], b[1], b[2], size, device),),
+    on_gpu = list(ahead_on_device(iter(batches), lambda b: (decode_batch(*b[:4], size, device),),
                                   device))
     for e, (images,) in enumerate(on_gpu):
         cpu = torch.stack([dec[e * len(ds) + i][0] for i in range(len(ds))]).float()
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))
         assert float(diff.max()) <= 2.0, diff
-        np.testing.assert_array_equal(batches[e][3].numpy(), collate_batch_boxes_at(dec, len(ds), e))
+        np.testing.assert_array_equal(batches[e][4].numpy(), collate_batch_boxes_at(dec, len(ds), e))
