@@ -103,9 +103,10 @@ def ahead_on_device(batches, to_device, device, depth=2):
             yield to_device(batch)
         return
     main = torch.cuda.current_stream(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
 
     def prepared():
-        torch.cuda.set_device(device)  # the current device is per thread
+        torch.cuda.set_device(index)  # the current device is per thread
         side = torch.cuda.Stream(device)
         with torch.cuda.stream(side):
             for batch in batches:
