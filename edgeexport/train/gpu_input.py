@@ -52,8 +52,7 @@ def collate_encoded(batch):
 
 def split_encoded(data, ends):
     """The files of a collated batch as views of its one byte tensor (what decode_jpeg takes: 1-D, contiguous)."""
-    starts = [0] + ends[:-1].tolist()
-    return [data[a:b] for a, b in zip(starts, ends.tolist())]
+    return list(torch.split(data, torch.diff(ends, prepend=ends.new_zeros(1)).tolist()))
 
 
 _DECODE_STREAMS = {}

@@ -9,6 +9,8 @@ main process does with a batch to put it on the device (the trainer and benchmar
 On CUDA the next batch is copied (or decoded) on a side stream while the step runs: a batch of 256 uint8 images
 at 320x320 is 79 MB, a few milliseconds of PCIe that would otherwise stand between two steps.
 """
+import atexit
+
 import torch
 
 from ..device.errors import UsageError
@@ -122,10 +124,25 @@ def ahead_on_device(batches, to_device, device, depth=2):
         yield out
 
 
+_PRODUCERS = {}  # thread -> its stop event, for the threads still running
+
+
+@atexit.register
+def _stop_producers():
+    """Stop and join the producing threads before the interpreter finalises: a daemon thread still inside the
+    loader or a CUDA call when Python tears down aborts the process ("terminate called without an active
+    exception", seen on the H200 at the end of benchmarks/train_speed.py). Registered after torch.utils.data's own
+    exit hook, so it runs first, while the loader's workers still serve."""
+    for stop in list(_PRODUCERS.values()):
+        stop.set()
+    for thread in list(_PRODUCERS):
+        thread.join(timeout=10)
+
+
 def produced_ahead(make, depth):
     """The items of the iterator ``make()`` returns, produced by a thread of their own up to ``depth`` items ahead
     of the caller. An exception in that thread (an unreadable image, a failed decode) is raised in the caller's;
-    when the caller stops early, the thread stops at its next item."""
+    when the caller stops early, or the interpreter exits, the thread stops at its next item."""
     import queue
     import threading
     ready, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
@@ -147,8 +164,12 @@ def produced_ahead(make, depth):
             put(end)
         except BaseException as e:  # by design: whatever stops the thread is the caller's to raise
             put(e)
+        finally:
+            _PRODUCERS.pop(threading.current_thread(), None)
 
-    threading.Thread(target=produce, name="edgeexport-ahead", daemon=True).start()
+    thread = threading.Thread(target=produce, name="edgeexport-ahead", daemon=True)
+    _PRODUCERS[thread] = stop
+    thread.start()
     try:
         while True:
             item = ready.get()
