@@ -95,13 +95,12 @@ def get_args_parser(add_help=True):
                         "device (equal to torchvision's); torchvision: its own per-image loop (the reference)")
     g.add_argument("--compile", action="store_true", help="torch.compile the batched step (off by default: "
                    "benchmarks/train_speed.py --compile measures its agreement with the eager step)")
-    g.add_argument("--decode", default="cpu-v2", choices=DECODE_CHOICES,
-                   help="cpu-v2 (default): torchvision's v2 transforms; cpu: image files decoded, cropped, resized "
-                        "and flipped in one pass in the loader workers (about 4x the speed per worker, falls back "
-                        "to cpu-v2 for rendered data, the ssd preset, --preprocess nvinfer, --loss torchvision); "
-                        "gpu: JPEG files decoded by nvJPEG and augmented on the GPU. cpu and gpu are not the "
-                        "default: their held-out mAP measured below cpu-v2's, not yet explained "
-                        "(benchmarks/RESULTS.md)")
+    g.add_argument("--decode", default="cpu", choices=DECODE_CHOICES,
+                   help="cpu (default): image files decoded, cropped, resized and flipped in one pass in the loader "
+                        "workers (4-6x torchvision's v2 transforms per worker; falls back to cpu-v2 for rendered data, "
+                        "the ssd preset, --preprocess nvinfer, --loss torchvision); gpu: JPEG files decoded by nvJPEG "
+                        "and augmented on the GPU, the workers only read bytes (for few cores per GPU); cpu-v2: "
+                        "torchvision's v2 transforms. All three reach the same held-out mAP (benchmarks/RESULTS.md)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)

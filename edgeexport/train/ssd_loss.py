@@ -122,7 +122,7 @@ class SSDTrainStep(torch.nn.Module):
         return self._anchors[key]
 
     def forward(self, images, boxes, labels, valid):
-        """``images`` uint8 or float in [0, 255]... as uint8 [B, 3, H, W]; boxes in its pixels."""
+        """``images`` [B, 3, H, W], uint8 (0..255) or float (0..1); boxes in its pixels."""
         x = images.float() / 255.0 if images.dtype == torch.uint8 else images
         h, w = x.shape[-2:]
         if self.size is not None and (h, w) != self.size:

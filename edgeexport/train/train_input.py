@@ -1,13 +1,14 @@
 """What feeds the training step, chosen once: the dataset the loader workers index, how they collate, and what the
 main process does with a batch to put it on the device (the trainer and benchmarks/train_speed.py share this).
 
-    --decode cpu     image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
+    --decode cpu     (default) image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
     --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input)
-    --decode cpu-v2  (default) torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
+    --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
                      preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
 
-On CUDA the next batch is copied (or decoded) on a side stream while the step runs: a batch of 256 uint8 images
-at 320x320 is 79 MB, a few milliseconds of PCIe that would otherwise stand between two steps.
+On CUDA a thread of ours receives the next batches and copies (or decodes) them on a stream of its own while the
+main thread launches the step: a batch of 256 uint8 images at 320x320 is 79 MB, a few milliseconds of PCIe, and
+nvJPEG's batched decode of 256 photos blocks its caller for its whole length; neither now stands between two steps.
 """
 import atexit
 
