@@ -6,7 +6,8 @@
 #      two seeds each where time allows; each run's epoch images/s;
 #   c. the GPU tests of the input paths.
 #   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run;
-#   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone.
+#   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone; ROWS_ONLY="ours+compile
+#   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row).
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"

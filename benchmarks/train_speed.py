@@ -237,6 +237,7 @@ def network_step(model, images, device, amp):
 
 
 JPEG_DECODES = ("cpu", "gpu", "cpu-v2")
+COMPILED_ROWS = ["ours+compile", "jpeg:cpu+compile", "jpeg:gpu+compile"]
 
 
 def get_args_parser(add_help=True):
@@ -253,7 +254,9 @@ def get_args_parser(add_help=True):
                    help="images in the ours+loader row's set (default: max(4 x batch, 1024)); a pass over them "
                         "ends every images/batch steps, and each new pass waits for the workers to refill")
     p.add_argument("--rows", nargs="+", default=["reference", "ours", "ours+loader", "network"],
-                   choices=["reference", "ours", "ours+loader", "network"] + ["jpeg:" + d for d in JPEG_DECODES])
+                   choices=["reference", "ours", "ours+loader", "network"] + ["jpeg:" + d for d in JPEG_DECODES] +
+                   COMPILED_ROWS, help="rows to time; a +compile row alone times only that compiled row (--compile "
+                   "adds every compiled row of the rows asked for)")
     p.add_argument("--data-path", help="a VOC folder of JPEG photos for the jpeg:* rows (python -m "
                    "edgeexport.data.make_voc writes one)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile, and compare one "
@@ -281,8 +284,10 @@ def main(args):
     if jpeg and not args.data_path:
         from edgeexport.device.errors import UsageError
         raise UsageError("the rows {} read a JPEG folder: pass --data-path".format(" ".join(jpeg)))
-    names = list(args.rows) + (["ours+compile"] + [r + "+compile" for r in jpeg if r != "jpeg:cpu-v2"]
-                               if args.compile else [])
+    names = list(args.rows)
+    if args.compile:
+        names += [r for r in ["ours+compile"] + [j + "+compile" for j in jpeg if j != "jpeg:cpu-v2"]
+                  if r in COMPILED_ROWS and r not in names]
     for b in args.batch_sizes:
         for name in names:
             torch.manual_seed(0)
