@@ -65,7 +65,8 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
         batches = training_stream(loader, batched, to_device, device)
     else:
         batches = loader
-    bar = Progress(itertools.islice(batches, steps), "epoch {}".format(epoch), show_progress, total=steps)
+    bar = Progress(out_of_memory_as_error(itertools.islice(batches, steps), device), "epoch {}".format(epoch),
+                   show_progress, total=steps)
     steps_done = 0
     for batch in bar:
         try:
@@ -123,12 +124,26 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
 
 
 def out_of_memory(device, batch):
-    """One line for a step that did not fit on the GPU: the batch size per GPU, the card, what to do."""
-    n = len(batch[0]) if isinstance(batch, (tuple, list)) else "?"
-    props = torch.cuda.get_device_properties(device)
-    return ("out of GPU memory at a batch of {} images per GPU on {} ({:.0f} GiB): lower -b/--batch-size (halve "
-            "it), or train with --amp (bf16) if it is off".format(
-                n, props.name, props.total_memory / 2 ** 30))
+    """One line for a step that did not fit on the GPU (``batch``: its inputs; None: the memory ran out while the
+    next batch was being decoded or copied onto the GPU): the batch size per GPU, the card, what to do."""
+    where = "at a batch of {} images per GPU".format(len(batch[0]) if isinstance(batch, (tuple, list)) else "?") \
+        if batch is not None else "while preparing the next batch (decoding or copying it onto the GPU)"
+    card = ""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        card = " on {} ({:.0f} GiB)".format(props.name, props.total_memory / 2 ** 30)
+    return ("out of GPU memory {}{}: lower -b/--batch-size (halve it), or train with --amp (bf16) if it is "
+            "off".format(where, card))
+
+
+def out_of_memory_as_error(batches, device):
+    """``batches``, with an out-of-memory raised while one is prepared (train_input's thread decodes and copies
+    ahead of the step, outside the step's own guard) turned into the same one-line TrainingError."""
+    try:
+        for batch in batches:
+            yield batch
+    except torch.cuda.OutOfMemoryError:
+        raise TrainingError(out_of_memory(device, None)) from None
 
 
 @torch.no_grad()

@@ -241,3 +241,24 @@ def test_qat_never_writes_over_the_model_it_fine_tunes(tmp_path):
                         "--force"])
     assert r.returncode == 2 and "name another --output-dir" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert (base / "best.pth").read_bytes() == before
+
+
+def test_running_out_of_gpu_memory_while_a_batch_is_prepared_is_one_line():
+    """The batches are decoded and copied ahead of the step (train_input's thread): an out-of-memory there reaches
+    the loop from its stream of batches, outside the step's guard, and must still be the one-line TrainingError."""
+    import pytest
+    from edgeexport.device.errors import TrainingError
+    from edgeexport.train.loop import train_one_epoch
+    model = torch.nn.Linear(1, 1)
+
+    def batches():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with pytest.raises(TrainingError) as e:
+        train_one_epoch(model, opt, sched, batches(), torch.device("cpu"), 0, show_progress=False, batched=True,
+                        steps=3)
+    msg = str(e.value)
+    assert msg.startswith("out of GPU memory while preparing the next batch") and "-b/--batch-size" in msg
+    assert "\n" not in msg
