@@ -66,7 +66,7 @@ for k in sorted(runs):
                                                                         runs[k]["train_loss"]))
 for d, row in summary.items():
     extra = ""
-    if len(row) > 3:
+    if "paired_diff_sd" in row:
         extra = "  paired diff vs {} {:+.4f} (sd {:.4f}, se {:.4f})".format(paths[0], row["paired_diff_vs_" + paths[0]],
                                                                           row["paired_diff_sd"], row["paired_diff_se"])
     print("{:<8} {} runs  mean {:.4f}  sd {:.4f}{}".format(d, row["runs"], row["mean"], row["sd"], extra))

@@ -286,8 +286,7 @@ def main(args):
         raise UsageError("the rows {} read a JPEG folder: pass --data-path".format(" ".join(jpeg)))
     names = list(args.rows)
     if args.compile:
-        names += [r for r in ["ours+compile"] + [j + "+compile" for j in jpeg if j != "jpeg:cpu-v2"]
-                  if r in COMPILED_ROWS and r not in names]
+        names += [r for r in ["ours+compile"] + [j + "+compile" for j in jpeg] if r in COMPILED_ROWS and r not in names]
     for b in args.batch_sizes:
         for name in names:
             torch.manual_seed(0)

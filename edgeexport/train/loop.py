@@ -126,8 +126,10 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
 def out_of_memory(device, batch):
     """One line for a step that did not fit on the GPU (``batch``: its inputs; None: the memory ran out while the
     next batch was being decoded or copied onto the GPU): the batch size per GPU, the card, what to do."""
-    where = "at a batch of {} images per GPU".format(len(batch[0]) if isinstance(batch, (tuple, list)) else "?") \
-        if batch is not None else "while preparing the next batch (decoding or copying it onto the GPU)"
+    if batch is None:
+        where = "while preparing the next batch (decoding or copying it onto the GPU)"
+    else:
+        where = "at a batch of {} images per GPU".format(len(batch[0]) if isinstance(batch, (tuple, list)) else "?")
     card = ""
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from edgeexport.data import VOCDetection
 from edgeexport.device.errors import DatasetError
-from edgeexport.train.gpu_input import EncodedDetection, collate_encoded, decode_batch
+from edgeexport.train.gpu_input import EncodedDetection, collate_encoded, decode_batch, split_encoded
 from edgeexport.train.ssd_crop import iou_crop
 
 
@@ -161,3 +161,10 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path):
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))
         assert float(diff.max()) <= 2.0, diff
         np.testing.assert_array_equal(batches[e][4].numpy(), collate_batch_boxes_at(dec, len(ds), e))
+
+
+def test_split_encoded_gives_each_file_back():
+    files = [torch.arange(n, dtype=torch.uint8) for n in (3, 1, 5)]
+    ends = torch.tensor([3, 4, 9])
+    back = split_encoded(torch.cat(files), ends)
+    assert len(back) == 3 and all(torch.equal(a, b) and a.is_contiguous() for a, b in zip(back, files))

@@ -76,11 +76,3 @@ def test_a_producer_still_running_at_exit_is_stopped_and_joined():
     assert not any(t.is_alive() for t in mine) and not mine & set(train_input._PRODUCERS)
     it.close()
 
-
-def test_split_encoded_gives_each_file_back():
-    import torch
-    from edgeexport.train.gpu_input import split_encoded
-    files = [torch.arange(n, dtype=torch.uint8) for n in (3, 1, 5)]
-    ends = torch.tensor([3, 4, 9])
-    back = split_encoded(torch.cat(files), ends)
-    assert len(back) == 3 and all(torch.equal(a, b) and a.is_contiguous() for a, b in zip(back, files))
