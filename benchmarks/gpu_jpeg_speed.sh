@@ -20,28 +20,11 @@ else
   ARCH=ssdlite320_mobilenet_v3_large; LB="-b 128 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
 fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
-VOC=${VOC:-/tmp/voc_jpeg}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cpus', os.cpu_count())" | tee -a "$OUT/log.txt"
 ls .gpu/whl/*.whl >/dev/null 2>&1 && $PY -m pip install -q --no-deps .gpu/whl/*.whl 2>&1 | tail -1
-
-if [ ! -f "$VOC/ImageSets/Main/train.txt" ]; then
-  log "the folder: 4 x $PER train + 4 x $VAL val make_voc photos, 480x360"
-  t0=$(date +%s)
-  for k in 0 1 2 3; do
-    $PY -m edgeexport.data.make_voc "$VOC.part$k" --train $PER --val $VAL --seed $k >/dev/null &
-  done
-  wait
-  mkdir -p "$VOC/JPEGImages" "$VOC/Annotations" "$VOC/ImageSets/Main"
-  for k in 0 1 2 3; do
-    for f in "$VOC.part$k"/JPEGImages/*.jpg; do b=$(basename "$f" .jpg); mv "$f" "$VOC/JPEGImages/p${k}_$b.jpg"; done
-    for f in "$VOC.part$k"/Annotations/*.xml; do b=$(basename "$f" .xml); mv "$f" "$VOC/Annotations/p${k}_$b.xml"; done
-    for s in train val; do sed "s/^/p${k}_/" "$VOC.part$k/ImageSets/Main/$s.txt" >> "$VOC/ImageSets/Main/$s.txt"; done
-    rm -rf "$VOC.part$k"
-  done
-  echo "written in $(( $(date +%s) - t0 )) s: $(wc -l < "$VOC/ImageSets/Main/train.txt") train" | tee -a "$OUT/log.txt"
-fi
+. benchmarks/gpu_voc_folder.sh
 
 if want a; then
   log "a1. loader_speed: the input pipelines alone, per worker"

@@ -109,9 +109,10 @@ def reference_step(model, images, targets, device, amp):
     return step
 
 
-def our_update(model, device, amp, compile_backend=None):
+def our_update(model, device, amp, compile_backend=None, before_backward=None):
     """The trainer's update: SSDTrainStep (normalise, network, batched loss) under bf16, fused SGD.
-    Returns update(images_uint8, boxes, labels, valid) for one batch already on the device."""
+    Returns update(images_uint8, boxes, labels, valid) for one batch already on the device; ``before_backward``
+    is called where the trainer tells its input stream that the backward begins."""
     from edgeexport.train.ssd_loss import SSDTrainStep
     step_module = SSDTrainStep(model).to(device)
     if compile_backend:
@@ -124,6 +125,8 @@ def our_update(model, device, amp, compile_backend=None):
             losses = step_module(x, boxes, labels, valid)
             loss = losses["bbox_regression"] + losses["classification"]
         opt.zero_grad(set_to_none=True)
+        if before_backward is not None:
+            before_backward()
         loss.backward()
         opt.step()
     return update
@@ -213,7 +216,7 @@ def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_bac
     from edgeexport.train.train_input import training_stream
     source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda")
     stream = training_stream(loader, True, source.to_device, device)
-    update = our_update(model, device, amp, compile_backend)
+    update = our_update(model, device, amp, compile_backend, stream.start_next)
     return lambda: update(*next(stream))
 
 

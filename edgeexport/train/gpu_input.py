@@ -55,37 +55,20 @@ def split_encoded(data, ends):
     return list(torch.split(data, torch.diff(ends, prepend=ends.new_zeros(1)).tolist()))
 
 
-_DECODE_STREAMS = {}
-
-
 def decode_jpegs(data, device):
-    """nvJPEG decode of a batch, safe for the memory the training stream is still using.
+    """nvJPEG decode of a batch (torchvision.io.decode_jpeg on CUDA): [3, H, W] uint8 images on ``device``.
 
     torchvision's CUDA decoder allocates its outputs while the caller's stream is current, then writes them from a
     stream of its own that does not wait for the caller's (torchvision/csrc/io/image/cuda/decode_jpegs_cuda.cpp:
-    prepare_buffers' torch::empty, then nvjpegDecodeBatched on ``cudaJpegDecoder->stream``; it only makes the
-    caller's stream wait for the decode afterwards). The caching allocator hands out a block as soon as it is freed
-    on its stream, so the decoder can be given memory that the previous step's kernels, still queued on the
-    training stream, have yet to read, and overwrite it (pytorch/vision PR #9606; torchcodec PR #1634: "wrong
-    numbers, NaNs"). That was --decode gpu's divergence: measured on an H200, SSDLite-Large at batch 256 on 8,192
-    make_voc JPEGs, the loss went NaN near step 21 with nvJPEG and trained with the same batches decoded on the CPU
-    (benchmarks/results/h200_decode_gpu_divergence.json). Here the decode runs with a stream of ours current: its
-    outputs come from that stream's pool, which only ever holds blocks freed after the training stream's recorded
-    use of them (record_stream), so nothing still queued reads what nvJPEG writes; the training stream then waits
-    for the decode. The decode still overlaps the previous step's kernels."""
+    prepare_buffers' torch::empty, then nvjpegDecodeBatched on ``cudaJpegDecoder->stream``, synchronised before it
+    returns). The caching allocator hands out a block as soon as it is freed on its stream, so the decoder can be
+    given memory that kernels still queued on the caller's stream have yet to read, and overwrite it (pytorch/vision
+    PR #9606; torchcodec PR #1634: "wrong numbers, NaNs"). That was --decode gpu's divergence: measured on an H200,
+    SSDLite-Large at batch 256 on 8,192 make_voc JPEGs, the loss went NaN near step 21 with nvJPEG and trained with
+    the same batches decoded on the CPU (benchmarks/results/h200_decode_gpu_divergence.json). decode_batch keeps it
+    from happening: it returns only once its own kernels have read the images (see there)."""
     from torchvision.io import ImageReadMode, decode_jpeg
-    if device.type != "cuda":
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    main = torch.cuda.current_stream(device)
-    side = _DECODE_STREAMS.get(device)
-    if side is None:
-        side = _DECODE_STREAMS[device] = torch.cuda.Stream(device)
-    with torch.cuda.stream(side):
-        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    main.wait_stream(side)
-    for image in images:
-        image.record_stream(main)  # freed for the decode stream's next batch only once the step has read it
-    return images
+    return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
 
 
 def decode_batch(data, ends, crops, flips, size, device):
@@ -96,7 +79,14 @@ def decode_batch(data, ends, crops, flips, size, device):
     with ``aligned`` and one sample per output pixel it samples at left + (x + 0.5) * w / W - 0.5, the point
     F.interpolate's bilinear resize of the crop (align_corners False) samples, so it equals that resize inside the
     crop; at the crop's border it may blend in the neighbouring pixel outside the crop where interpolate repeats
-    the border (at most half a pixel of difference at the edge, measured in tests/train/test_gpu_input.py)."""
+    the border (at most half a pixel of difference at the edge, measured in tests/train/test_gpu_input.py).
+
+    On CUDA it returns once the caller's stream has finished this batch's kernels: the decoded images are freed
+    on return, and nvJPEG writes the next batch's into freed memory without waiting for that stream
+    (decode_jpegs), so nothing of this batch may still be queued to read them. The wait costs the preparing thread
+    (train_input.ahead_on_device) a few kernels' time and the step nothing. It replaces a stream of the decode's
+    own and marking each of the 256 images as used by the caller's (record_stream: 256 calls a batch, each with
+    the GIL). Its effect on the H200 was within a run's noise (benchmarks/results/h200_input_profile_1204c.json)."""
     from torchvision.ops import roi_align
     images = decode_jpegs(split_encoded(data, ends), device)
     out = torch.empty((len(images), 3) + tuple(size), device=device)
@@ -113,4 +103,7 @@ def decode_batch(data, ends, crops, flips, size, device):
         out[index] = roi_align(stack, rois, tuple(size), spatial_scale=1.0, sampling_ratio=1, aligned=True)
     flips = flips.to(device)
     out = torch.where(flips[:, None, None, None], out.flip(-1), out)
-    return out.clamp_(0, 255) / 255.0  # roi_align's weights sum to 1 only to rounding
+    out = out.clamp_(0, 255) / 255.0  # roi_align's weights sum to 1 only to rounding
+    if out.is_cuda:
+        torch.cuda.current_stream(out.device).synchronize()
+    return out

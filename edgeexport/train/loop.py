@@ -65,6 +65,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
         batches = training_stream(loader, batched, to_device, device)
     else:
         batches = loader
+    start_next = getattr(batches, "start_next", lambda: None)
     bar = Progress(out_of_memory_as_error(itertools.islice(batches, steps), device), "epoch {}".format(epoch),
                    show_progress, total=steps)
     steps_done = 0
@@ -86,6 +87,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
                     losses = model(images, targets)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
+            start_next()  # the backward is launched without the GIL: the time for the next batch's Python
             if scaler is not None:
                 scaler.scale(loss).backward()
                 if max_grad_norm:

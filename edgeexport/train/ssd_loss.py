@@ -21,9 +21,17 @@ import torch.nn.functional as F
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 
-def pad_targets(targets, device=None):
-    """A list of {"boxes" [Mi, 4], "labels" [Mi]} -> boxes [B, M, 4], labels [B, M] (0 in padding), valid [B, M]."""
+BOX_PADDING = 8
+
+
+def pad_targets(targets, device=None, multiple=BOX_PADDING):
+    """A list of {"boxes" [Mi, 4], "labels" [Mi]} -> boxes [B, M, 4], labels [B, M] (0 in padding), valid [B, M],
+    M the most boxes of any image rounded up to ``multiple``. Rounded, because a compiled step (--compile) is
+    compiled anew for every new shape it is given: a JPEG folder's batches, padded to their own most boxes, made
+    dynamo recompile on the H200 (benchmarks/results/h200_input_log_1204c.txt, visit 4). Padding is never valid,
+    so it changes no loss."""
     m = max([len(t["boxes"]) for t in targets] + [1])
+    m = -(-m // multiple) * multiple
     b = len(targets)
     boxes = torch.zeros((b, m, 4), dtype=torch.float32)
     labels = torch.zeros((b, m), dtype=torch.int64)

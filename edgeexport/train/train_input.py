@@ -9,6 +9,7 @@ main process does with a batch to put it on the device (the trainer and benchmar
 On CUDA a thread of ours receives the next batches and copies (or decodes) them on a stream of its own while the
 main thread launches the step: a batch of 256 uint8 images at 320x320 is 79 MB, a few milliseconds of PCIe, and
 nvJPEG's batched decode of 256 photos blocks its caller for its whole length; neither now stands between two steps.
+The step tells the stream when its backward begins (``start_next()``): the thread starts the next batch then.
 """
 import atexit
 
@@ -22,10 +23,11 @@ DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
 
 class TrainInput(object):
     """``dataset`` and ``collate_fn`` for the DataLoader; ``to_device(batch)`` -> the batched step's inputs (None
-    for torchvision's per-image loss, whose loop moves its own lists)."""
+    for torchvision's per-image loss, whose loop moves its own lists); ``pinned``: whether the loader should pin
+    its batches for the copy to a GPU."""
 
-    def __init__(self, dataset, collate_fn, to_device):
-        self.dataset, self.collate_fn, self.to_device = dataset, collate_fn, to_device
+    def __init__(self, dataset, collate_fn, to_device, pinned=True):
+        self.dataset, self.collate_fn, self.to_device, self.pinned = dataset, collate_fn, to_device, pinned
 
 
 def resolve_decode(decode, train_set, preset, preprocess, batched):
@@ -54,7 +56,9 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
             data, ends, crops, flips, boxes, labels, valid = batch
             return (decode_batch(data, ends, crops, flips, size, device),) + tuple(
                 t.to(device, non_blocking=True) for t in (boxes, labels, valid))
-        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded)
+        # not pinned: nvJPEG reads the files' bytes from wherever they are (torchvision hands it the CPU tensor's
+        # pointer), so pinning them would be a copy nothing uses, made by one more thread of the main process
+        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded, pinned=False)
     if decode == "cpu":
         from .decoded_crops import DecodedCrops
         return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device))
@@ -68,18 +72,19 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
 
 def train_loader(source, batch, sampler, workers, pin_memory):
     """The DataLoader the trainer runs over ``source`` (a TrainInput), one iterator for the whole run when
-    ``sampler`` is an EpochsSampler; the benchmarks time this very loader."""
+    ``sampler`` is an EpochsSampler; the benchmarks time this very loader. ``pin_memory``: the batches go to a
+    GPU (pinned where the input wants them pinned)."""
     return torch.utils.data.DataLoader(source.dataset, batch, sampler=sampler, drop_last=True, num_workers=workers,
-                                       collate_fn=source.collate_fn, pin_memory=pin_memory,
+                                       collate_fn=source.collate_fn, pin_memory=pin_memory and source.pinned,
                                        prefetch_factor=4 if workers > 0 else None)
 
 
 def training_stream(loader, batched, to_device, device):
     """The loader's batches, an unreadable image raised as one DatasetError, and (batched) each put on the device
-    one ahead of the step."""
+    ahead of the step (ahead_on_device: call its ``start_next()`` as the step's backward begins)."""
     from .transforms import checked
     batches = checked(loader)
-    return ahead_on_device(batches, to_device or copied(device), device) if batched else batches
+    return ahead_on_device(batches, to_device or copied(device), device) if batched else InCallersThread(batches)
 
 
 def copied(device):
@@ -89,22 +94,28 @@ def copied(device):
 
 
 def ahead_on_device(batches, to_device, device, depth=2):
-    """Yield ``to_device(batch)`` for each batch, prepared ahead of the caller's step (CUDA); elsewhere one at a
-    time in the caller's thread.
+    """The batches as ``to_device(batch)``, prepared ahead of the caller's step on CUDA (elsewhere one at a time in
+    the caller's thread): an iterator whose ``start_next()`` the step calls as its backward begins.
 
-    On CUDA a thread of ours pulls the loader's batches and prepares each on a stream of its own, up to ``depth``
-    batches ahead, while the caller's thread keeps launching the step's kernels. A thread, not just a side stream:
-    nvJPEG's batched decode returns only when the batch is decoded (torchvision's decode_jpegs_cuda.cpp
-    synchronises its stream before returning), and receiving a batch from the loader's workers takes the main
-    thread's time too; both now overlap the step instead of standing between two steps. torch's operators release
-    the GIL while they run (torch/csrc/jit/python/pybind_utils.h, invokeOperatorFromPython), so the two threads
-    run in parallel where it counts. The step waits for its own batch's event only, and tensors made on our stream
-    are marked as used by the step's stream (record_stream), so the allocator recycles them only after the step
-    has read them."""
+    On CUDA a thread of ours pulls the loader's batches and prepares each on a stream of its own while the caller's
+    thread launches the step. A thread, not just a side stream: nvJPEG's batched decode returns only when the batch
+    is decoded (torchvision's decode_jpegs_cuda.cpp synchronises its stream before returning), and receiving a
+    batch from the loader's workers takes the main process's time too. The step waits for its own batch's event
+    only, and tensors made on our stream are marked as used by the step's stream (record_stream), so the allocator
+    recycles them only after the step has read them.
+
+    When the thread works matters as much as that it does. The eager step keeps the H200 busy for 59.6 of its
+    61.8 ms (SSDLite-Large, batch 256), and its forward is launched barely faster than the GPU runs it, so
+    whatever holds the GIL while the forward is launched delays the step. The thread's Python (receiving the batch,
+    decode_batch's calls, freeing 256 decoded images) held it for about 4 ms a batch, all of it right after the
+    step took its batch, i.e. during the forward (py-spy --gil and torch.profiler on the H200:
+    benchmarks/results/h200_input_profile_1204c.*). During the backward the launching thread waits in the autograd
+    engine's C++ without the GIL (torch/csrc/autograd/python_engine.cpp, THPEngine_run_backward: engine.execute
+    under pybind11::gil_scoped_release), so the
+    thread starts each batch then: ``start_next()``. A caller that never calls it still gets every batch: the
+    thread then starts the next one when the step takes its batch."""
     if device.type != "cuda":
-        for batch in batches:
-            yield to_device(batch)
-        return
+        return InCallersThread(to_device(batch) for batch in batches)
     main = torch.cuda.current_stream(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
 
@@ -118,11 +129,32 @@ def ahead_on_device(batches, to_device, device, depth=2):
                 done.record(side)
                 yield out, done
 
-    for out, done in produced_ahead(prepared, depth):
+    def on_step_stream(item):
+        out, done = item
         main.wait_event(done)
         for t in out:
             t.record_stream(main)
-        yield out
+        return out
+    return produced_ahead(prepared, depth, on_step_stream)
+
+
+class InCallersThread(object):
+    """An iterator with ahead_on_device's interface whose items are made when asked for."""
+
+    def __init__(self, items):
+        self.items = iter(items)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.items)
+
+    def start_next(self):
+        pass
+
+    def close(self):
+        pass
 
 
 _PRODUCERS = {}  # thread -> its stop event, for the threads still running
@@ -140,44 +172,76 @@ def _stop_producers():
         thread.join(timeout=10)
 
 
-def produced_ahead(make, depth):
-    """The items of the iterator ``make()`` returns, produced by a thread of their own up to ``depth`` items ahead
-    of the caller. An exception in that thread (an unreadable image, a failed decode) is raised in the caller's;
-    when the caller stops early, or the interpreter exits, the thread stops at its next item."""
-    import queue
-    import threading
-    ready, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
+def produced_ahead(make, depth, received=None):
+    """The items of the iterator ``make()`` returns (each passed through ``received`` in the caller's thread, if
+    given), made by a thread of their own up to ``depth`` items ahead of the caller; see ProducedAhead."""
+    return ProducedAhead(make, depth, received)
 
-    def put(item):
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def produce():
+class ProducedAhead(object):
+    """Items made by a thread of their own, at most ``depth`` ahead of the caller. The thread starts an item when
+    the caller grants it one: ``depth`` at the start, then one per item the caller takes, granted by
+    ``start_next()`` while the caller works on its item or, at the latest, when it takes the next. An exception in
+    the thread (an unreadable image, a failed decode) is raised in the caller's; when the caller stops early
+    (``close()``), or the interpreter exits, the thread stops at its next item."""
+
+    def __init__(self, make, depth, received=None):
+        import queue
+        import threading
+        self._queue, self._stop, self._end = queue.Queue(), threading.Event(), object()
+        self._grants = threading.Semaphore(depth)
+        self._granted, self._done = True, False  # before the first item, nothing is owed
+        self._received = received
+        self._thread = threading.Thread(target=self._produce, args=(make,), name="edgeexport-ahead", daemon=True)
+        _PRODUCERS[self._thread] = self._stop
+        self._thread.start()
+
+    def _produce(self, make):
+        import threading
         try:
-            for item in make():
-                if not put((item,)):
+            items = make()
+            while True:
+                while not self._grants.acquire(timeout=0.1):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
                     return
-            put(end)
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                self._queue.put((item,))
+            self._queue.put(self._end)
         except BaseException as e:  # by design: whatever stops the thread is the caller's to raise
-            put(e)
+            self._queue.put(e)
         finally:
             _PRODUCERS.pop(threading.current_thread(), None)
 
-    thread = threading.Thread(target=produce, name="edgeexport-ahead", daemon=True)
-    _PRODUCERS[thread] = stop
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item[0]
-    finally:
-        stop.set()
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        self.start_next()
+        self._granted = False
+        item = self._queue.get()
+        if item is self._end or isinstance(item, BaseException):
+            self.close()
+            if item is self._end:
+                raise StopIteration
+            raise item
+        return self._received(item[0]) if self._received is not None else item[0]
+
+    def start_next(self):
+        """Let the thread start the next item now (once per item taken; later calls do nothing)."""
+        if not self._granted:
+            self._granted = True
+            self._grants.release()
+
+    def close(self):
+        self._done = True
+        self._stop.set()
+
+    def __del__(self):
+        self._stop.set()

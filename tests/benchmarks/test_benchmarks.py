@@ -148,6 +148,37 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     assert all(row["images_per_s_per_worker"] > 0 for row in rows)
 
 
+def test_input_profile_counts_nested_operators_once_and_streams_apart():
+    from benchmarks.input_profile import summarise
+    ev = [{"ph": "X", "cat": "cpu_op", "tid": 1, "ts": 0, "dur": 10},  # an operator ...
+          {"ph": "X", "cat": "cpu_op", "tid": 1, "ts": 2, "dur": 5},   # ... and one it calls
+          {"ph": "X", "cat": "cpu_op", "tid": 1, "ts": 30, "dur": 10},
+          {"ph": "X", "cat": "cpu_op", "tid": 2, "ts": 0, "dur": 40},  # another thread's
+          {"ph": "X", "cat": "kernel", "tid": 7, "ts": 5, "dur": 20, "args": {"stream": 7}},
+          {"ph": "X", "cat": "kernel", "tid": 9, "ts": 10, "dur": 4, "args": {"stream": 9}},
+          {"ph": "M", "name": "thread_name"}]
+    s = summarise({"traceEvents": ev}, steps=2, main_tid=1)
+    assert s["span_ms_per_step"] == pytest.approx(0.040 / 2)
+    assert s["launching_thread_in_ops_ms_per_step"] == pytest.approx(0.020 / 2)
+    assert s["cuda_ms_per_step_by_stream"] == {"7": pytest.approx(0.010), "9": pytest.approx(0.002)}
+    assert s["threads_with_ops"] == ["1", "2"]
+
+
+def test_input_profile_writes_a_trace_and_a_summary_per_row(tmp_path):
+    from edgeexport.data.make_voc import write_voc
+    root = str(tmp_path / "voc")
+    write_voc(root, train=8, val=1, size=(160, 120), classes=2)
+    out = tmp_path / "profile"
+    r = run_cli(["benchmarks/input_profile.py", "--data-path", root, "--arch", "ssdlite320_mobilenet_v3_small",
+                 "--rows", "ours", "jpeg:cpu", "-b", "2", "--workers", "0", "--steps", "1", "--profile-steps", "1",
+                 "--out-dir", str(out)])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(str(out / "summary.json")))["rows"]
+    assert list(rows) == ["ours", "jpeg:cpu"]
+    assert all(row["images_per_s"] > 0 and 0 < row["launching_thread_in_ops_ms_per_step"] for row in rows.values())
+    assert sorted(os.listdir(str(out))) == ["jpeg_cpu.trace.json.gz", "ours.trace.json.gz", "summary.json"]
+
+
 def test_train_speed_compile_row_reports_its_agreement_with_the_eager_step(tmp_path):
     # aot_eager: TorchDynamo's capture and AOTAutograd without Inductor's kernels (which take minutes to build on
     # a 2-core CPU): the capture is exact, so both differences are zero to float32's last bits

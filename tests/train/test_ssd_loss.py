@@ -111,3 +111,29 @@ def test_compiling_the_step_keeps_losses_and_gradients_over_changing_shapes():
         sum(got.values()).backward()
         for (name, p), q in zip(eager_model.named_parameters(), compiled_model.parameters()):
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_box_padding_gives_a_compiled_loss_one_shape_for_batches_of_different_box_counts():
+    """dynamo compiles anew for each new input shape; batches with 1..7 boxes share one padded shape."""
+    import torch._dynamo
+
+    def compiled_count(multiple):
+        torch._dynamo.reset()
+        compiles = []
+
+        def backend(gm, example_inputs):
+            compiles.append(1)
+            return gm.forward
+        loss = torch.compile(ssd_loss, backend=backend)
+        gen = torch.Generator().manual_seed(0)
+        anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 20.0], [0.0, 10.0, 15.0, 30.0]])
+        for n in range(1, 8):
+            targets = [{"boxes": torch.tensor([[1.0, 1.0, 9.0, 9.0]] * n), "labels": torch.ones(n, dtype=torch.int64)},
+                       {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}]
+            boxes, labels, valid = pad_targets(targets, multiple=multiple)
+            loss(torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen), anchors, boxes, labels,
+                 valid)
+        torch._dynamo.reset()
+        return len(compiles)
+    assert compiled_count(8) == 1
+    assert compiled_count(1) > 1  # the shape per box count: what the padding is for

@@ -20,19 +20,71 @@ def test_items_arrive_in_order_from_another_thread():
     assert set(seen) == {"edgeexport-ahead"}
 
 
-def test_the_producer_runs_at_most_depth_items_ahead():
-    made = []
+def wait_until(condition, seconds=5.0):
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.01)
+    return condition()
 
+
+def counting(made, n=100):
     def make():
-        for i in range(100):
+        for i in range(n):
             made.append(i)
             yield i
-    it = produced_ahead(make, 3)
+    return make
+
+
+def test_the_producer_runs_at_most_depth_items_ahead():
+    made = []
+    it = produced_ahead(counting(made), 3)
     assert next(it) == 0
-    time.sleep(0.5)
-    # one handed over, three waiting in the queue, one made and waiting for room
-    assert len(made) <= 1 + 3 + 1, made
+    time.sleep(0.3)
+    assert len(made) == 3, made  # the one handed over and two waiting: nothing more until the caller says so
     it.close()
+
+
+def test_start_next_lets_the_thread_start_one_more_item_while_the_caller_works_on_its_own():
+    made = []
+    it = produced_ahead(counting(made), 2)
+    assert next(it) == 0
+    time.sleep(0.2)
+    assert len(made) == 2
+    it.start_next()
+    it.start_next()  # once per item taken: the second call grants nothing
+    assert wait_until(lambda: len(made) == 3)
+    time.sleep(0.2)
+    assert len(made) == 3, made
+    assert next(it) == 1  # already granted for item 0: taking item 1 grants nothing more
+    time.sleep(0.2)
+    assert len(made) == 3, made
+    it.close()
+
+
+def test_a_caller_that_never_calls_start_next_still_gets_every_item():
+    made = []
+    it = produced_ahead(counting(made, 20), 2)
+    assert list(it) == list(range(20))
+
+
+def test_items_pass_through_received_in_the_callers_thread():
+    where = []
+
+    def received(item):
+        where.append(threading.current_thread().name)
+        return item * 10
+    assert list(produced_ahead(lambda: iter(range(5)), 2, received)) == [0, 10, 20, 30, 40]
+    assert set(where) == {threading.current_thread().name}
+
+
+def test_off_cuda_the_stream_prepares_in_the_callers_thread_and_start_next_is_there():
+    import torch
+    from edgeexport.train.train_input import ahead_on_device
+    it = ahead_on_device(iter([(torch.zeros(2),), (torch.ones(2),)]), lambda b: tuple(t + 1 for t in b),
+                         torch.device("cpu"))
+    first = next(it)
+    it.start_next()
+    assert first[0].tolist() == [1, 1] and next(it)[0].tolist() == [2, 2]
 
 
 def test_an_error_in_the_thread_is_raised_in_the_callers_after_the_items_before_it():
@@ -51,14 +103,14 @@ def test_stopping_early_stops_the_thread():
         while True:
             yield i
             i += 1
-    before = threading.active_count()
     it = produced_ahead(make, 2)
+    thread = it._thread
     assert [next(it) for _ in range(5)] == list(range(5))
     it.close()
-    deadline = time.time() + 5
-    while threading.active_count() > before and time.time() < deadline:
-        time.sleep(0.05)
-    assert threading.active_count() == before
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    with pytest.raises(StopIteration):
+        next(it)
 
 
 def test_a_producer_still_running_at_exit_is_stopped_and_joined():
