@@ -7,7 +7,8 @@
 #   c. the GPU tests of the input paths.
 #   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run;
 #   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone; ROWS_ONLY="ours+compile
-#   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row).
+#   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row);
+#   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute.
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -26,10 +27,12 @@ $PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchv
 ls .gpu/whl/*.whl >/dev/null 2>&1 && $PY -m pip install -q --no-deps .gpu/whl/*.whl 2>&1 | tail -1
 . benchmarks/gpu_voc_folder.sh
 
-if want a; then
+if want a || want a1; then
   log "a1. loader_speed: the input pipelines alone, per worker"
   $PY benchmarks/loader_speed.py --data-path "$VOC" --workers 0 $W $LB --json "$OUT/loader_speed.json" 2>&1 \
     | tee -a "$OUT/log.txt"
+fi
+if want a || want a2; then
   log "a2. train_speed: the step and the trainer's input pipelines from the folder, batch $B, eager and compiled"
   $PY benchmarks/train_speed.py --arch $ARCH --batch-sizes $B $STEPS $DEV --workers $W --data-path "$VOC" \
     --rows $ROWS $COMPILE --json "$OUT/train_speed_jpeg.json" 2>&1 | tee -a "$OUT/log.txt"
