@@ -8,8 +8,8 @@ on each stream, and how much of the wall time the thread launching the step spen
 import gzip
 import json
 import os
+import shutil
 import sys
-import time
 
 import torch
 
@@ -64,9 +64,14 @@ def get_args_parser(add_help=True):
 
 def main(args):
     import threading
-    from benchmarks.train_speed import build, jpeg_step, make_batch, our_step, sync
+    from benchmarks.train_speed import build, jpeg_step, loader_warmup, make_batch, our_step, sync, wall_per_step
     from torch.profiler import ProfilerActivity, profile
+    from edgeexport.data import VOCDetection
+    from edgeexport.device.errors import UsageError
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    VOCDetection(args.data_path)  # a folder that is not one fails here, before any row has run
+    if "jpeg:gpu" in args.rows and device.type != "cuda":
+        raise UsageError("the row jpeg:gpu decodes with nvJPEG and needs a CUDA GPU; this machine has none")
     torch.backends.cudnn.benchmark = True
     os.makedirs(args.out_dir, exist_ok=True)
     summary = {"env": {"torch": torch.__version__, "cpu_count": os.cpu_count(), "workers": args.workers,
@@ -79,14 +84,7 @@ def main(args):
             step = our_step(model, images, targets, device, True)
         else:
             step = jpeg_step(model, args.batch_size, device, True, args.workers, args.data_path, name[5:])
-        for _ in range(max(10, 3 * args.workers) if name != "ours" else 10):
-            step()
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync(device)
-        wall = (time.perf_counter() - t) / args.steps
+        wall = wall_per_step(step, args.steps, 10 if name == "ours" else loader_warmup(10, args.workers), device)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
             for _ in range(args.profile_steps):
@@ -94,14 +92,14 @@ def main(args):
             sync(device)
         path = os.path.join(args.out_dir, name.replace(":", "_") + ".trace.json")
         prof.export_chrome_trace(path)
-        with open(path) as f:
-            trace = json.load(f)
+        with open(path, "rb") as f, gzip.open(path + ".gz", "wb") as packed:
+            trace = json.loads(f.read())
+            f.seek(0)
+            shutil.copyfileobj(f, packed)
+        os.remove(path)
         main_tid = threading.get_native_id()
         row = {"images_per_s": args.batch_size / wall, "step_ms": 1000 * wall, "main_tid": main_tid}
         row.update(summarise(trace, args.profile_steps, main_tid))
-        with gzip.open(path + ".gz", "wt") as f:
-            json.dump(trace, f)
-        os.remove(path)
         summary["rows"][name] = row
         print("{:<9} {:>8.1f} img/s  {:>6.1f} ms/step  profiled {:>6.1f} ms/step, launching thread in ops {:>6.1f} "
               "ms, CUDA by stream {}".format(name, row["images_per_s"], row["step_ms"], row["span_ms_per_step"],

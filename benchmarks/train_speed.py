@@ -56,8 +56,8 @@ def build(arch, device, channels_last):
     return model
 
 
-def timed(step, steps, warmup, device, profile_steps=3):
-    """(images per step call's wall seconds, GPU busy fraction)."""
+def wall_per_step(step, steps, warmup, device):
+    """Seconds of wall time per call of ``step``, over ``steps`` calls after ``warmup``."""
     for _ in range(warmup):
         step()
     sync(device)
@@ -65,7 +65,21 @@ def timed(step, steps, warmup, device, profile_steps=3):
     for _ in range(steps):
         step()
     sync(device)
-    wall = (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / steps
+
+
+def loader_warmup(warmup, workers):
+    """Warm-up steps for a row fed by a DataLoader. Each worker builds whole batches: the first arrive together
+    after one batch's work, and the loader settles only once every worker has delivered a few. Timing from there
+    is meant to measure the steady state an epoch runs in: on the H200, 30 steps after 10 of warm-up gave 2,096
+    img/s for jpeg:cpu while the trainer's epochs with the same pipeline ran at 3,837-4,024 (the start-up, by this
+    reasoning; not re-measured with the longer warm-up)."""
+    return max(warmup, 3 * workers)
+
+
+def timed(step, steps, warmup, device, profile_steps=3):
+    """(images per step call's wall seconds, GPU busy fraction)."""
+    wall = wall_per_step(step, steps, warmup, device)
     busy = None
     if device.type == "cuda":
         from torch.profiler import ProfilerActivity, profile
@@ -313,12 +327,7 @@ def main(args):
                 step = network_step(model, images[:b], device, amp)
             warmup = args.warmup + (3 if name.endswith("+compile") else 0)
             if name.startswith("jpeg:") or name == "ours+loader":
-                # Each worker builds whole batches: the first arrive together after one batch's work, and the loader
-                # settles only once every worker has delivered a few. Timing from there is meant to measure the
-                # steady state an epoch runs in: on the H200, 30 steps after 10 of warm-up gave 2,096 img/s for
-                # jpeg:cpu while the trainer's epochs with the same pipeline ran at 3,837-4,024 (the start-up, by
-                # this reasoning; not re-measured with the longer warm-up).
-                warmup = max(warmup, 3 * args.workers)
+                warmup = loader_warmup(warmup, args.workers)
             wall, busy = timed(step, args.steps, warmup, device)
             row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
                    "step_ms": 1000 * wall, "gpu_busy": busy,

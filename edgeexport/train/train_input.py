@@ -12,6 +12,8 @@ nvJPEG's batched decode of 256 photos blocks its caller for its whole length; ne
 The step tells the stream when its backward begins (``start_next()``): the thread starts the next batch then.
 """
 import atexit
+import queue
+import threading
 
 import torch
 
@@ -137,7 +139,7 @@ def ahead_on_device(batches, to_device, device, depth=2):
         for t in out:
             t.record_stream(main)
         return out
-    return produced_ahead(prepared, depth, on_step_stream)
+    return ProducedAhead(prepared, depth, on_step_stream)
 
 
 class InCallersThread(object):
@@ -153,9 +155,6 @@ class InCallersThread(object):
         return next(self.items)
 
     def start_next(self):
-        pass
-
-    def close(self):
         pass
 
 
@@ -174,22 +173,15 @@ def _stop_producers():
         thread.join(timeout=10)
 
 
-def produced_ahead(make, depth, received=None):
-    """The items of the iterator ``make()`` returns (each passed through ``received`` in the caller's thread, if
-    given), made by a thread of their own up to ``depth`` items ahead of the caller; see ProducedAhead."""
-    return ProducedAhead(make, depth, received)
-
-
 class ProducedAhead(object):
-    """Items made by a thread of their own, at most ``depth`` ahead of the caller. The thread starts an item when
+    """The items of the iterator ``make()`` returns (each passed through ``received`` in the caller's thread, if
+    given), made by a thread of their own at most ``depth`` ahead of the caller. The thread starts an item when
     the caller grants it one: ``depth`` at the start, then one per item the caller takes, granted by
     ``start_next()`` while the caller works on its item or, at the latest, when it takes the next. An exception in
     the thread (an unreadable image, a failed decode) is raised in the caller's; when the caller stops early
     (``close()``), or the interpreter exits, the thread stops at its next item."""
 
     def __init__(self, make, depth, received=None):
-        import queue
-        import threading
         self._queue, self._stop, self._end = queue.Queue(), threading.Event(), object()
         self._grants = threading.Semaphore(depth)
         self._granted, self._done = True, False  # before the first item, nothing is owed
@@ -199,7 +191,6 @@ class ProducedAhead(object):
         self._thread.start()
 
     def _produce(self, make):
-        import threading
         try:
             items = make()
             while True:

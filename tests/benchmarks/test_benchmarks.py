@@ -177,6 +177,10 @@ def test_input_profile_writes_a_trace_and_a_summary_per_row(tmp_path):
     assert list(rows) == ["ours", "jpeg:cpu"]
     assert all(row["images_per_s"] > 0 and 0 < row["launching_thread_in_ops_ms_per_step"] for row in rows.values())
     assert sorted(os.listdir(str(out))) == ["jpeg_cpu.trace.json.gz", "ours.trace.json.gz", "summary.json"]
+    r = run_cli(["benchmarks/input_profile.py", "--data-path", str(tmp_path / "none"), "--out-dir",
+                 str(tmp_path / "p2")])
+    assert r.returncode == 2 and "not a VOC folder" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "p2").exists()
 
 
 def test_train_speed_compile_row_reports_its_agreement_with_the_eager_step(tmp_path):

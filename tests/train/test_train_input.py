@@ -6,7 +6,7 @@ import time
 import pytest
 
 from edgeexport.device.errors import DatasetError
-from edgeexport.train.train_input import produced_ahead
+from edgeexport.train.train_input import ProducedAhead
 
 
 def test_items_arrive_in_order_from_another_thread():
@@ -16,7 +16,7 @@ def test_items_arrive_in_order_from_another_thread():
         for i in range(50):
             seen.append(threading.current_thread().name)
             yield i
-    assert list(produced_ahead(make, 2)) == list(range(50))
+    assert list(ProducedAhead(make, 2)) == list(range(50))
     assert set(seen) == {"edgeexport-ahead"}
 
 
@@ -37,7 +37,7 @@ def counting(made, n=100):
 
 def test_the_producer_runs_at_most_depth_items_ahead():
     made = []
-    it = produced_ahead(counting(made), 3)
+    it = ProducedAhead(counting(made), 3)
     assert next(it) == 0
     time.sleep(0.3)
     assert len(made) == 3, made  # the one handed over and two waiting: nothing more until the caller says so
@@ -46,7 +46,7 @@ def test_the_producer_runs_at_most_depth_items_ahead():
 
 def test_start_next_lets_the_thread_start_one_more_item_while_the_caller_works_on_its_own():
     made = []
-    it = produced_ahead(counting(made), 2)
+    it = ProducedAhead(counting(made), 2)
     assert next(it) == 0
     time.sleep(0.2)
     assert len(made) == 2
@@ -63,7 +63,7 @@ def test_start_next_lets_the_thread_start_one_more_item_while_the_caller_works_o
 
 def test_a_caller_that_never_calls_start_next_still_gets_every_item():
     made = []
-    it = produced_ahead(counting(made, 20), 2)
+    it = ProducedAhead(counting(made, 20), 2)
     assert list(it) == list(range(20))
 
 
@@ -73,7 +73,7 @@ def test_items_pass_through_received_in_the_callers_thread():
     def received(item):
         where.append(threading.current_thread().name)
         return item * 10
-    assert list(produced_ahead(lambda: iter(range(5)), 2, received)) == [0, 10, 20, 30, 40]
+    assert list(ProducedAhead(lambda: iter(range(5)), 2, received)) == [0, 10, 20, 30, 40]
     assert set(where) == {threading.current_thread().name}
 
 
@@ -91,7 +91,7 @@ def test_an_error_in_the_thread_is_raised_in_the_callers_after_the_items_before_
     def make():
         yield 1
         raise DatasetError("cannot read image x.jpg")
-    it = produced_ahead(make, 2)
+    it = ProducedAhead(make, 2)
     assert next(it) == 1
     with pytest.raises(DatasetError, match="x.jpg"):
         next(it)
@@ -103,7 +103,7 @@ def test_stopping_early_stops_the_thread():
         while True:
             yield i
             i += 1
-    it = produced_ahead(make, 2)
+    it = ProducedAhead(make, 2)
     thread = it._thread
     assert [next(it) for _ in range(5)] == list(range(5))
     it.close()
@@ -120,7 +120,7 @@ def test_a_producer_still_running_at_exit_is_stopped_and_joined():
         while True:
             yield 0
     before = set(train_input._PRODUCERS)
-    it = produced_ahead(make, 1)
+    it = ProducedAhead(make, 1)
     next(it)
     mine = set(train_input._PRODUCERS) - before
     assert len(mine) == 1
