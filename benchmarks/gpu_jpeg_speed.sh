@@ -8,7 +8,8 @@
 #   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run;
 #   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone; ROWS_ONLY="ours+compile
 #   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row);
-#   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute.
+#   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute;
+#   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison).
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -21,6 +22,7 @@ else
   ARCH=ssdlite320_mobilenet_v3_large; LB="-b 128 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
 fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
+[ "${NO_AGREEMENT:-0}" = 1 ] && COMPILE="$COMPILE --no-compile-agreement"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cpus', os.cpu_count())" | tee -a "$OUT/log.txt"

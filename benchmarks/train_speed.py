@@ -123,14 +123,14 @@ def reference_step(model, images, targets, device, amp):
     return step
 
 
-def our_update(model, device, amp, compile_backend=None, before_backward=None):
+def our_update(model, device, amp, compile_backend=None, before_backward=None, compile_mode=None):
     """The trainer's update: SSDTrainStep (normalise, network, batched loss) under bf16, fused SGD.
     Returns update(images_uint8, boxes, labels, valid) for one batch already on the device; ``before_backward``
     is called where the trainer tells its input stream that the backward begins."""
     from edgeexport.train.ssd_loss import SSDTrainStep
     step_module = SSDTrainStep(model).to(device)
     if compile_backend:
-        step_module = torch.compile(step_module, backend=compile_backend)
+        step_module = torch.compile(step_module, backend=compile_backend, mode=compile_mode)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=4e-5,
                           **({"fused": True} if device.type == "cuda" else {}))
 
@@ -146,9 +146,9 @@ def our_update(model, device, amp, compile_backend=None, before_backward=None):
     return update
 
 
-def our_step(model, images, targets, device, amp, compile_backend=None):
+def our_step(model, images, targets, device, amp, compile_backend=None, compile_mode=None):
     from edgeexport.train.ssd_loss import pad_targets
-    update = our_update(model, device, amp, compile_backend)
+    update = our_update(model, device, amp, compile_backend, compile_mode=compile_mode)
     x = images.to(device)
     boxes, labels, valid = pad_targets(targets, device)
     return lambda: update(x, boxes, labels, valid)
@@ -224,13 +224,13 @@ def jpeg_loader(voc, decode, batch, workers, device, pin_memory):
     return source, train_loader(source, batch, EpochsSampler(len(voc), batch, 0, 10 ** 6, 0), workers, pin_memory)
 
 
-def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None):
+def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None, compile_mode=None):
     """The trainer's input pipeline for ``--decode decode`` on the JPEG folder at ``data_path`` into our step."""
     from edgeexport.data import VOCDetection
     from edgeexport.train.train_input import training_stream
     source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda")
     stream = training_stream(loader, True, source.to_device, device)
-    update = our_update(model, device, amp, compile_backend, stream.start_next)
+    update = our_update(model, device, amp, compile_backend, stream.start_next, compile_mode)
     return lambda: update(*next(stream))
 
 
@@ -251,6 +251,22 @@ def network_step(model, images, device, amp):
         loss.backward()
         opt.step()
     return step
+
+
+def fed_steps(rows):
+    """(input row, the step row it feeds) for one batch size's rows in the order they ran: each input pipeline
+    against the step alone measured in this run, compiled against compiled. A row asked for twice (--rows
+    ours+compile jpeg:gpu+compile ours+compile jpeg:gpu+compile: the order's effect) is paired with the nearest run
+    of its step, the earlier on a tie."""
+    out = []
+    for i, r in enumerate(rows):
+        if not r["row"].startswith(("jpeg:", "ours+loader")):
+            continue
+        want = "ours+compile" if r["row"].endswith("+compile") else "ours"
+        near = min((j for j, q in enumerate(rows) if q["row"] == want), key=lambda j: abs(j - i), default=None)
+        if near is not None:
+            out.append((r, rows[near]))
+    return out
 
 
 JPEG_DECODES = ("cpu", "gpu", "cpu-v2")
@@ -278,8 +294,12 @@ def get_args_parser(add_help=True):
                    "edgeexport.data.make_voc writes one)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile, and compare one "
                    "step's losses and gradients with the eager step's")
+    p.add_argument("--no-compile-agreement", action="store_true", help="skip the compiled-vs-eager comparison of "
+                   "ours+compile (it compiles the step a second time, a minute or two of inductor)")
     p.add_argument("--compile-backend", default="inductor", choices=["inductor", "aot_eager"],
                    help="torch.compile's backend; aot_eager captures the graph without generating kernels")
+    p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                   help="torch.compile's mode (inductor only); reduce-overhead replays the step as CUDA graphs")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--json", type=output_file, help="write the table here")
     return p
@@ -315,11 +335,11 @@ def main(args):
                 step = reference_step(model, images[:b], targets[:b], device, amp)
             elif name in ("ours", "ours+compile"):
                 step = our_step(model, images[:b], targets[:b], device, amp,
-                                args.compile_backend if name == "ours+compile" else None)
+                                args.compile_backend if name == "ours+compile" else None, args.compile_mode)
             elif name.startswith("jpeg:"):
                 decode, compiled = name[5:].replace("+compile", ""), name.endswith("+compile")
                 step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode,
-                                 args.compile_backend if compiled else None)
+                                 args.compile_backend if compiled else None, args.compile_mode)
             elif name == "ours+loader":
                 step = loader_step(model, b, size, device, amp, args.workers,
                                    args.loader_images or max(4 * b, 1024))
@@ -332,7 +352,7 @@ def main(args):
             row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
                    "step_ms": 1000 * wall, "gpu_busy": busy,
                    "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None}
-            if name == "ours+compile":
+            if name == "ours+compile" and not args.no_compile_agreement:
                 # equality on a batch of at most 16: a compiled graph's numerics do not depend on the batch size
                 row.update(compile_agreement(args.arch, device, images[:min(b, 16)], targets[:min(b, 16)], amp,
                                              args.compile_backend))
@@ -354,16 +374,13 @@ def main(args):
             ratios[b] = by["ours"] / by["reference"]
             print("batch {}: ours / reference = {:.1f}x".format(b, ratios[b]))
     for b in args.batch_sizes:
-        by = {r["row"]: r for r in rows if r["batch"] == b}
-        for r in by.values():  # each input pipeline against the step it feeds, measured in this run
-            base = by.get("ours+compile" if r["row"].endswith("+compile") else "ours")
-            if r["row"].startswith(("jpeg:", "ours+loader")) and base is not None:
-                r["of_step"] = r["images_per_s"] / base["images_per_s"]
-                print("batch {}: {} at {:.0%} of {}".format(b, r["row"], r["of_step"], base["row"]))
+        for r, base in fed_steps([r for r in rows if r["batch"] == b]):
+            r["of_step"] = r["images_per_s"] / base["images_per_s"]
+            print("batch {}: {} at {:.0%} of {}".format(b, r["row"], r["of_step"], base["row"]))
     env = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu ({} threads)".format(
         torch.get_num_threads()), "torch": torch.__version__, "amp": "bf16 (ours), fp16 GradScaler (reference)"
         if amp and device.type == "cuda" else "off", "workers": args.workers, "data_path": args.data_path,
-        "cpu_count": os.cpu_count()}
+        "cpu_count": os.cpu_count(), "compile_mode": args.compile_mode}
     write_json(outputs, args.json, {"env": env, "rows": rows, "ours_over_reference": ratios})
     return 0
 

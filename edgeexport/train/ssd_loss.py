@@ -27,9 +27,9 @@ BOX_PADDING = 8
 def pad_targets(targets, device=None, multiple=BOX_PADDING):
     """A list of {"boxes" [Mi, 4], "labels" [Mi]} -> boxes [B, M, 4], labels [B, M] (0 in padding), valid [B, M],
     M the most boxes of any image rounded up to ``multiple``. Rounded, because a compiled step (--compile) is
-    compiled anew for every new shape it is given: a JPEG folder's batches, padded to their own most boxes, made
-    dynamo recompile on the H200 (benchmarks/results/h200_input_log_1204c.txt, visit 4). Padding is never valid,
-    so it changes no loss."""
+    compiled anew for each new shape it is given (tests/train/test_ssd_loss.py counts it): batches whose most boxes
+    vary between 1 and 8 share one shape. (The recompile first seen on the H200 had another cause, fixed in
+    SSDTrainStep.anchors.) Padding is never valid, so it changes no loss."""
     m = max([len(t["boxes"]) for t in targets] + [1])
     m = -(-m // multiple) * multiple
     b = len(targets)
@@ -122,11 +122,20 @@ class SSDTrainStep(torch.nn.Module):
         self._anchors = {}
 
     def anchors(self, images, features):
+        """torchvision's default boxes for this image size: cached per size when eager, computed in the graph when
+        compiled. Dynamo guards on what the compiled code read, the cache's keys too: filling the cache inside the
+        compiled forward failed that guard on the next call, so every --compile run compiled the whole step twice
+        (TORCH_LOGS=recompiles on the H200, "not ___dict_contains(((320, 320), ...), self._anchors)":
+        benchmarks/results/h200_jpeg_log_1204d.txt). In the graph they add a few small kernels to each step."""
+        from torchvision.models.detection.image_list import ImageList
         key = (tuple(images.shape[-2:]), images.device, images.dtype)
-        if key not in self._anchors:
-            from torchvision.models.detection.image_list import ImageList
+        compiling = torch.compiler.is_compiling()
+        if compiling or key not in self._anchors:
             il = ImageList(images[:1], [tuple(images.shape[-2:])])
-            self._anchors[key] = self.ssd.anchor_generator(il, [f[:1] for f in features])[0].detach()
+            anchors = self.ssd.anchor_generator(il, [f[:1] for f in features])[0].detach()
+            if compiling:
+                return anchors
+            self._anchors[key] = anchors
         return self._anchors[key]
 
     def forward(self, images, boxes, labels, valid):

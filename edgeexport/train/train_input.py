@@ -173,6 +173,28 @@ def _stop_producers():
         thread.join(timeout=10)
 
 
+def _produce(make, out, stop, grants, end):
+    """ProducedAhead's thread: an item into ``out`` per grant, then ``end``, or the exception that stopped it."""
+    try:
+        items = make()
+        while True:
+            while not grants.acquire(timeout=0.1):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            out.put((item,))
+        out.put(end)
+    except BaseException as e:  # by design: whatever stops the thread is the caller's to raise
+        out.put(e)
+    finally:
+        _PRODUCERS.pop(threading.current_thread(), None)
+
+
 class ProducedAhead(object):
     """The items of the iterator ``make()`` returns (each passed through ``received`` in the caller's thread, if
     given), made by a thread of their own at most ``depth`` ahead of the caller. The thread starts an item when
@@ -186,29 +208,14 @@ class ProducedAhead(object):
         self._grants = threading.Semaphore(depth)
         self._granted, self._done = True, False  # before the first item, nothing is owed
         self._received = received
-        self._thread = threading.Thread(target=self._produce, args=(make,), name="edgeexport-ahead", daemon=True)
+        # the thread holds the queue, events and semaphore, not self: a caller that drops this iterator without
+        # close() lets __del__ stop the thread, which frees the loader and its workers (a bound method as the
+        # target kept both alive for as long as the process: benchmarks/train_speed.py's later rows ran beside
+        # the earlier rows' threads and workers)
+        self._thread = threading.Thread(target=_produce, name="edgeexport-ahead", daemon=True, args=(
+            make, self._queue, self._stop, self._grants, self._end))
         _PRODUCERS[self._thread] = self._stop
         self._thread.start()
-
-    def _produce(self, make):
-        try:
-            items = make()
-            while True:
-                while not self._grants.acquire(timeout=0.1):
-                    if self._stop.is_set():
-                        return
-                if self._stop.is_set():
-                    return
-                try:
-                    item = next(items)
-                except StopIteration:
-                    break
-                self._queue.put((item,))
-            self._queue.put(self._end)
-        except BaseException as e:  # by design: whatever stops the thread is the caller's to raise
-            self._queue.put(e)
-        finally:
-            _PRODUCERS.pop(threading.current_thread(), None)
 
     def __iter__(self):
         return self

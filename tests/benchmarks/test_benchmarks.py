@@ -120,6 +120,15 @@ def test_train_speed_runs_every_row_on_cpu(tmp_path):
     assert "ours / reference" in r.stdout
 
 
+def test_each_input_row_is_compared_with_the_nearest_run_of_the_step_it_feeds():
+    from benchmarks.train_speed import fed_steps
+    rows = [{"row": n, "k": k} for k, n in enumerate(["ours+compile", "jpeg:gpu+compile", "ours+compile",
+                                                       "jpeg:gpu+compile", "ours", "jpeg:gpu", "network"])]
+    pairs = [(r["k"], base["k"]) for r, base in fed_steps(rows)]
+    assert pairs == [(1, 0), (3, 2), (5, 4)]  # row 1 is as near to 0 as to 2: the earlier
+    assert fed_steps([{"row": "jpeg:cpu+compile"}, {"row": "ours"}]) == []  # compiled only against compiled
+
+
 def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     """The rows that feed the step from a JPEG folder through the trainer's own input pipelines, each reported
     against the step of the same run, and the loader alone per worker; a jpeg row without a folder is one line."""

@@ -113,6 +113,27 @@ def test_compiling_the_step_keeps_losses_and_gradients_over_changing_shapes():
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_a_compiled_step_compiles_once_for_batches_of_one_shape():
+    """The anchors the forward caches must not be read or written by the compiled graph: dynamo guards on a
+    cache's keys, and filling it during the first call made the second compile the whole step again (the H200
+    with TORCH_LOGS=recompiles). Counted with a backend that only records each graph (dynamo's tracing, no AOT)."""
+    import torch._dynamo
+    torch._dynamo.reset()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+    model, _ = make_model()
+    step = torch.compile(SSDTrainStep(model.train()), backend=backend)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        u8 = (torch.rand(2, 3, 320, 320, generator=gen) * 255).round().to(torch.uint8)
+        step(u8, *pad_targets(_targets(gen, [2, 1])))
+    torch._dynamo.reset()
+    assert len(graphs) == 1
+
+
 def test_box_padding_gives_a_compiled_loss_one_shape_for_batches_of_different_box_counts():
     """dynamo compiles anew for each new input shape; batches with 1..7 boxes share one padded shape."""
     import torch._dynamo

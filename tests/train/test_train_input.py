@@ -113,6 +113,28 @@ def test_stopping_early_stops_the_thread():
         next(it)
 
 
+def test_dropping_the_iterator_without_close_stops_the_thread_and_closes_its_source():
+    """A caller that lets go of the stream (train_speed.py's rows) must not leave its thread, and the loader the
+    thread iterates, alive beside whatever runs next."""
+    import gc
+    closed = []
+
+    def make():
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.append(True)  # a generator's finally runs when it is closed or freed: the loader's shutdown
+    it = ProducedAhead(make, 2)
+    thread = it._thread
+    next(it)
+    del it
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert wait_until(lambda: closed)
+
+
 def test_a_producer_still_running_at_exit_is_stopped_and_joined():
     from edgeexport.train import train_input
 
