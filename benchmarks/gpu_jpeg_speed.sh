@@ -9,7 +9,8 @@
 #   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone; ROWS_ONLY="ours+compile
 #   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row);
 #   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute;
-#   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison).
+#   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison);
+#   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs).
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -23,6 +24,7 @@ else
 fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
 [ "${NO_AGREEMENT:-0}" = 1 ] && COMPILE="$COMPILE --no-compile-agreement"
+[ -n "${COMPILE_MODE:-}" ] && COMPILE="$COMPILE --compile-mode $COMPILE_MODE"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cpus', os.cpu_count())" | tee -a "$OUT/log.txt"
