@@ -134,7 +134,11 @@ def our_update(model, device, amp, compile_backend=None, before_backward=None, c
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=4e-5,
                           **({"fused": True} if device.type == "cuda" else {}))
 
+    graphs = compile_backend and compile_mode == "reduce-overhead"
+
     def update(x, boxes, labels, valid):
+        if graphs:  # a new iteration: the last step's graph outputs (loss, gradients) may be overwritten now
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             losses = step_module(x, boxes, labels, valid)
             loss = losses["bbox_regression"] + losses["classification"]
