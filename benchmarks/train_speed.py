@@ -311,6 +311,10 @@ def get_args_parser(add_help=True):
 
 def main(args):
     from benchmarks.stats import json_output, write_json
+    if args.compile_mode and args.compile_backend != "inductor":
+        from edgeexport.device.errors import UsageError
+        raise UsageError("--compile-mode is inductor's; --compile-backend {} would ignore it".format(
+            args.compile_backend))
     outputs = json_output(args.json, reads=[args.data_path])
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

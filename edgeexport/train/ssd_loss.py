@@ -20,6 +20,13 @@ import torch.nn.functional as F
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
+# True while dynamo traces: torch.compiler.is_compiling, public from torch 2.3 (the torch.compiler API reference lists
+# it from 2.3 on), and setup.cfg admits 2.2; before, torch/_dynamo/__init__.py exported the same flag (from
+# .external_utils import is_compiling)
+_is_compiling = getattr(torch.compiler, "is_compiling", None)
+if _is_compiling is None:
+    import torch._dynamo
+    _is_compiling = torch._dynamo.is_compiling
 
 BOX_PADDING = 8
 
@@ -127,16 +134,17 @@ class SSDTrainStep(torch.nn.Module):
         compiled forward failed that guard on the next call, so every --compile run compiled the whole step twice
         (TORCH_LOGS=recompiles on the H200, "not ___dict_contains(((320, 320), ...), self._anchors)":
         benchmarks/results/h200_jpeg_log_1204d.txt). In the graph they add a few small kernels to each step."""
-        from torchvision.models.detection.image_list import ImageList
+        if _is_compiling():
+            return self._default_boxes(images, features)
         key = (tuple(images.shape[-2:]), images.device, images.dtype)
-        compiling = torch.compiler.is_compiling()
-        if compiling or key not in self._anchors:
-            il = ImageList(images[:1], [tuple(images.shape[-2:])])
-            anchors = self.ssd.anchor_generator(il, [f[:1] for f in features])[0].detach()
-            if compiling:
-                return anchors
-            self._anchors[key] = anchors
+        if key not in self._anchors:
+            self._anchors[key] = self._default_boxes(images, features)
         return self._anchors[key]
+
+    def _default_boxes(self, images, features):
+        from torchvision.models.detection.image_list import ImageList
+        il = ImageList(images[:1], [tuple(images.shape[-2:])])
+        return self.ssd.anchor_generator(il, [f[:1] for f in features])[0].detach()
 
     def forward(self, images, boxes, labels, valid):
         """``images`` [B, 3, H, W], uint8 (0..255) or float (0..1); boxes in its pixels."""

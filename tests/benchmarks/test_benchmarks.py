@@ -148,6 +148,10 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     assert rows[3]["images_per_s"] > 0 and "of_step" not in rows[3]
     r = run_cli(["benchmarks/train_speed.py", "--device", "cpu", "--rows", "jpeg:cpu"])
     assert r.returncode == 2 and "--data-path" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(["benchmarks/train_speed.py", "--device", "cpu", "--rows", "ours+compile", "--compile-backend",
+                 "aot_eager", "--compile-mode", "reduce-overhead", "--json", str(tmp_path / "no.json")])
+    assert r.returncode == 2 and "--compile-mode" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "no.json").exists()
     out = str(tmp_path / "loader.json")
     r = run_cli(["benchmarks/loader_speed.py", "--data-path", root, "--workers", "0", "-b", "2", "--batches", "2",
                  "--json", out])
