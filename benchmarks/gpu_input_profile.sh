@@ -7,6 +7,8 @@
 #      stacks per thread) and where every thread is (--idle).
 #   bash benchmarks/gpu_input_profile.sh        (SMALL=1: a CPU dry run on a small folder)
 #   PARTS="1" REPEAT=2: the before/after alone, twice over (before, after, before, after: a run's noise is ~5 %)
+#   PARTS="3" SPY_MODES=idle SPY_ROW=jpeg:gpu+compile SPY_FLAGS="--compile-mode reduce-overhead": where the
+#      threads are while the compiled step (CUDA graphs) is fed from the folder (stacks gzipped)
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="1 2 3"
 . benchmarks/gpu_common.sh
@@ -38,12 +40,14 @@ want 2 && log "2. input_profile: $ROWS" &&
 timeout 200 $PY benchmarks/input_profile.py --arch $ARCH -b $B --workers $W --data-path "$VOC" --rows $ROWS $PSTEPS \
   --out-dir "$OUT/profile" 2>&1 | grep -v "Warning\|USDT\|gpuGetDeviceCount" | tee -a "$OUT/log.txt"
 if want 3 && command -v py-spy >/dev/null; then
-  SPY_ROW=$(echo $ROWS | tr ' ' '\n' | grep -m1 '^jpeg:')
-  for mode in gil idle; do
-    log "3. py-spy --$mode over train_speed --rows $SPY_ROW --steps $SPY_STEPS"
-    timeout 150 py-spy record --$mode --threads --nonblocking -r 250 -f raw -o "$OUT/pyspy_$mode.txt" -- \
+  SPY_ROW=${SPY_ROW:-$(echo $ROWS | tr ' ' '\n' | grep -m1 '^jpeg:')}
+  for mode in ${SPY_MODES:-gil idle}; do
+    log "3. py-spy --$mode over train_speed --rows $SPY_ROW --steps $SPY_STEPS ${SPY_FLAGS:-}"
+    timeout 200 py-spy record --$mode --threads --nonblocking -r 250 -f raw -o "$OUT/pyspy_$mode.txt" -- \
       $PY benchmarks/train_speed.py --arch $ARCH --batch-sizes $B --steps $SPY_STEPS --warmup 10 $DEV \
-      --workers $W --data-path "$VOC" --rows $SPY_ROW 2>&1 | grep -v Warning | tail -3 | tee -a "$OUT/log.txt"
+      --workers $W --data-path "$VOC" --rows $SPY_ROW ${SPY_FLAGS:-} 2>&1 | grep -v Warning | tail -3 \
+      | tee -a "$OUT/log.txt"
+    gzip -f "$OUT/pyspy_$mode.txt"
   done
 fi
 log "done"

@@ -10,7 +10,8 @@
 #   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row);
 #   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute;
 #   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison);
-#   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs).
+#   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs);
+#   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs.
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -19,7 +20,7 @@ if [ "${SMALL:-0}" = 1 ]; then
   PER=24; VAL=8; B=8; W=2; DEV="--device cpu"; STEPS="--steps 2 --warmup 1"; EP=2; ARCH=ssdlite320_mobilenet_v3_small
   LB="-b 8 --batches 2"; COMPILE=""; ROWS="ours jpeg:cpu jpeg:cpu-v2"
 else
-  PER=2048; VAL=64; B=256; W=14; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
+  PER=${PER:-2048}; VAL=64; B=256; W=14; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
   ARCH=ssdlite320_mobilenet_v3_large; LB="-b 128 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
 fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
@@ -45,9 +46,9 @@ if want b; then
   for run in ${RUNS:-cpu-v2:0 cpu:0 gpu:0 cpu-v2:1 cpu:1}; do
     d=${run%%:*}; s=${run##*:}
     [ "${SMALL:-0}" = 1 ] && [ "$d" = gpu ] && continue
-    log "b. train --decode $d --seed $s: $EP epochs, batch $B"
+    log "b. train --decode $d --seed $s ${TRAIN_FLAGS:-}: $EP epochs, batch $B"
     $PY -m edgeexport.train --dataset voc --data-path "$VOC" --train-split train --val-split val --arch $ARCH \
-      --epochs $EP -b $B --workers $W --decode $d --seed $s --eval-every $EP --no-progress $DEV \
+      --epochs $EP -b $B --workers $W --decode $d --seed $s --eval-every $EP --no-progress $DEV ${TRAIN_FLAGS:-} \
       --output-dir "/tmp/run_${d}_$s" --force 2>&1 | tee -a "$OUT/log.txt"
     cp "/tmp/run_${d}_$s/metrics.json" "$OUT/metrics_${d}_seed$s.json"
   done

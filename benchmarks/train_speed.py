@@ -19,8 +19,10 @@ Rows per batch size:
   ``--compile`` adds ``jpeg:cpu+compile`` and ``jpeg:gpu+compile``;
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
 
-Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory. Data for the
-in-memory rows is rendered once and kept on the device, so those rows measure the step alone.
+Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory; for the rows fed
+from a folder, the medians per batch of the time the step waited for it and, on CUDA, of the preparing thread's
+receiving and preparing it (edgeexport.train.train_input.input_timings). Data for the in-memory rows is rendered
+once and kept on the device, so those rows measure the step alone.
 """
 import os
 import sys
@@ -33,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from edgeexport.device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_count, int_range,  # noqa: E402
                                    iterations, output_file, run_cli, worker_count)
 from edgeexport.device.meta import ARCHS  # noqa: E402
+from edgeexport.train.loop import COMPILE_MODES  # noqa: E402
 from edgeexport.model.torch_device import default_device, torch_device  # noqa: E402
 
 
@@ -235,7 +238,31 @@ def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_bac
     source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda")
     stream = training_stream(loader, True, source.to_device, device)
     update = our_update(model, device, amp, compile_backend, stream.start_next, compile_mode)
-    return lambda: update(*next(stream))
+    return FedStep(stream, update)
+
+
+class FedStep(object):
+    """One update on the stream's next batch; ``timings(skip)``: what the stream spent per batch after the first
+    ``skip`` (edgeexport.train.train_input.input_timings)."""
+
+    def __init__(self, stream, update):
+        self.stream, self.update = stream, update
+
+    def __call__(self):
+        self.update(*next(self.stream))
+
+    def timings(self, skip):
+        from edgeexport.train.train_input import input_timings
+        return input_timings(self.stream, skip)
+
+
+def input_columns(timings):
+    """'  input ms/batch: waited W, received R, prepared P' for a fed row (medians), '' for the others."""
+    if not timings:
+        return ""
+    names = (("wait_ms", "waited"), ("receive_ms", "received"), ("prepare_ms", "prepared"))
+    return "  input ms/batch: " + ", ".join("{} {:.1f}".format(label, timings[k]) for k, label in names
+                                            if k in timings)
 
 
 def network_step(model, images, device, amp):
@@ -302,7 +329,7 @@ def get_args_parser(add_help=True):
                    "ours+compile (it compiles the step a second time, a minute or two of inductor)")
     p.add_argument("--compile-backend", default="inductor", choices=["inductor", "aot_eager"],
                    help="torch.compile's backend; aot_eager captures the graph without generating kernels")
-    p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+    p.add_argument("--compile-mode", choices=COMPILE_MODES,
                    help="torch.compile's mode (inductor only); reduce-overhead replays the step as CUDA graphs")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--json", type=output_file, help="write the table here")
@@ -359,16 +386,18 @@ def main(args):
             wall, busy = timed(step, args.steps, warmup, device)
             row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
                    "step_ms": 1000 * wall, "gpu_busy": busy,
-                   "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None}
+                   "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None,
+                   "input": step.timings(warmup) if isinstance(step, FedStep) else None}
             if name == "ours+compile" and not args.no_compile_agreement:
                 # equality on a batch of at most 16: a compiled graph's numerics do not depend on the batch size
                 row.update(compile_agreement(args.arch, device, images[:min(b, 16)], targets[:min(b, 16)], amp,
                                              args.compile_backend))
             rows.append(row)
             print("{arch} batch {batch:>4} {row:<13} {images_per_s:>9.1f} img/s  {step_ms:>8.1f} ms/step  "
-                  "GPU busy {busy}  peak {mem}".format(busy="-" if busy is None else "{:.0%}".format(busy),
-                                                       mem="-" if row["peak_mem_gb"] is None else
-                                                       "{:.1f} GB".format(row["peak_mem_gb"]), **row), flush=True)
+                  "GPU busy {busy}  peak {mem}{wait}".format(
+                      busy="-" if busy is None else "{:.0%}".format(busy),
+                      mem="-" if row["peak_mem_gb"] is None else "{:.1f} GB".format(row["peak_mem_gb"]),
+                      wait=input_columns(row["input"]), **row), flush=True)
             if "grad_rel_diff" in row:
                 print("  one step, relative differences of the losses / the gradients: compiled ({}) vs eager "
                       "{:.1e} / {:.1e}; eager vs float64 (the step's own rounding) {:.1e} / {:.1e}".format(

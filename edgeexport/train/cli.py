@@ -26,7 +26,7 @@ from ..device.meta import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from ..model.torch_device import default_device, torch_device
 
 from . import distributed as D
-from .loop import evaluate, train_one_epoch
+from .loop import COMPILE_MODES, evaluate, train_one_epoch
 from .ssd_loss import SSDTrainStep
 from .train_input import DECODE_CHOICES, build_train_input, train_loader, training_stream
 from .transforms import PRESETS, EpochsSampler, TorchDetection, collate, eval_transform
@@ -95,6 +95,8 @@ def get_args_parser(add_help=True):
                         "device (equal to torchvision's); torchvision: its own per-image loop (the reference)")
     g.add_argument("--compile", action="store_true", help="torch.compile the batched step (off by default: "
                    "benchmarks/train_speed.py --compile measures its agreement with the eager step)")
+    g.add_argument("--compile-mode", choices=COMPILE_MODES, help="torch.compile's mode for --compile; "
+                   "reduce-overhead replays the step as CUDA graphs (one process only)")
     g.add_argument("--decode", default="cpu", choices=DECODE_CHOICES,
                    help="cpu (default): image files decoded, cropped, resized and flipped in one pass in the loader "
                         "workers (4-6x torchvision's v2 transforms per worker; falls back to cpu-v2 for rendered data, "
@@ -284,7 +286,13 @@ def main(args):
     from ..model.checkpoint import save_checkpoint
     from ..model.ssdlite import build_ssdlite
 
+    if args.compile_mode and not args.compile:
+        raise UsageError("--compile-mode {} is torch.compile's: pass --compile with it".format(args.compile_mode))
     rank, world, local = D.init_distributed()
+    if args.compile_mode == "reduce-overhead" and world > 1:
+        # not run with DistributedDataParallel here: its gradient hooks fire inside the replayed backward
+        raise UsageError("--compile-mode reduce-overhead runs in one process; under torchrun ({} processes) leave "
+                         "it out (the default mode)".format(world))
     device = torch.device(args.device if world == 1 or args.device == "cpu" else "cuda:{}".format(local))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputFileError("--device cuda asked for, but this machine has no CUDA GPU; pass --device cpu")
@@ -374,7 +382,7 @@ def main(args):
 
     ddp_model = SSDTrainStep(model).to(device) if batched else model
     if batched and args.compile:
-        ddp_model = torch.compile(ddp_model)
+        ddp_model = torch.compile(ddp_model, mode=args.compile_mode)
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(ddp_model, device_ids=[local] if device.type == "cuda"
                                                               else None)
@@ -394,7 +402,8 @@ def main(args):
         try:
             stats = train_one_epoch(ddp_model, optimizer, scheduler, stream, device, epoch, scaler, world, show,
                                     args.clip_grad_norm, batched, use_amp and device.type == "cuda", amp_dtype,
-                                    params, steps=steps_per_epoch)
+                                    params, steps=steps_per_epoch,
+                                    graphs=bool(batched and args.compile_mode == "reduce-overhead"))
         except TrainingError as e:  # one line, and what survives: checkpoints are written only after a good epoch
             last = os.path.join(args.output_dir, "last.pth")
             kept = ("{} holds epoch {}, the last good one: --resume it with the new flags".format(last, epoch - 1)
@@ -402,7 +411,7 @@ def main(args):
             raise TrainingError("{}; {}".format(e, kept)) from None
         record = {"epoch": epoch, "train_loss": D.reduce_mean(stats["loss"], world, device),
                   "images_per_s": stats["images_per_s"], "epoch_seconds": stats["seconds"],
-                  "lr": optimizer.param_groups[0]["lr"]}
+                  "input_wait_seconds": stats["input_wait_s"], "lr": optimizer.param_groups[0]["lr"]}
         if D.is_main(rank):
             if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
                 record.update(evaluate(model, val_loader, device, meta.num_classes, show))
@@ -425,6 +434,9 @@ def main(args):
             plot_curves(history, os.path.join(args.output_dir, "curves.png"))
             msg = "epoch {:3d}  loss {:.3f}  {:.1f} img/s  {:.0f} s".format(
                 epoch, record["train_loss"], record["images_per_s"], record["epoch_seconds"])
+            if record["input_wait_seconds"] is not None and record["epoch_seconds"] > 0:
+                # the step's time spent waiting for its batches: high means the input, not the step, sets the pace
+                msg += "  input wait {:.0%}".format(record["input_wait_seconds"] / record["epoch_seconds"])
             if "map50" in record:
                 msg += "  mAP@.5 {:.3f}  mAP@[.5:.95] {:.3f}".format(record["map50"], record["map"])
             print(msg, flush=True)

@@ -44,14 +44,22 @@ class Progress(object):
             self.bar.close()
 
 
+# torch.compile's modes that --compile-mode offers (torch.compile's docstring lists them; max-autotune alone, with
+# CUDA graphs and autotuning both, is left out: minutes more of compilation for the same graphs)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+
+
 def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=None, world=1,
                     show_progress=True, max_grad_norm=None, batched=False, amp=False, amp_dtype=torch.bfloat16,
-                    params=None, to_device=None, steps=None):
+                    params=None, to_device=None, steps=None, graphs=False):
     """One epoch. ``model``: with ``batched``, an SSDTrainStep (or its DDP wrapper) taking what ``to_device`` makes
     of a loader batch (edgeexport.train.train_input; default: each tensor copied); else torchvision's SSD on lists of
     images. ``loader``: one epoch's host batches; or, with ``steps``, the run's stream of batches already checked
     and on the device (edgeexport.train.train_input.training_stream), of which this epoch takes ``steps``.
-    Returns {"loss", "images_per_s", "seconds"} for this process. The loss is summed on the device and read back
+    ``graphs``: the model is compiled with mode reduce-overhead (CUDA graphs): each step is marked as a new
+    iteration, after which the last one's outputs may be overwritten (read before, as loss_sum is).
+    Returns {"loss", "images_per_s", "seconds", "input_wait_s"} for this process (input_wait_s: how long the step
+    waited for its batches, where the stream counts it). The loss is summed on the device and read back
     every LOSS_EVERY steps only: a read is a sync, and a sync per step leaves the GPU waiting for Python."""
     import itertools
     model.train()
@@ -66,11 +74,14 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
     else:
         batches = loader
     start_next = getattr(batches, "start_next", lambda: None)
+    waited_before = getattr(batches, "waited_s", None)
     bar = Progress(out_of_memory_as_error(itertools.islice(batches, steps), device), "epoch {}".format(epoch),
                    show_progress, total=steps)
     steps_done = 0
     for batch in bar:
         try:
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             if batched:
                 images, boxes, labels, valid = batch
                 n = images.shape[0]
@@ -122,7 +133,9 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
     total = loss_sum.item()
     if not math.isfinite(total):  # unreachable while the last step's read above catches it; kept as the guard
         raise TrainingError("the loss diverged at epoch {} (loss {}): lower --lr".format(epoch, total))
-    return {"loss": total / max(steps_done, 1), "images_per_s": seen / seconds, "seconds": seconds}
+    waited = None if waited_before is None else batches.waited_s - waited_before
+    return {"loss": total / max(steps_done, 1), "images_per_s": seen / seconds, "seconds": seconds,
+            "input_wait_s": waited}
 
 
 def out_of_memory(device, batch):

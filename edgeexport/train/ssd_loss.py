@@ -114,6 +114,40 @@ def ssd_loss(cls_logits, bbox_regression, anchors, boxes, labels, valid, iou_thr
     return {"bbox_regression": bbox_loss / n, "classification": cls_loss / n}
 
 
+def default_boxes(wh_pairs, steps, clip, grid_sizes, image_size, dtype, device):
+    """The anchors [A, 4] (x1, y1, x2, y2 in pixels) that a torchvision DefaultBoxGenerator gives one image of
+    ``image_size`` (H, W) whose feature maps are ``grid_sizes``, with the features' ``dtype``; made on ``device``
+    from its first op. ``wh_pairs``: its ``_wh_pairs`` as lists (float32 values; lists, because a compiled graph
+    cannot read a tensor's values), ``steps`` and ``clip`` its own.
+
+    torchvision's own (anchor_utils.py, DefaultBoxGenerator._grid_default_boxes and forward) builds them on the CPU
+    and then moves them. Under torch.compile's reduce-overhead mode (CUDA graphs) inductor's post-grad passes move
+    CPU constructors such as its arange to the GPU, and left a torch.cat of a CUDA and a CPU tensor that it could not
+    compile ("Unhandled FakeTensor Device Propagation for aten.cat.default", torch 2.11 on the H200:
+    benchmarks/results/h200_jpeg_log_1204g.txt). Same arithmetic in the same order, so the same values
+    (tests/train/test_ssd_loss.py holds them equal to torchvision's, bit for bit)."""
+    h, w = int(image_size[0]), int(image_size[1])
+    out = []
+    for k, (fh, fw) in enumerate(grid_sizes):
+        if steps is not None:
+            sx, sy = w / steps[k], h / steps[k]
+        else:
+            sy, sx = fh, fw
+        # torchvision: arange (int64) + 0.5 -> the default float dtype, divided, then cast to the features' dtype
+        shifts_x = ((torch.arange(0, fw, device=device) + 0.5) / sx).to(dtype=dtype)
+        shifts_y = ((torch.arange(0, fh, device=device) + 0.5) / sy).to(dtype=dtype)
+        shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+        wh = torch.tensor(wh_pairs[k], dtype=torch.float32, device=device)
+        if clip:
+            wh = wh.clamp(min=0, max=1)
+        shifts = torch.stack((shift_x.reshape(-1), shift_y.reshape(-1)) * len(wh), dim=-1).reshape(-1, 2)
+        out.append(torch.cat((shifts, wh.repeat(fh * fw, 1)), dim=1))  # bf16 shifts with float32 sizes: float32
+    boxes = torch.cat(out, dim=0)
+    x_y_size = torch.tensor([w, h], device=device)
+    return torch.cat([(boxes[:, :2] - 0.5 * boxes[:, 2:]) * x_y_size, (boxes[:, :2] + 0.5 * boxes[:, 2:]) * x_y_size],
+                     -1).detach()
+
+
 class SSDTrainStep(torch.nn.Module):
     """The training forward of a torchvision SSD on a batch tensor: normalise (and resize, when the batch is not
     at the model's fixed size), backbone, head, anchors (cached per size), batched loss. Wrap this, not the SSD,
@@ -127,6 +161,8 @@ class SSDTrainStep(torch.nn.Module):
         self.register_buffer("std", torch.tensor(t.image_std).view(1, 3, 1, 1), persistent=False)
         self.size = tuple(t.fixed_size) if t.fixed_size else None
         self._anchors = {}
+        g = ssd.anchor_generator
+        self._anchor_args = ([p.tolist() for p in g._wh_pairs], g.steps, g.clip)
 
     def anchors(self, images, features):
         """torchvision's default boxes for this image size: cached per size when eager, computed in the graph when
@@ -134,17 +170,13 @@ class SSDTrainStep(torch.nn.Module):
         compiled forward failed that guard on the next call, so every --compile run compiled the whole step twice
         (TORCH_LOGS=recompiles on the H200, "not ___dict_contains(((320, 320), ...), self._anchors)":
         benchmarks/results/h200_jpeg_log_1204d.txt). In the graph they add a few small kernels to each step."""
+        grids = [tuple(f.shape[-2:]) for f in features]
         if _is_compiling():
-            return self._default_boxes(images, features)
-        key = (tuple(images.shape[-2:]), images.device, images.dtype)
+            return default_boxes(*self._anchor_args, grids, images.shape[-2:], features[0].dtype, images.device)
+        key = (tuple(images.shape[-2:]), images.device, features[0].dtype)
         if key not in self._anchors:
-            self._anchors[key] = self._default_boxes(images, features)
+            self._anchors[key] = default_boxes(*self._anchor_args, grids, key[0], key[2], key[1])
         return self._anchors[key]
-
-    def _default_boxes(self, images, features):
-        from torchvision.models.detection.image_list import ImageList
-        il = ImageList(images[:1], [tuple(images.shape[-2:])])
-        return self.ssd.anchor_generator(il, [f[:1] for f in features])[0].detach()
 
     def forward(self, images, boxes, labels, valid):
         """``images`` [B, 3, H, W], uint8 (0..255) or float (0..1); boxes in its pixels."""

@@ -12,8 +12,10 @@ nvJPEG's batched decode of 256 photos blocks its caller for its whole length; ne
 The step tells the stream when its backward begins (``start_next()``): the thread starts the next batch then.
 """
 import atexit
+import collections
 import queue
 import threading
+import time
 
 import torch
 
@@ -123,14 +125,23 @@ def ahead_on_device(batches, to_device, device, depth=2):
     main = torch.cuda.current_stream(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
 
+    spans = collections.deque(maxlen=1000)
+
     def prepared():
         torch.cuda.set_device(index)  # the current device is per thread
         side = torch.cuda.Stream(device)
+        received = iter(batches)
         with torch.cuda.stream(side):
-            for batch in batches:
+            while True:
+                t0 = time.perf_counter()
+                batch = next(received, None)
+                if batch is None:
+                    return
+                t1 = time.perf_counter()
                 out = to_device(batch)
                 done = torch.cuda.Event()
                 done.record(side)
+                spans.append((t1 - t0, time.perf_counter() - t1))
                 yield out, done
 
     def on_step_stream(item):
@@ -139,7 +150,27 @@ def ahead_on_device(batches, to_device, device, depth=2):
         for t in out:
             t.record_stream(main)
         return out
-    return ProducedAhead(prepared, depth, on_step_stream)
+    stream = ProducedAhead(prepared, depth, on_step_stream)
+    stream.spans = spans
+    return stream
+
+
+def input_timings(stream, skip=0):
+    """What a stream from ahead_on_device spent per batch, medians in milliseconds after its first ``skip``
+    batches: ``wait`` (the step waiting for its batch), and on CUDA, in the preparing thread, ``receive`` (the
+    loader's next batch) and ``prepare`` (to_device: the copy, or nvJPEG's decode and the crops, until its kernels
+    are queued, or done where it waits for them). A step that waits while receive + prepare exceed its own time is
+    fed too slowly, whatever the GPU's business."""
+    import statistics
+    out = {}
+    waits = list(getattr(stream, "waits", ()))[skip:]
+    if waits:
+        out["wait_ms"] = 1000 * statistics.median(waits)
+    spans = list(getattr(stream, "spans", ()))[skip:]
+    if spans:
+        out["receive_ms"] = 1000 * statistics.median(r for r, _ in spans)
+        out["prepare_ms"] = 1000 * statistics.median(p for _, p in spans)
+    return out
 
 
 class InCallersThread(object):
@@ -147,12 +178,18 @@ class InCallersThread(object):
 
     def __init__(self, items):
         self.items = iter(items)
+        self.waits = collections.deque(maxlen=1000)  # seconds spent making each of the last items
+        self.waited_s = 0.0  # and in all
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        return next(self.items)
+        t = time.perf_counter()
+        item = next(self.items)
+        self.waits.append(time.perf_counter() - t)
+        self.waited_s += self.waits[-1]
+        return item
 
     def start_next(self):
         pass
@@ -208,6 +245,8 @@ class ProducedAhead(object):
         self._grants = threading.Semaphore(depth)
         self._granted, self._done = True, False  # before the first item, nothing is owed
         self._received = received
+        self.waits = collections.deque(maxlen=1000)  # seconds the caller waited for each of the last items
+        self.waited_s = 0.0  # and in all
         # the thread holds the queue, events and semaphore, not self: a caller that drops this iterator without
         # close() lets __del__ stop the thread, which frees the loader and its workers (a bound method as the
         # target kept both alive for as long as the process: benchmarks/train_speed.py's later rows ran beside
@@ -225,12 +264,15 @@ class ProducedAhead(object):
             raise StopIteration
         self.start_next()
         self._granted = False
+        t = time.perf_counter()
         item = self._queue.get()
         if item is self._end or isinstance(item, BaseException):
             self.close()
             if item is self._end:
                 raise StopIteration
             raise item
+        self.waits.append(time.perf_counter() - t)
+        self.waited_s += self.waits[-1]
         return self._received(item[0]) if self._received is not None else item[0]
 
     def start_next(self):

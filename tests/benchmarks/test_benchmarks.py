@@ -145,6 +145,9 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     # a compiled row asked for alone: timed, but with no compiled step in the run to be a share of
     assert [row["row"] for row in rows] == ["ours", "jpeg:cpu", "jpeg:cpu-v2", "jpeg:cpu+compile"]
     assert all(row["of_step"] > 0 for row in rows[1:3]) and "jpeg:cpu at " in r.stdout
+    # a fed row says how long its step waited for each batch (no preparing thread off CUDA: no more phases)
+    assert rows[0]["input"] is None and all(row["input"]["wait_ms"] > 0 for row in rows[1:])
+    assert "input ms/batch: waited" in r.stdout
     assert rows[3]["images_per_s"] > 0 and "of_step" not in rows[3]
     r = run_cli(["benchmarks/train_speed.py", "--device", "cpu", "--rows", "jpeg:cpu"])
     assert r.returncode == 2 and "--data-path" in r.stderr and "Traceback" not in r.stderr

@@ -147,15 +147,17 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path):
         pytest.skip("needs a CUDA GPU (nvJPEG)")
     from edgeexport.data.make_voc import write_voc
     from edgeexport.train.decoded_crops import DecodedCrops
-    from edgeexport.train.train_input import ahead_on_device
+    from edgeexport.train.train_input import ahead_on_device, input_timings
     root = str(tmp_path / "voc")
     write_voc(root, train=32, val=1, size=(480, 360), classes=3)
     ds = VOCDetection(root, split="train")
     size, device = (320, 320), torch.device("cuda")
     enc, dec = EncodedDetection(ds, "ssdlite", size, seed=2), DecodedCrops(ds, "ssdlite", size, seed=2)
     batches = [collate_encoded([enc[e * len(ds) + i] for i in range(len(ds))]) for e in range(3)]
-    on_gpu = list(ahead_on_device(iter(batches), lambda b: (decode_batch(*b[:4], size, device),),
-                                  device))
+    stream = ahead_on_device(iter(batches), lambda b: (decode_batch(*b[:4], size, device),), device)
+    on_gpu = list(stream)
+    t = input_timings(stream)  # the preparing thread's two phases, timed there
+    assert len(stream.spans) == 3 and t["prepare_ms"] > 0 and t["receive_ms"] >= 0 and t["wait_ms"] >= 0
     for e, (images,) in enumerate(on_gpu):
         cpu = torch.stack([dec[e * len(ds) + i][0] for i in range(len(ds))]).float()
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))

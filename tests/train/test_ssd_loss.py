@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from edgeexport.train.ssd_loss import SSDTrainStep, match, pad_targets, ssd_loss
+from edgeexport.train.ssd_loss import SSDTrainStep, default_boxes, match, pad_targets, ssd_loss
 
 from ..conftest import make_model
 
@@ -83,6 +83,53 @@ def test_the_train_step_equals_the_models_own_training_forward():
         ours = SSDTrainStep(model)(u8, *pad_targets(targets))
     for k in ref:
         assert float(ours[k]) == pytest.approx(float(ref[k]), rel=1e-4, abs=1e-5), k
+
+
+def _anchor_args(model):
+    g = model.anchor_generator
+    return [p.tolist() for p in g._wh_pairs], g.steps, g.clip
+
+
+@pytest.mark.parametrize("arch", ["ssdlite320_mobilenet_v3_small", "ssdlite320_mobilenet_v3_large"])
+@pytest.mark.parametrize("size", [(320, 320), (300, 416)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_default_boxes_equal_torchvisions_anchor_generator(arch, size, dtype):
+    """Bit for bit, the features' dtype included (under bf16 autocast torchvision rounds the centres to bf16)."""
+    from torchvision.models.detection.image_list import ImageList
+    model, _ = make_model(arch, calibrate=False)
+    grids = [(-(-size[0] // s), -(-size[1] // s)) for s in (16, 32, 64, 128, 256, 512)]  # the backbone's strides
+    features = [torch.zeros(1, 1, h, w, dtype=dtype) for h, w in grids]
+    want = model.anchor_generator(ImageList(torch.zeros(1, 3, *size), [size]), features)[0]
+    got = default_boxes(*_anchor_args(model), grids, size, dtype, torch.device("cpu"))
+    assert got.dtype == want.dtype and torch.equal(got, want)
+
+
+def test_default_boxes_make_every_tensor_on_the_asked_device():
+    """Under reduce-overhead (CUDA graphs) inductor moves a graph's CPU constructors to the GPU and could not compile
+    torchvision's anchors, made on the CPU and moved (the H200, torch 2.11). Ours must make nothing on the CPU:
+    every op's output is recorded, asked for the meta device; torchvision's, asked the same, makes CPU tensors."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torchvision.models.detection.image_list import ImageList
+
+    class Devices(TorchDispatchMode):
+        def __init__(self):
+            super(Devices, self).__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.seen += [t.device.type for t in (out if isinstance(out, (list, tuple)) else [out])
+                          if isinstance(t, torch.Tensor)]
+            return out
+    model, _ = make_model(calibrate=False)
+    grids = [(20, 20), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)]
+    with Devices() as ours:
+        default_boxes(*_anchor_args(model), grids, (320, 320), torch.bfloat16, torch.device("meta"))
+    with Devices() as theirs:
+        model.anchor_generator(ImageList(torch.zeros(1, 3, 320, 320, device="meta"), [(320, 320)]),
+                               [torch.zeros(1, 1, h, w, device="meta", dtype=torch.bfloat16) for h, w in grids])
+    assert ours.seen and set(ours.seen) == {"meta"}
+    assert "cpu" in theirs.seen
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ def test_train_writes_checkpoints_metrics_and_plot(tmp_path):
     hist = json.loads((out / "metrics.json").read_text())
     assert [h["epoch"] for h in hist] == [0, 1]
     assert all(0.0 <= h["map50"] <= 1.0 and h["images_per_s"] > 0 and h["epoch_seconds"] > 0 for h in hist)
+    assert all(0.0 <= h["input_wait_seconds"] <= h["epoch_seconds"] for h in hist) and "input wait" in r.stdout
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model, meta, raw = load_model(str(out / "best.pth"))
     assert meta.labels == ["circle", "square", "triangle"] and meta.provenance["epoch"] in (0, 1)
@@ -185,6 +186,34 @@ def test_a_non_finite_loss_stops_the_epoch_with_the_step_and_its_terms():
     assert msg.startswith("the loss diverged at epoch 3, between steps 2 and 6")
     assert "last step's terms: bbox_regression nan, classification " in msg
     assert "--lr" in msg and "--clip-grad-norm" in msg
+
+
+def test_a_step_replayed_as_cuda_graphs_is_marked_before_its_forward(monkeypatch):
+    """--compile-mode reduce-overhead: each step begins a new CUDA-graph iteration before the model runs (the last
+    step's outputs are overwritten from then on), once per step, and only when asked."""
+    from edgeexport.train.loop import train_one_epoch
+    events = []
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super(Model, self).__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, images, boxes, labels, valid):
+            events.append("forward")
+            return {"bbox_regression": self.w * images.mean(), "classification": self.w * 0.0}
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: events.append("mark"))
+    model = Model()
+    batches = [(torch.full((1, 3, 2, 2), float(i)), torch.zeros(1, 1, 4), torch.ones(1, 1, dtype=torch.long),
+                torch.ones(1, 1, dtype=torch.bool)) for i in range(3)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    out = train_one_epoch(model, opt, sched, batches, torch.device("cpu"), 0, show_progress=False, batched=True,
+                          graphs=True)
+    assert events == ["mark", "forward"] * 3 and out["loss"] > 0
+    events.clear()
+    train_one_epoch(model, opt, sched, batches, torch.device("cpu"), 0, show_progress=False, batched=True)
+    assert events == ["forward"] * 3
 
 
 def test_a_diverging_run_is_one_line_and_keeps_the_last_good_epoch(tmp_path, monkeypatch, capsys):

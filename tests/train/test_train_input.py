@@ -87,6 +87,77 @@ def test_off_cuda_the_stream_prepares_in_the_callers_thread_and_start_next_is_th
     assert first[0].tolist() == [1, 1] and next(it)[0].tolist() == [2, 2]
 
 
+def test_the_time_the_caller_waits_for_each_item_is_counted():
+    """A producer slower than its caller: the caller waits about the difference for each item (what the trainer's
+    "input wait" and train_speed's "waited" report); a producer faster than its caller: next to nothing."""
+    from edgeexport.train.train_input import input_timings
+
+    def slow():
+        for i in range(6):
+            time.sleep(0.05)
+            yield i
+    it = ProducedAhead(slow, 2)
+    assert list(it) == list(range(6))
+    assert len(it.waits) == 6 and it.waited_s == pytest.approx(sum(it.waits)) and it.waited_s >= 0.2
+    assert input_timings(it, skip=1)["wait_ms"] >= 30
+    it = ProducedAhead(lambda: iter(range(6)), 2)
+    for _ in it:
+        time.sleep(0.05)  # the caller's own work: the next items are ready by then
+    assert input_timings(it, skip=1)["wait_ms"] < 10
+
+
+def test_off_cuda_the_wait_is_the_time_spent_making_the_item():
+    import torch
+    from edgeexport.train.train_input import ahead_on_device, input_timings
+
+    def slow_copy(batch):
+        time.sleep(0.03)
+        return batch
+    it = ahead_on_device(iter([(torch.zeros(1),)] * 3), slow_copy, torch.device("cpu"))
+    assert len(list(it)) == 3 and it.waited_s >= 0.09 and input_timings(it)["wait_ms"] >= 30
+    assert "prepare_ms" not in input_timings(it)  # no preparing thread: its phases are the wait itself
+
+
+def test_the_cuda_path_times_receiving_and_preparing_in_its_thread(monkeypatch):
+    """ahead_on_device's CUDA branch run on the CPU: torch.cuda's device, stream and event calls stood in by no-ops
+    (they order GPU work, which the CPU has none of; tests/train/test_gpu_input.py runs the real ones on a GPU).
+    Each batch's receive and prepare are timed in the preparing thread, the caller's wait in its own."""
+    import contextlib
+    import types
+    import torch
+    from edgeexport.train.train_input import ahead_on_device, input_timings
+
+    class Stream(object):
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def wait_event(self, event):
+            pass
+
+    class Event(object):
+        def record(self, stream):
+            pass
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None, raising=False)
+
+    def received():
+        for _ in range(8):
+            time.sleep(0.01)
+            yield (torch.zeros(1),)
+
+    def prepare(batch):
+        time.sleep(0.04)
+        return batch
+    it = ahead_on_device(received(), prepare, types.SimpleNamespace(type="cuda", index=0))
+    assert len(list(it)) == 8 and len(it.spans) == 8
+    t = input_timings(it, skip=2)
+    assert 5 <= t["receive_ms"] < t["prepare_ms"] and t["prepare_ms"] >= 35 and t["wait_ms"] >= 30
+
+
 def test_an_error_in_the_thread_is_raised_in_the_callers_after_the_items_before_it():
     def make():
         yield 1
