@@ -238,29 +238,31 @@ def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_bac
     source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda")
     stream = training_stream(loader, True, source.to_device, device)
     update = our_update(model, device, amp, compile_backend, stream.start_next, compile_mode)
-    return FedStep(stream, update)
+    return FedStep(stream, update, source.phases)
 
 
 class FedStep(object):
     """One update on the stream's next batch; ``timings(skip)``: what the stream spent per batch after the first
     ``skip`` (edgeexport.train.train_input.input_timings)."""
 
-    def __init__(self, stream, update):
-        self.stream, self.update = stream, update
+    def __init__(self, stream, update, phases=None):
+        self.stream, self.update, self.phases = stream, update, phases
 
     def __call__(self):
         self.update(*next(self.stream))
 
     def timings(self, skip):
         from edgeexport.train.train_input import input_timings
-        return input_timings(self.stream, skip)
+        return input_timings(self.stream, skip, self.phases)
 
 
 def input_columns(timings):
-    """'  input ms/batch: waited W, received R, prepared P' for a fed row (medians), '' for the others."""
+    """'  input ms/batch: waited W, received R, prepared P, of which decoded D, cropped C' for a fed row (medians;
+    what was timed), '' for the others."""
     if not timings:
         return ""
-    names = (("wait_ms", "waited"), ("receive_ms", "received"), ("prepare_ms", "prepared"))
+    names = (("wait_ms", "waited"), ("receive_ms", "received"), ("prepare_ms", "prepared"), ("decode_ms", "of which"
+             " decoded"), ("crop_ms", "cropped"))
     return "  input ms/batch: " + ", ".join("{} {:.1f}".format(label, timings[k]) for k, label in names
                                             if k in timings)
 

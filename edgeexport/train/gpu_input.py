@@ -3,6 +3,8 @@ sample's augmentation (SSD's IoU crop and flip, edgeexport.train.ssd_crop) from 
 header; the main process decodes the batch with nvJPEG (torchvision.io.decode_jpeg on CUDA), then crops, resizes
 and flips the whole batch in a few kernels. The CPU never touches a pixel.
 """
+import time
+
 import numpy as np
 import torch
 
@@ -71,7 +73,7 @@ def decode_jpegs(data, device):
     return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
 
 
-def decode_batch(data, ends, crops, flips, size, device):
+def decode_batch(data, ends, crops, flips, size, device, spans=None):
     """Decode (nvJPEG on CUDA) a collated batch's files (``data``, ``ends``: collate_encoded), crop, resize to
     ``size`` (H, W) and flip on ``device``: float images in [0, 1], [B, 3, H, W].
 
@@ -86,9 +88,14 @@ def decode_batch(data, ends, crops, flips, size, device):
     (decode_jpegs), so nothing of this batch may still be queued to read them. The wait costs the preparing thread
     (train_input.ahead_on_device) a few kernels' time and the step nothing. It replaces a stream of the decode's
     own and marking each of the 256 images as used by the caller's (record_stream: 256 calls a batch, each with
-    the GIL). Its effect on the H200 was within a run's noise (benchmarks/results/h200_input_profile_1204c.json)."""
+    the GIL). Its effect on the H200 was within a run's noise (benchmarks/results/h200_input_profile_1204c.json).
+
+    ``spans``: a list (or deque) to which (seconds decoding, seconds cropping until the kernels are done) is
+    appended (train_input.input_timings reports them)."""
     from torchvision.ops import roi_align
+    t0 = time.perf_counter()
     images = decode_jpegs(split_encoded(data, ends), device)
+    t1 = time.perf_counter()
     out = torch.empty((len(images), 3) + tuple(size), device=device)
     crops = crops.to(device=device, dtype=torch.float32)
     groups = {}
@@ -106,4 +113,6 @@ def decode_batch(data, ends, crops, flips, size, device):
     out = out.clamp_(0, 255) / 255.0  # roi_align's weights sum to 1 only to rounding
     if out.is_cuda:
         torch.cuda.current_stream(out.device).synchronize()
+    if spans is not None:
+        spans.append((t1 - t0, time.perf_counter() - t1))
     return out

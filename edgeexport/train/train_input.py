@@ -28,10 +28,11 @@ DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
 class TrainInput(object):
     """``dataset`` and ``collate_fn`` for the DataLoader; ``to_device(batch)`` -> the batched step's inputs (None
     for torchvision's per-image loss, whose loop moves its own lists); ``pinned``: whether the loader should pin
-    its batches for the copy to a GPU."""
+    its batches for the copy to a GPU; ``phases``: where to_device times its own phases, if it does."""
 
-    def __init__(self, dataset, collate_fn, to_device, pinned=True):
+    def __init__(self, dataset, collate_fn, to_device, pinned=True, phases=None):
         self.dataset, self.collate_fn, self.to_device, self.pinned = dataset, collate_fn, to_device, pinned
+        self.phases = phases  # --decode gpu: (decode, crop) seconds of the last batches, from decode_batch
 
 
 def resolve_decode(decode, train_set, preset, preprocess, batched):
@@ -55,14 +56,16 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
         if device.type != "cuda":
             raise UsageError("--decode gpu needs a CUDA device (nvJPEG); this run is on {}".format(device))
         from .gpu_input import EncodedDetection, collate_encoded, decode_batch
+        phases = collections.deque(maxlen=1000)
 
         def decoded(batch):
             data, ends, crops, flips, boxes, labels, valid = batch
-            return (decode_batch(data, ends, crops, flips, size, device),) + tuple(
+            return (decode_batch(data, ends, crops, flips, size, device, phases),) + tuple(
                 t.to(device, non_blocking=True) for t in (boxes, labels, valid))
         # not pinned: nvJPEG reads the files' bytes from wherever they are (torchvision hands it the CPU tensor's
         # pointer), so pinning them would be a copy nothing uses, made by one more thread of the main process
-        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded, pinned=False)
+        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded, pinned=False,
+                          phases=phases)
     if decode == "cpu":
         from .decoded_crops import DecodedCrops
         return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device))
@@ -155,14 +158,19 @@ def ahead_on_device(batches, to_device, device, depth=2):
     return stream
 
 
-def input_timings(stream, skip=0):
+def input_timings(stream, skip=0, phases=None):
     """What a stream from ahead_on_device spent per batch, medians in milliseconds after its first ``skip``
     batches: ``wait`` (the step waiting for its batch), and on CUDA, in the preparing thread, ``receive`` (the
     loader's next batch) and ``prepare`` (to_device: the copy, or nvJPEG's decode and the crops, until its kernels
-    are queued, or done where it waits for them). A step that waits while receive + prepare exceed its own time is
-    fed too slowly, whatever the GPU's business."""
+    are queued, or done where it waits for them); with ``phases`` (TrainInput.phases, --decode gpu), ``prepare``'s
+    own two: ``decode`` (nvJPEG) and ``crop`` (crops, resize, flip, until done). A step that waits while receive +
+    prepare exceed its own time is fed too slowly, whatever the GPU's business."""
     import statistics
     out = {}
+    phases = list(phases or ())[skip:]
+    if phases:
+        out["decode_ms"] = 1000 * statistics.median(d for d, _ in phases)
+        out["crop_ms"] = 1000 * statistics.median(c for _, c in phases)
     waits = list(getattr(stream, "waits", ()))[skip:]
     if waits:
         out["wait_ms"] = 1000 * statistics.median(waits)

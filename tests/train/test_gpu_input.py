@@ -154,15 +154,33 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path):
     size, device = (320, 320), torch.device("cuda")
     enc, dec = EncodedDetection(ds, "ssdlite", size, seed=2), DecodedCrops(ds, "ssdlite", size, seed=2)
     batches = [collate_encoded([enc[e * len(ds) + i] for i in range(len(ds))]) for e in range(3)]
-    stream = ahead_on_device(iter(batches), lambda b: (decode_batch(*b[:4], size, device),), device)
+    phases = []
+    stream = ahead_on_device(iter(batches), lambda b: (decode_batch(*b[:4], size, device, phases),), device)
     on_gpu = list(stream)
-    t = input_timings(stream)  # the preparing thread's two phases, timed there
+    t = input_timings(stream, phases=phases)  # the preparing thread's phases, timed there, and decode_batch's own
     assert len(stream.spans) == 3 and t["prepare_ms"] > 0 and t["receive_ms"] >= 0 and t["wait_ms"] >= 0
+    assert len(phases) == 3 and t["decode_ms"] > 0 and t["crop_ms"] > 0
+    assert t["decode_ms"] + t["crop_ms"] <= t["prepare_ms"] * 1.01
     for e, (images,) in enumerate(on_gpu):
         cpu = torch.stack([dec[e * len(ds) + i][0] for i in range(len(ds))]).float()
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))
         assert float(diff.max()) <= 2.0, diff
         np.testing.assert_array_equal(batches[e][4].numpy(), collate_batch_boxes_at(dec, len(ds), e))
+
+
+def test_decode_batch_times_its_decode_and_its_crops(tmp_path):
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.train_input import input_timings
+    root = str(tmp_path / "voc")
+    write_voc(root, train=4, val=1, size=(160, 120), classes=2)
+    enc = EncodedDetection(VOCDetection(root, split="train"), "ssdlite", (64, 64), seed=0)
+    batch = collate_encoded([enc[i] for i in range(4)])
+    spans = []
+    for _ in range(3):
+        decode_batch(*batch[:4], (64, 64), torch.device("cpu"), spans)
+    assert len(spans) == 3 and all(d > 0 and c > 0 for d, c in spans)
+    t = input_timings(object(), phases=spans)  # a stream without timings of its own: only the phases
+    assert set(t) == {"decode_ms", "crop_ms"}
 
 
 def test_split_encoded_gives_each_file_back():
