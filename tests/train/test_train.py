@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from edgeexport.model.checkpoint import load_model, read_checkpoint
@@ -127,6 +128,21 @@ def test_a_bad_resume_file_is_refused_before_the_data_is_built(tmp_path, monkeyp
     monkeypatch.setattr(cli, "build_datasets", built)
     args = cli.get_args_parser().parse_args(["--resume", str(not_a_checkpoint), "--output-dir", str(tmp_path / "o")])
     with pytest.raises(CheckpointError, match="last.pth"):
+        cli.main(args)
+
+
+def test_cuda_graphs_are_refused_under_torchrun_before_anything_is_built(tmp_path, monkeypatch):
+    """--compile-mode reduce-overhead has run in one process only (the H200); several are refused up front."""
+    from edgeexport.device.errors import UsageError
+    from edgeexport.train import cli
+    monkeypatch.setattr(cli.D, "init_distributed", lambda: (0, 2, 0))  # rank 0 of 2, as torchrun would start it
+
+    def built(args):
+        raise AssertionError("the datasets were built before the flags were checked")
+    monkeypatch.setattr(cli, "build_datasets", built)
+    args = cli.get_args_parser().parse_args(["--compile", "--compile-mode", "reduce-overhead", "--output-dir",
+                                             str(tmp_path / "o")])
+    with pytest.raises(UsageError, match="one process; under torchrun \\(2 processes\\)"):
         cli.main(args)
 
 
