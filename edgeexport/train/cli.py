@@ -290,7 +290,7 @@ def main(args):
         raise UsageError("--compile-mode {} is torch.compile's: pass --compile with it".format(args.compile_mode))
     rank, world, local = D.init_distributed()
     if args.compile_mode == "reduce-overhead" and world > 1:
-        # not run with DistributedDataParallel here: its gradient hooks fire inside the replayed backward
+        # measured in one process only (the H200); CUDA graphs under DistributedDataParallel never ran here
         raise UsageError("--compile-mode reduce-overhead runs in one process; under torchrun ({} processes) leave "
                          "it out (the default mode)".format(world))
     device = torch.device(args.device if world == 1 or args.device == "cpu" else "cuda:{}".format(local))

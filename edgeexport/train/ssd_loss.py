@@ -145,7 +145,7 @@ def default_boxes(wh_pairs, steps, clip, grid_sizes, image_size, dtype, device):
     boxes = torch.cat(out, dim=0)
     x_y_size = torch.tensor([w, h], device=device)
     return torch.cat([(boxes[:, :2] - 0.5 * boxes[:, 2:]) * x_y_size, (boxes[:, :2] + 0.5 * boxes[:, 2:]) * x_y_size],
-                     -1).detach()
+                     -1)
 
 
 class SSDTrainStep(torch.nn.Module):

@@ -181,13 +181,25 @@ def input_timings(stream, skip=0, phases=None):
     return out
 
 
-class InCallersThread(object):
-    """An iterator with ahead_on_device's interface whose items are made when asked for."""
+class WaitedFor(object):
+    """How long the caller of an input stream waited for its items: ``waits``, seconds for each of the last items
+    (input_timings' medians), ``waited_s`` in all (the trainer's per-epoch share)."""
+
+    def __init__(self):
+        self.waits = collections.deque(maxlen=1000)
+        self.waited_s = 0.0
+
+    def _waited_since(self, t0):
+        self.waits.append(time.perf_counter() - t0)
+        self.waited_s += self.waits[-1]
+
+
+class InCallersThread(WaitedFor):
+    """An iterator with ahead_on_device's interface whose items are made when asked for (the wait: making them)."""
 
     def __init__(self, items):
+        super(InCallersThread, self).__init__()
         self.items = iter(items)
-        self.waits = collections.deque(maxlen=1000)  # seconds spent making each of the last items
-        self.waited_s = 0.0  # and in all
 
     def __iter__(self):
         return self
@@ -195,8 +207,7 @@ class InCallersThread(object):
     def __next__(self):
         t = time.perf_counter()
         item = next(self.items)
-        self.waits.append(time.perf_counter() - t)
-        self.waited_s += self.waits[-1]
+        self._waited_since(t)
         return item
 
     def start_next(self):
@@ -240,7 +251,7 @@ def _produce(make, out, stop, grants, end):
         _PRODUCERS.pop(threading.current_thread(), None)
 
 
-class ProducedAhead(object):
+class ProducedAhead(WaitedFor):
     """The items of the iterator ``make()`` returns (each passed through ``received`` in the caller's thread, if
     given), made by a thread of their own at most ``depth`` ahead of the caller. The thread starts an item when
     the caller grants it one: ``depth`` at the start, then one per item the caller takes, granted by
@@ -249,12 +260,11 @@ class ProducedAhead(object):
     (``close()``), or the interpreter exits, the thread stops at its next item."""
 
     def __init__(self, make, depth, received=None):
+        super(ProducedAhead, self).__init__()
         self._queue, self._stop, self._end = queue.Queue(), threading.Event(), object()
         self._grants = threading.Semaphore(depth)
         self._granted, self._done = True, False  # before the first item, nothing is owed
         self._received = received
-        self.waits = collections.deque(maxlen=1000)  # seconds the caller waited for each of the last items
-        self.waited_s = 0.0  # and in all
         # the thread holds the queue, events and semaphore, not self: a caller that drops this iterator without
         # close() lets __del__ stop the thread, which frees the loader and its workers (a bound method as the
         # target kept both alive for as long as the process: benchmarks/train_speed.py's later rows ran beside
@@ -279,8 +289,7 @@ class ProducedAhead(object):
             if item is self._end:
                 raise StopIteration
             raise item
-        self.waits.append(time.perf_counter() - t)
-        self.waited_s += self.waits[-1]
+        self._waited_since(t)
         return self._received(item[0]) if self._received is not None else item[0]
 
     def start_next(self):
