@@ -1,8 +1,9 @@
 import os
-import subprocess
 import sys
 
 import pytest
+
+from . import forked_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -11,11 +12,22 @@ if REPO not in sys.path:
 SHAPES = ["circle", "square", "triangle"]
 
 
-def run_cli(args, cwd=REPO, timeout=600, env=None):
-    """Run a project CLI with this interpreter; returns CompletedProcess with text stdout/stderr."""
+def run_cli(args, cwd=REPO, timeout=600, env=None, fresh=False):
+    """Run a project CLI with this interpreter; returns CompletedProcess with text stdout/stderr. A child forked
+    from a process that has imported torch already (tests/forked_cli.py) unless ``fresh``, or unless a fork would
+    not run it as a new interpreter would."""
     env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
-    return subprocess.run([sys.executable] + list(args), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+    return forked_cli.run(list(args), cwd=str(cwd), env=env, timeout=timeout, fresh=fresh)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if forked_cli.RUNS:
+        terminalreporter.write_line("commands run: " + ", ".join(
+            "{} {}".format(n, how) for how, n in sorted(forked_cli.RUNS.items())))
+
+
+def pytest_unconfigure(config):
+    forked_cli.shutdown()
 
 
 def make_model(arch="ssdlite320_mobilenet_v3_small", labels=SHAPES, calibrate=True, seed=0):

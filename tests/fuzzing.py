@@ -244,14 +244,17 @@ def tree_state(root, skip=()):
     skip = [os.path.realpath(s) for s in skip if s]
     state = {}
     for folder, dirs, files in os.walk(root):
-        if any(_under(os.path.realpath(folder), s) for s in skip):
+        real = os.path.realpath(folder)
+        if any(_under(real, s) for s in skip):
             dirs[:] = []
             continue
         for name in dirs + files:
             p = os.path.join(folder, name)
-            if any(_under(os.path.realpath(p), s) for s in skip):
-                continue
             st_ = os.lstat(p)
+            # an entry that is not a link is where its folder really is: one lstat, not one per path component
+            if any(_under(os.path.realpath(p) if stat.S_ISLNK(st_.st_mode) else os.path.join(real, name), s)
+                   for s in skip):
+                continue
             # a folder's own size and mtime move when anything is created in it (a temporary, renamed away): its
             # entries are listed themselves
             isdir = stat.S_ISDIR(st_.st_mode)

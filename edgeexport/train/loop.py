@@ -124,7 +124,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch, scaler=N
                     "the loss diverged at epoch {}, between steps {} and {} (loss {}; last step's terms: {}): "
                     "lower --lr, lengthen --warmup-iters, or pass --clip-grad-norm 10".format(
                         epoch, last_read + 1, steps_done, total,
-                        ", ".join("{} {:.4g}".format(k, float(v)) for k, v in sorted(losses.items()))))
+                        ", ".join("{} {:.4g}".format(k, float(v.detach())) for k, v in sorted(losses.items()))))
             read_loss, last_read = total / steps_done, steps_done
         bar.set_postfix(loss="{:.3f}".format(read_loss), img_s="{:.1f}".format(seen / (time.perf_counter() - t0)),
                         lr="{:.4f}".format(optimizer.param_groups[0]["lr"]))

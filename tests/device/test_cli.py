@@ -2,8 +2,6 @@
 import argparse
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 

@@ -65,7 +65,6 @@ def _parse_generated_stub(text):
 
 
 def _tiny_onnx():
-    import onnx
     from onnx import TensorProto, helper
     node = helper.make_node("Relu", ["input"], ["boxes"], name="relu")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 4, 4])],
@@ -141,7 +140,6 @@ def test_each_generation_has_its_own_api():
 
 
 def _nms_onnx(tmp_path_factory=None):
-    import onnx
     from onnx import TensorProto, helper
     node = helper.make_node("EfficientNMS_TRT", ["boxes", "scores"], ["num_detections", "detection_boxes",
                                                                        "detection_scores", "detection_classes"],
