@@ -230,3 +230,19 @@ def test_bases_are_valid(world, monkeypatch):
     the light ones here; the commands that need TensorRT, pyds or a built benchmark answer with one line."""
     for cli in ("deepstream_config", "make_clip", "make_voc", "deepstream_perf", "build_engine", "parity"):
         assert _run(cli, BASES[cli], world, monkeypatch) == 0, cli
+
+
+def test_tree_state_lists_what_a_run_may_not_change_and_skips_its_outputs_and_links_into_them(tmp_path):
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "out").mkdir()
+    (root / "a").write_text("a")
+    (root / "sub" / "b").write_text("b")
+    (root / "out" / "c").write_text("c")
+    os.symlink(str(root / "out"), str(root / "into_out"))
+    os.symlink(str(root / "a"), str(root / "to_a"))
+    before = tree_state(str(root), [str(root / "out")])
+    assert sorted(os.path.relpath(p, str(root)) for p in before) == ["a", "sub", "sub/b", "to_a"]
+    (root / "sub" / "b").write_text("bb")
+    (root / "out" / "c").write_text("cc")
+    assert changed(before, tree_state(str(root), [str(root / "out")])) == [str(root / "sub" / "b")]
