@@ -6,8 +6,8 @@ from torchvision.ops import batched_nms
 from edgeexport.device.check.compare import compare_outputs, match_detections
 from edgeexport.device.meta import DetectionSettings
 from edgeexport.device.postprocess import (CLUSTER_NMS, CLUSTER_NONE, ClassAttrs, Detections, FrameScale, cluster,
-                                           iou_matrix, parse_boxes_scores, parse_top_class, scale_to_frame, to_frame,
-                                           to_top_class)
+                                           greedy_nms, iou_matrix, parse_boxes_scores, parse_top_class, scale_to_frame,
+                                           to_frame, to_top_class)
 
 
 def nms_cluster(d, pre, iou, topk=-1, post_threshold=0.0):
@@ -61,6 +61,35 @@ def test_scale_to_frame_and_iou():
     d = scale_to_frame(Detections([[10, 20, 30, 40]], [1], [0]), 100, 100, 1920, 1080)
     assert d.boxes[0].tolist() == pytest.approx([192, 216, 576, 432])
     assert iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("n, iou", [(0, 0.5), (1, 0.5), (2000, 0.3), (2000, 0.6)])
+def test_greedy_nms_keeps_what_the_full_iou_matrix_and_torchvision_keep(n, iou):
+    rng = np.random.default_rng(n)
+    centre = rng.random((n, 2)) * 60  # crowded: thousands of boxes over a 70-pixel square, as untrained anchors
+    size = rng.random((n, 2)) * 20 + 2
+    boxes = np.concatenate([centre, centre + size], 1).astype(np.float32)
+    ious = iou_matrix(boxes, boxes)  # the greedy loop over the whole matrix, as cluster() once ran it
+    suppressed, full = np.zeros(n, bool), []
+    for i in range(n):
+        if not suppressed[i]:
+            full.append(i)
+            suppressed |= ious[i] > iou
+    kept = greedy_nms(boxes, iou)
+    assert kept.dtype == np.int64 and kept.tolist() == full
+    scores = torch.linspace(1, 0, n + 1)[:n]  # already in confidence order
+    assert kept.tolist() == torchvision_nms(torch.from_numpy(boxes), scores, iou).tolist()
+    if n == 2000:
+        assert 1 < len(kept) < n
+
+
+def torchvision_nms(boxes, scores, iou):
+    return batched_nms(boxes, scores, torch.zeros(len(boxes), dtype=torch.int64), iou)
+
+
+def test_greedy_nms_keeps_a_box_whose_iou_equals_the_threshold():
+    boxes = [[0, 0, 10, 10], [5, 0, 15, 10]]  # IoU 1/3
+    assert greedy_nms(boxes, 1 / 3.0).tolist() == [0, 1] and greedy_nms(boxes, 0.3).tolist() == [0]
 
 
 def test_topk_zero_keeps_nothing_and_topk_is_per_class_in_class_order():

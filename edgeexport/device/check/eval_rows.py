@@ -27,7 +27,7 @@ import numpy as np
 from ..bundle import GRAPH_BEFORE_NMS
 from ..errors import BackendUnavailableError, InputFileError, UsageError
 from ..fileio import read_json
-from ..postprocess import ClassAttrs, Detections, efficient_nms_outputs, iou_matrix
+from ..postprocess import ClassAttrs, Detections, efficient_nms_outputs, greedy_nms
 
 ROWS = ("pytorch", "onnxruntime", "nvinfer", "int8", "tensorrt", "deepstream", "fp16")
 # rows whose code lives on the training host, found by name only when asked for (the bundle does not ship them);
@@ -59,14 +59,10 @@ def torchvision_postprocess(boxes, scores, image_w, image_h, score_threshold, nm
     for c in range(scores.shape[1]):
         idx = np.nonzero(scores[:, c] > score_threshold)[0]
         idx = idx[np.argsort(-scores[idx, c], kind="mergesort")][:topk_candidates]
-        ious = iou_matrix(b[idx], b[idx])
-        suppressed = np.zeros(len(idx), bool)
-        for i in range(len(idx)):
-            if not suppressed[i]:
-                keep_b.append(b[idx[i]])
-                keep_s.append(scores[idx[i], c])
-                keep_c.append(c)
-                suppressed |= ious[i] > nms_threshold
+        for i in idx[greedy_nms(b[idx], nms_threshold)]:
+            keep_b.append(b[i])
+            keep_s.append(scores[i, c])
+            keep_c.append(c)
     if not keep_s:
         return Detections(np.zeros((0, 4)), [], [])
     order = np.argsort(-np.asarray(keep_s), kind="mergesort")[:detections_per_img]
