@@ -26,15 +26,20 @@ itself after a fork), and at exit non-daemon threads joined, then atexit handler
 Protocol (one request at a time): a JSON line on the server's stdin; it answers ``pid N`` when it has forked and
 ``status S`` (``os.waitpid``'s status) when the child has ended.
 """
+import atexit
 import collections
+import importlib
 import json
 import os
+import runpy
 import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import traceback
 
 # What the commands import that costs seconds. OpenCV comes through the project's own accessor, which sets FFmpeg's
 # log level before the import as every command does. The command modules themselves are left out on purpose: runpy
@@ -61,7 +66,6 @@ def _exit_code(e):
 
 
 def _run_as_main(argv):
-    import runpy
     if argv[0] == "-m":
         sys.argv = ["-m"] + list(argv[2:])  # runpy puts the module's file in argv[0], as python -m does
         sys.path[0] = os.getcwd()
@@ -73,8 +77,6 @@ def _run_as_main(argv):
 
 
 def _child(request):
-    import atexit
-    import traceback
     code, interrupted = 1, False
     try:
         stdin = os.open(os.devnull, os.O_RDONLY)
@@ -110,7 +112,6 @@ def _child(request):
 
 
 def serve():
-    import importlib
     started = dict(os.environ)
     for name in PRELOAD:
         module, _, call = name.partition(":")
@@ -145,7 +146,6 @@ class _Server(object):
 
     def _line(self, deadline):
         """The server's next line, or None when the deadline (time.monotonic) passed first."""
-        import time
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -160,7 +160,6 @@ class _Server(object):
         return line.decode()
 
     def run(self, argv, cwd, env, timeout):
-        import time
         with tempfile.TemporaryDirectory(prefix="forked_cli_") as tmp:
             out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
             for path in (out, err):
@@ -181,7 +180,7 @@ class _Server(object):
                 raise
             outputs = []
             for path in (out, err):
-                with open(path, encoding="utf-8", errors="replace") as f:
+                with open(path, encoding="utf-8") as f:  # strict, as subprocess.run decodes
                     outputs.append(f.read())
         cmd = [sys.executable] + list(argv)
         if reply is None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from torchvision.ops import batched_nms
+from torchvision.ops import batched_nms, nms
 
 from edgeexport.device.check.compare import compare_outputs, match_detections
 from edgeexport.device.meta import DetectionSettings
@@ -78,13 +78,9 @@ def test_greedy_nms_keeps_what_the_full_iou_matrix_and_torchvision_keep(n, iou):
     kept = greedy_nms(boxes, iou)
     assert kept.dtype == np.int64 and kept.tolist() == full
     scores = torch.linspace(1, 0, n + 1)[:n]  # already in confidence order
-    assert kept.tolist() == torchvision_nms(torch.from_numpy(boxes), scores, iou).tolist()
+    assert kept.tolist() == nms(torch.from_numpy(boxes), scores, iou).tolist()
     if n == 2000:
         assert 1 < len(kept) < n
-
-
-def torchvision_nms(boxes, scores, iou):
-    return batched_nms(boxes, scores, torch.zeros(len(boxes), dtype=torch.int64), iou)
 
 
 def test_greedy_nms_keeps_a_box_whose_iou_equals_the_threshold():
