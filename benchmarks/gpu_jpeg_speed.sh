@@ -11,6 +11,9 @@
 #   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute;
 #   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison);
 #   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs);
+#   STEP_STREAM=side: part a2's steps on a non-blocking stream of their own (train_speed.py --step-stream);
+#   PARTS="o": nvJPEG's decode alone and beside another stream's kernel (nvjpeg_overlap.py);
+#   CPU_SHARE=0.3: the jpeg:gpu+cpu rows' share of each batch decoded by the loader workers (--cpu-decode-share);
 #   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs.
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
@@ -26,12 +29,18 @@ fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
 [ "${NO_AGREEMENT:-0}" = 1 ] && COMPILE="$COMPILE --no-compile-agreement"
 [ -n "${COMPILE_MODE:-}" ] && COMPILE="$COMPILE --compile-mode $COMPILE_MODE"
+[ -n "${CPU_SHARE:-}" ] && COMPILE="$COMPILE --cpu-decode-share $CPU_SHARE"
+[ -n "${STEP_STREAM:-}" ] && COMPILE="$COMPILE --step-stream $STEP_STREAM"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
 $PY -c "import torch, torchvision, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cpus', os.cpu_count())" | tee -a "$OUT/log.txt"
 ls .gpu/whl/*.whl >/dev/null 2>&1 && $PY -m pip install -q --no-deps .gpu/whl/*.whl 2>&1 | tail -1
 . benchmarks/gpu_voc_folder.sh
 
+if want o; then
+  log "o. nvjpeg_overlap: nvJPEG's decode alone and beside a kernel on another stream"
+  $PY benchmarks/nvjpeg_overlap.py --data-path "$VOC" --json "$OUT/nvjpeg_overlap.json" 2>&1 | tee -a "$OUT/log.txt"
+fi
 if want a || want a1; then
   log "a1. loader_speed: the input pipelines alone, per worker"
   $PY benchmarks/loader_speed.py --data-path "$VOC" --workers 0 $W $LB --json "$OUT/loader_speed.json" 2>&1 \

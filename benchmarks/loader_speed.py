@@ -48,11 +48,11 @@ def decode_rate(voc, batch, batches):
     it = iter(loader_for(voc, "gpu", batch, 0))
     collated = [next(it) for _ in range(batches + 2)]
     for b in collated[:2]:
-        decode_batch(*b[:4], (320, 320), device)
+        decode_batch(b, (320, 320), device)
     torch.cuda.synchronize()
     t = time.perf_counter()
     for b in collated[2:]:
-        decode_batch(*b[:4], (320, 320), device)
+        decode_batch(b, (320, 320), device)
     torch.cuda.synchronize()
     return batches * batch / (time.perf_counter() - t)
 

@@ -16,7 +16,8 @@ Rows per batch size:
   ``python -m edgeexport.data.make_voc`` writes): the same step fed from the files by the trainer's own input
   pipeline for that ``--decode`` (edgeexport.train.train_input: DataLoader workers, SSD's IoU crop and flip, the
   next batch put on the device while the step runs), in steady state (one loader across passes, as the trainer);
-  ``--compile`` adds ``jpeg:cpu+compile`` and ``jpeg:gpu+compile``;
+  ``jpeg:gpu+cpu`` is ``--decode gpu`` with ``--cpu-decode-share`` of each batch decoded by the workers;
+  ``--compile`` adds ``jpeg:cpu+compile``, ``jpeg:gpu+compile`` and ``jpeg:gpu+cpu+compile``;
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
 
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory; for the rows fed
@@ -24,6 +25,7 @@ from a folder, the medians per batch of the time the step waited for it and, on 
 receiving and preparing it (edgeexport.train.train_input.input_timings). Data for the in-memory rows is rendered
 once and kept on the device, so those rows measure the step alone.
 """
+import contextlib
 import os
 import sys
 import time
@@ -33,7 +35,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from edgeexport.device.cli import (MAX_ITERATIONS, ArgumentParser, batch_size, image_count, int_range,  # noqa: E402
-                                   iterations, output_file, run_cli, worker_count)
+                                   iterations, output_file, probability, run_cli, worker_count)
 from edgeexport.device.meta import ARCHS  # noqa: E402
 from edgeexport.train.loop import COMPILE_MODES  # noqa: E402
 from edgeexport.model.torch_device import default_device, torch_device  # noqa: E402
@@ -220,22 +222,25 @@ def loader_step(model, batch, size, device, amp, workers, n_images):
     return step
 
 
-def jpeg_loader(voc, decode, batch, workers, device, pin_memory):
-    """The trainer's input (TrainInput) for ``--decode decode`` on a VOC folder with SSD's crop and flip, and the
-    trainer's loader over it, endless (one iterator across passes, as the trainer runs)."""
+def jpeg_loader(voc, decode, batch, workers, device, pin_memory, cpu_share=0.0):
+    """The trainer's input (TrainInput) for ``--decode decode`` (``cpu_share``: --cpu-decode-share) on a VOC folder
+    with SSD's crop and flip, and the trainer's loader over it, endless (one iterator across passes, as the
+    trainer runs)."""
     from edgeexport.device.meta import ModelMeta
     from edgeexport.train.train_input import build_train_input, train_loader
     from edgeexport.train.transforms import EpochsSampler
     source = build_train_input(voc, ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels), decode, "ssdlite",
-                               "torchvision", True, 0, device)
+                               "torchvision", True, 0, device, cpu_share)
     return source, train_loader(source, batch, EpochsSampler(len(voc), batch, 0, 10 ** 6, 0), workers, pin_memory)
 
 
-def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None, compile_mode=None):
+def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None, compile_mode=None,
+              cpu_share=0.0):
     """The trainer's input pipeline for ``--decode decode`` on the JPEG folder at ``data_path`` into our step."""
     from edgeexport.data import VOCDetection
     from edgeexport.train.train_input import training_stream
-    source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda")
+    source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda",
+                                 cpu_share)
     stream = training_stream(loader, True, source.to_device, device)
     update = our_update(model, device, amp, compile_backend, stream.start_next, compile_mode)
     return FedStep(stream, update, source.phases)
@@ -302,8 +307,69 @@ def fed_steps(rows):
     return out
 
 
-JPEG_DECODES = ("cpu", "gpu", "cpu-v2")
-COMPILED_ROWS = ["ours+compile", "jpeg:cpu+compile", "jpeg:gpu+compile"]
+JPEG_DECODES = ("cpu", "gpu", "gpu+cpu", "cpu-v2")
+COMPILED_ROWS = ["ours+compile", "jpeg:cpu+compile", "jpeg:gpu+compile", "jpeg:gpu+cpu+compile"]
+
+
+def step_stream(device):
+    """A row's steps on CUDA on a non-blocking stream of their own (after the work queued before it) instead of the
+    legacy default stream, where a script's work goes unless told otherwise: work issued there waits for every
+    blocking stream's earlier work and the work issued after it on any blocking stream waits for it (CUDA
+    programming guide, "Implicit Synchronization"); torch.cuda.Stream() is a pool stream, which PyTorch creates
+    with cudaStreamNonBlocking (c10/cuda/CUDAStream.cpp, kDefaultFlags), so it takes no part. Tried for nvJPEG's
+    decode, which took the compiled step's length beside it: on a stream of its own the fed row was no faster
+    (benchmarks/RESULTS.md, sixth pass), so the trainer keeps the default stream."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    return torch.cuda.stream(stream)
+
+
+def time_row(args, name, b, images, targets, size, device, amp):
+    """One row: build the model, the step for ``name`` at batch ``b``, time it, print and return the row."""
+    torch.manual_seed(0)
+    model = build(args.arch, device, channels_last=name != "reference" and device.type == "cuda")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    if name == "reference":
+        step = reference_step(model, images[:b], targets[:b], device, amp)
+    elif name in ("ours", "ours+compile"):
+        step = our_step(model, images[:b], targets[:b], device, amp,
+                        args.compile_backend if name == "ours+compile" else None, args.compile_mode)
+    elif name.startswith("jpeg:"):
+        decode, compiled = name[5:].replace("+compile", ""), name.endswith("+compile")
+        share = args.cpu_decode_share if decode == "gpu+cpu" else 0.0
+        step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode.replace("+cpu", ""),
+                         args.compile_backend if compiled else None, args.compile_mode, share)
+    elif name == "ours+loader":
+        step = loader_step(model, b, size, device, amp, args.workers,
+                           args.loader_images or max(4 * b, 1024))
+    else:
+        step = network_step(model, images[:b], device, amp)
+    warmup = args.warmup + (3 if name.endswith("+compile") else 0)
+    if name.startswith("jpeg:") or name == "ours+loader":
+        warmup = loader_warmup(warmup, args.workers)
+    wall, busy = timed(step, args.steps, warmup, device)
+    row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
+           "step_ms": 1000 * wall, "gpu_busy": busy,
+           "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None,
+           "input": step.timings(warmup) if isinstance(step, FedStep) else None}
+    if name == "ours+compile" and not args.no_compile_agreement:
+        # equality on a batch of at most 16: a compiled graph's numerics do not depend on the batch size
+        row.update(compile_agreement(args.arch, device, images[:min(b, 16)], targets[:min(b, 16)], amp,
+                                     args.compile_backend))
+    print("{arch} batch {batch:>4} {row:<13} {images_per_s:>9.1f} img/s  {step_ms:>8.1f} ms/step  "
+          "GPU busy {busy}  peak {mem}{wait}".format(
+              busy="-" if busy is None else "{:.0%}".format(busy),
+              mem="-" if row["peak_mem_gb"] is None else "{:.1f} GB".format(row["peak_mem_gb"]),
+              wait=input_columns(row["input"]), **row), flush=True)
+    if "grad_rel_diff" in row:
+        print("  one step, relative differences of the losses / the gradients: compiled ({}) vs eager "
+              "{:.1e} / {:.1e}; eager vs float64 (the step's own rounding) {:.1e} / {:.1e}".format(
+                  args.compile_backend, row["loss_rel_diff"], row["grad_rel_diff"],
+                  row["eager_vs_float64_loss_rel_diff"], row["eager_vs_float64_grad_rel_diff"]), flush=True)
+    del model, step
+    return row
 
 
 def get_args_parser(add_help=True):
@@ -325,6 +391,9 @@ def get_args_parser(add_help=True):
                    "adds every compiled row of the rows asked for)")
     p.add_argument("--data-path", help="a VOC folder of JPEG photos for the jpeg:* rows (python -m "
                    "edgeexport.data.make_voc writes one)")
+    p.add_argument("--cpu-decode-share", type=probability, default=0.3,
+                   help="the jpeg:gpu+cpu rows' share of each batch decoded by the loader workers (train's "
+                        "--cpu-decode-share)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile, and compare one "
                    "step's losses and gradients with the eager step's")
     p.add_argument("--no-compile-agreement", action="store_true", help="skip the compiled-vs-eager comparison of "
@@ -333,6 +402,9 @@ def get_args_parser(add_help=True):
                    help="torch.compile's backend; aot_eager captures the graph without generating kernels")
     p.add_argument("--compile-mode", choices=COMPILE_MODES,
                    help="torch.compile's mode (inductor only); reduce-overhead replays the step as CUDA graphs")
+    p.add_argument("--step-stream", choices=["default", "side"], default="default",
+                   help="the CUDA stream each row's step runs on: default (the legacy default stream, as the "
+                        "trainer) or side (a non-blocking stream of its own: step_stream)")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--json", type=output_file, help="write the table here")
     return p
@@ -363,49 +435,9 @@ def main(args):
         names += [r for r in ["ours+compile"] + [j + "+compile" for j in jpeg] if r in COMPILED_ROWS and r not in names]
     for b in args.batch_sizes:
         for name in names:
-            torch.manual_seed(0)
-            model = build(args.arch, device, channels_last=name != "reference" and device.type == "cuda")
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            if name == "reference":
-                step = reference_step(model, images[:b], targets[:b], device, amp)
-            elif name in ("ours", "ours+compile"):
-                step = our_step(model, images[:b], targets[:b], device, amp,
-                                args.compile_backend if name == "ours+compile" else None, args.compile_mode)
-            elif name.startswith("jpeg:"):
-                decode, compiled = name[5:].replace("+compile", ""), name.endswith("+compile")
-                step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode,
-                                 args.compile_backend if compiled else None, args.compile_mode)
-            elif name == "ours+loader":
-                step = loader_step(model, b, size, device, amp, args.workers,
-                                   args.loader_images or max(4 * b, 1024))
-            else:
-                step = network_step(model, images[:b], device, amp)
-            warmup = args.warmup + (3 if name.endswith("+compile") else 0)
-            if name.startswith("jpeg:") or name == "ours+loader":
-                warmup = loader_warmup(warmup, args.workers)
-            wall, busy = timed(step, args.steps, warmup, device)
-            row = {"arch": args.arch, "batch": b, "row": name, "images_per_s": b / wall,
-                   "step_ms": 1000 * wall, "gpu_busy": busy,
-                   "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None,
-                   "input": step.timings(warmup) if isinstance(step, FedStep) else None}
-            if name == "ours+compile" and not args.no_compile_agreement:
-                # equality on a batch of at most 16: a compiled graph's numerics do not depend on the batch size
-                row.update(compile_agreement(args.arch, device, images[:min(b, 16)], targets[:min(b, 16)], amp,
-                                             args.compile_backend))
-            rows.append(row)
-            print("{arch} batch {batch:>4} {row:<13} {images_per_s:>9.1f} img/s  {step_ms:>8.1f} ms/step  "
-                  "GPU busy {busy}  peak {mem}{wait}".format(
-                      busy="-" if busy is None else "{:.0%}".format(busy),
-                      mem="-" if row["peak_mem_gb"] is None else "{:.1f} GB".format(row["peak_mem_gb"]),
-                      wait=input_columns(row["input"]), **row), flush=True)
-            if "grad_rel_diff" in row:
-                print("  one step, relative differences of the losses / the gradients: compiled ({}) vs eager "
-                      "{:.1e} / {:.1e}; eager vs float64 (the step's own rounding) {:.1e} / {:.1e}".format(
-                          args.compile_backend, row["loss_rel_diff"], row["grad_rel_diff"],
-                          row["eager_vs_float64_loss_rel_diff"], row["eager_vs_float64_grad_rel_diff"]), flush=True)
-            del model, step
+            on_side = args.step_stream == "side" and device.type == "cuda"
+            with step_stream(device) if on_side else contextlib.nullcontext():
+                rows.append(time_row(args, name, b, images, targets, size, device, amp))
     ratios = {}
     for b in args.batch_sizes:
         by = {r["row"]: r["images_per_s"] for r in rows if r["batch"] == b}
@@ -419,7 +451,8 @@ def main(args):
     env = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu ({} threads)".format(
         torch.get_num_threads()), "torch": torch.__version__, "amp": "bf16 (ours), fp16 GradScaler (reference)"
         if amp and device.type == "cuda" else "off", "workers": args.workers, "data_path": args.data_path,
-        "cpu_count": os.cpu_count(), "compile_mode": args.compile_mode}
+        "cpu_count": os.cpu_count(), "compile_mode": args.compile_mode, "step_stream": args.step_stream,
+        "cpu_decode_share": args.cpu_decode_share if any("gpu+cpu" in r["row"] for r in rows) else None}
     write_json(outputs, args.json, {"env": env, "rows": rows, "ours_over_reference": ratios})
     return 0
 

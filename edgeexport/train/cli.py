@@ -103,6 +103,10 @@ def get_args_parser(add_help=True):
                         "the ssd preset, --preprocess nvinfer, --loss torchvision); gpu: JPEG files decoded by nvJPEG "
                         "and augmented on the GPU, the workers only read bytes (for few cores per GPU); cpu-v2: "
                         "torchvision's v2 transforms. All three reach the same held-out mAP (benchmarks/RESULTS.md)")
+    g.add_argument("--cpu-decode-share", type=probability, default=0.0,
+                   help="--decode gpu: the fraction of each batch the loader workers decode on the CPU as --decode "
+                        "cpu does, the rest nvJPEG's (default 0): for a GPU whose nvJPEG is slower than the step "
+                        "when CPU cores are free. On an H200 it did not shorten nvJPEG's part (benchmarks/RESULTS.md)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)
@@ -288,6 +292,9 @@ def main(args):
 
     if args.compile_mode and not args.compile:
         raise UsageError("--compile-mode {} is torch.compile's: pass --compile with it".format(args.compile_mode))
+    if args.cpu_decode_share and args.decode != "gpu":
+        raise UsageError("--cpu-decode-share divides each batch between the loader workers and nvJPEG: pass --decode "
+                         "gpu with it (this run has --decode {})".format(args.decode))
     rank, world, local = D.init_distributed()
     if args.compile_mode == "reduce-overhead" and world > 1:
         # measured in one process only (the H200); CUDA graphs under DistributedDataParallel never ran here
@@ -341,7 +348,7 @@ def main(args):
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
     batched = args.loss == "batched"
     train_input = build_train_input(train_set, meta, args.decode, args.data_augmentation, args.preprocess, batched,
-                                    args.seed + rank, device)
+                                    args.seed + rank, device, args.cpu_decode_share)
     train_data = train_input.dataset
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))

@@ -70,6 +70,15 @@ class FileSamples(EpochSeeded):
         boxes, labels = scale_and_sanitize(boxes, labels, crop, self.size)
         return crop, flip, {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
 
+    def decoded(self, index):
+        """(uint8 [3, size], target): one sample decoded, cropped, resized and flipped in this process."""
+        try:
+            image = decode_rgb(self.items[self.locate(index)[1]][0])
+        except DatasetError as e:  # crosses the loader's process boundary as data
+            return BadSample(str(e))
+        crop, flip, target = self.augment(index, image.shape[2], image.shape[1])
+        return crop_resize_flip(image, crop, flip, self.size), target
+
 
 class DecodedCrops(FileSamples):
     """Fixed-size uint8 samples: decoded, cropped, resized and flipped here, in the loader worker."""
@@ -78,9 +87,4 @@ class DecodedCrops(FileSamples):
         super(DecodedCrops, self).__init__(dataset, preset, size, seed, "--decode cpu")
 
     def __getitem__(self, index):
-        try:
-            image = decode_rgb(self.items[self.locate(index)[1]][0])
-        except DatasetError as e:  # crosses the loader's process boundary as data
-            return BadSample(str(e))
-        crop, flip, target = self.augment(index, image.shape[2], image.shape[1])
-        return crop_resize_flip(image, crop, flip, self.size), target
+        return self.decoded(index)

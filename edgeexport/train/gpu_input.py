@@ -1,8 +1,12 @@
 """JPEG datasets decoded on the GPU (``--decode gpu``): loader workers only read the file's bytes and draw each
 sample's augmentation (SSD's IoU crop and flip, edgeexport.train.ssd_crop) from the boxes and the image size in the
 header; the main process decodes the batch with nvJPEG (torchvision.io.decode_jpeg on CUDA), then crops, resizes
-and flips the whole batch in a few kernels. The CPU never touches a pixel.
+and flips the whole batch in a few kernels. The CPU never touches a pixel, unless asked to take a share of each
+batch (``cpu_share``, ``--cpu-decode-share``): the workers then decode that share as --decode cpu does, and
+nvJPEG decodes the rest. (On an H200 beside the compiled step, nvJPEG's part took as long for 180 files as for
+256: there its time was a wait, not work; benchmarks/RESULTS.md, sixth pass.)
 """
+import collections
 import time
 
 import numpy as np
@@ -13,20 +17,40 @@ from .decoded_crops import FileSamples
 from .transforms import BadSample
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
+DECODE_CHUNK = 128  # files per nvJPEG call (decode_jpegs says why)
+
+# A collated batch. ``data``: the nvJPEG files end to end as one uint8 tensor, ``ends``: where each file ends,
+# ``crops`` [F, 4] and the files' own flips among ``flips`` [B]; ``decoded`` [C, 3, H, W] uint8: the samples the
+# workers decoded (cropped, resized and flipped already), at the positions where ``on_cpu`` [B] is True, the files
+# at the others, in order; ``boxes``, ``labels``, ``valid``: every sample's targets in batch order (pad_targets).
+EncodedBatch = collections.namedtuple("EncodedBatch", "data ends crops flips decoded on_cpu boxes labels valid")
+
+
+def decoded_here(position, share):
+    """Whether the sample at ``position`` of its batch is decoded by the loader worker: evenly spread, so that
+    every batch of n has floor(n * share) of them (a share drawn per sample would vary the feeding thread's
+    work from batch to batch)."""
+    return int((position + 1) * share) > int(position * share)
 
 
 class EncodedDetection(FileSamples):
     """A file-backed dataset (``items``: (path, boxes, labels)) as encoded JPEG bytes, the drawn crop and flip, and
-    the boxes already in the network's ``size`` (H, W)."""
+    the boxes already in the network's ``size`` (H, W); a batch's ``cpu_share`` of the samples (decoded_here) as
+    --decode cpu's decoded samples instead."""
 
-    def __init__(self, dataset, preset, size, seed=0):
+    def __init__(self, dataset, preset, size, seed=0, cpu_share=0.0):
         super(EncodedDetection, self).__init__(dataset, preset, size, seed, "--decode gpu")
+        if not 0.0 <= cpu_share <= 1.0:
+            raise DatasetError("cpu_share is the fraction of a batch decoded on the CPU, from 0 to 1; got {}".format(
+                cpu_share))
+        self.cpu_share = float(cpu_share)
         bad = [p for p, _, _ in self.items if not p.lower().endswith(JPEG_SUFFIXES)]
         if bad:
             raise DatasetError("--decode gpu decodes JPEG only; {} (and {} more) is not: decode on the CPU".format(
                 bad[0], len(bad) - 1))
 
     def __getitem__(self, index):
+        """(bytes, crop, flip, target): one file for nvJPEG."""
         from ..data.common import image_size
         path = self.items[self.locate(index)[1]][0]
         try:
@@ -37,19 +61,30 @@ class EncodedDetection(FileSamples):
         crop, flip, target = self.augment(index, w, h)
         return torch.from_numpy(data), torch.tensor(crop), flip, target
 
+    def __getitems__(self, indices):
+        """A batch's samples (the DataLoader's fetcher calls this with the whole batch): its cpu_share decoded
+        here as --decode cpu does (FileSamples.decoded), the rest as files for nvJPEG."""
+        return [self.decoded(i) if decoded_here(j, self.cpu_share) else self[i] for j, i in enumerate(indices)]
+
 
 def collate_encoded(batch):
-    """Samples -> (the batch's JPEG files end to end as one uint8 tensor, where each file ends [B], crops [B, 4],
-    flips [B], boxes, labels, valid). One tensor for all the bytes: a worker hands each tensor of a batch to the
-    main process as a shared-memory segment of its own, and 256 of them per batch (one per file) held 14 workers
-    on an H200 to 2,067 img/s in all, below one worker's 2,690 (benchmarks/results/h200_jpeg_log.txt, a1)."""
+    """Samples -> an EncodedBatch. The files go end to end into one tensor: a worker hands each tensor of a batch
+    to the main process as a shared-memory segment of its own, and 256 of them per batch (one per file) held 14
+    workers on an H200 to 2,067 img/s in all, below one worker's 2,690 (benchmarks/results/h200_jpeg_log.txt, a1)."""
     from .ssd_loss import pad_targets
     bad = [b for b in batch if isinstance(b, BadSample)]
     if bad:
         return bad[0]
-    data, crops, flips, targets = zip(*batch)
-    ends = torch.tensor([len(d) for d in data], dtype=torch.int64).cumsum(0)
-    return (torch.cat(data), ends, torch.stack(crops), torch.tensor(flips)) + pad_targets(list(targets))
+    files = [b for b in batch if len(b) == 4]
+    here = [b for b in batch if len(b) == 2]
+    boxes, labels, valid = pad_targets([b[-1] for b in batch])
+    return EncodedBatch(
+        data=torch.cat([f[0] for f in files]) if files else torch.zeros(0, dtype=torch.uint8),
+        ends=torch.tensor([len(f[0]) for f in files], dtype=torch.int64).cumsum(0),
+        crops=torch.stack([f[1] for f in files]) if files else torch.zeros((0, 4), dtype=torch.int64),
+        flips=torch.tensor([len(b) == 4 and bool(b[2]) for b in batch]),
+        decoded=torch.stack([d[0] for d in here]) if here else torch.zeros((0, 3, 1, 1), dtype=torch.uint8),
+        on_cpu=torch.tensor([len(b) == 2 for b in batch]), boxes=boxes, labels=labels, valid=valid)
 
 
 def split_encoded(data, ends):
@@ -68,14 +103,23 @@ def decode_jpegs(data, device):
     PR #9606; torchcodec PR #1634: "wrong numbers, NaNs"). That was --decode gpu's divergence: measured on an H200,
     SSDLite-Large at batch 256 on 8,192 make_voc JPEGs, the loss went NaN near step 21 with nvJPEG and trained with
     the same batches decoded on the CPU (benchmarks/results/h200_decode_gpu_divergence.json). decode_batch keeps it
-    from happening: it returns only once its own kernels have read the images (see there)."""
+    from happening: it returns only once its own kernels have read the images (see there).
+
+    At most DECODE_CHUNK files a call: on an H200 with torchvision 0.26, a call of 256 or 512 files beside a 99 ms
+    kernel on another stream (a stream of its own or the legacy default one alike) returned only after that kernel
+    (102-111 ms, 11-22 ms alone), and one of 128 files did not (6.6 ms; 5.6 alone)
+    (benchmarks/results/h200_nvjpeg_overlap_1205b.json). Beside the training step, a batch's one call had
+    taken the step's length."""
     from torchvision.io import ImageReadMode, decode_jpeg
-    return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    out = []
+    for k in range(0, len(data), DECODE_CHUNK):
+        out += decode_jpeg(data[k:k + DECODE_CHUNK], mode=ImageReadMode.RGB, device=device)
+    return out
 
 
-def decode_batch(data, ends, crops, flips, size, device, spans=None):
-    """Decode (nvJPEG on CUDA) a collated batch's files (``data``, ``ends``: collate_encoded), crop, resize to
-    ``size`` (H, W) and flip on ``device``: float images in [0, 1], [B, 3, H, W].
+def decode_batch(batch, size, device, spans=None):
+    """An EncodedBatch's images on ``device`` as float in [0, 1], [B, 3, H, W]: its files decoded (nvJPEG on CUDA),
+    cropped, resized to ``size`` (H, W) and flipped there, its samples decoded by the workers copied in between.
 
     The crop and resize are one roi_align per image size (a folder of one camera's photos: one call for the batch):
     with ``aligned`` and one sample per output pixel it samples at left + (x + 0.5) * w / W - 0.5, the point
@@ -94,21 +138,26 @@ def decode_batch(data, ends, crops, flips, size, device, spans=None):
     appended (train_input.input_timings reports them)."""
     from torchvision.ops import roi_align
     t0 = time.perf_counter()
-    images = decode_jpegs(split_encoded(data, ends), device)
+    files = split_encoded(batch.data, batch.ends) if len(batch.ends) else []
+    images = decode_jpegs(files, device) if files else []
     t1 = time.perf_counter()
-    out = torch.empty((len(images), 3) + tuple(size), device=device)
-    crops = crops.to(device=device, dtype=torch.float32)
+    out = torch.empty((len(batch.on_cpu), 3) + tuple(size), device=device)
+    if len(batch.decoded):
+        # positions found on the host: a boolean mask on the device would wait for the GPU to count it
+        out[batch.on_cpu.nonzero()[:, 0].to(device)] = batch.decoded.to(device, non_blocking=True).float()
+    at = (~batch.on_cpu).nonzero()[:, 0].tolist()  # each file's position in the batch
+    crops = batch.crops.to(device=device, dtype=torch.float32)
     groups = {}
     for k, img in enumerate(images):
         groups.setdefault(tuple(img.shape), []).append(k)
     for idx in groups.values():
-        index = torch.tensor(idx, device=device)
         stack = torch.stack([images[k] for k in idx]).float()
-        c = crops[index]
+        c = crops[torch.tensor(idx, device=device)]
         rois = torch.cat([torch.arange(len(idx), device=device, dtype=torch.float32)[:, None],
                           c[:, :2], c[:, :2] + c[:, 2:]], 1)
-        out[index] = roi_align(stack, rois, tuple(size), spatial_scale=1.0, sampling_ratio=1, aligned=True)
-    flips = flips.to(device)
+        out[torch.tensor([at[k] for k in idx], device=device)] = roi_align(
+            stack, rois, tuple(size), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    flips = batch.flips.to(device)  # False where the worker has flipped already
     out = torch.where(flips[:, None, None, None], out.flip(-1), out)
     out = out.clamp_(0, 255) / 255.0  # roi_align's weights sum to 1 only to rounding
     if out.is_cuda:

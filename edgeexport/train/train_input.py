@@ -2,7 +2,8 @@
 main process does with a batch to put it on the device (the trainer and benchmarks/train_speed.py share this).
 
     --decode cpu     (default) image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
-    --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input)
+    --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input),
+                     with --cpu-decode-share, the workers decode that share of each batch as --decode cpu does
     --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
                      preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
 
@@ -49,9 +50,14 @@ def resolve_decode(decode, train_set, preset, preprocess, batched):
     return decode
 
 
-def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device):
+def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0):
+    """The TrainInput for ``decode``; ``cpu_share`` (--decode gpu): the fraction of each batch the loader workers
+    decode on the CPU, the rest nvJPEG's."""
     size = tuple(meta.input_size)
     decode = resolve_decode(decode, train_set, preset, preprocess, batched)
+    if cpu_share and decode != "gpu":
+        raise UsageError("--cpu-decode-share divides a batch between the CPU and nvJPEG: it needs --decode gpu, and "
+                         "this run decodes with {}".format(decode))
     if decode == "gpu":
         if device.type != "cuda":
             raise UsageError("--decode gpu needs a CUDA device (nvJPEG); this run is on {}".format(device))
@@ -59,12 +65,13 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
         phases = collections.deque(maxlen=1000)
 
         def decoded(batch):
-            data, ends, crops, flips, boxes, labels, valid = batch
-            return (decode_batch(data, ends, crops, flips, size, device, phases),) + tuple(
-                t.to(device, non_blocking=True) for t in (boxes, labels, valid))
-        # not pinned: nvJPEG reads the files' bytes from wherever they are (torchvision hands it the CPU tensor's
-        # pointer), so pinning them would be a copy nothing uses, made by one more thread of the main process
-        return TrainInput(EncodedDetection(train_set, preset, size, seed), collate_encoded, decoded, pinned=False,
+            return (decode_batch(batch, size, device, phases),) + tuple(
+                t.to(device, non_blocking=True) for t in (batch.boxes, batch.labels, batch.valid))
+        # pinned, though nvJPEG reads the files' bytes from wherever they are: the loader's pinning thread then
+        # receives each batch from the workers, which took the preparing thread 9.6 ms a batch (median) when it
+        # did so itself, 0.5 ms with the pinning thread (H200, compiled step: benchmarks/results/
+        # h200_jpeg_train_speed_1205a.json, jpeg:gpu+compile against jpeg:gpu+cpu+compile, then the only pinned row)
+        return TrainInput(EncodedDetection(train_set, preset, size, seed, cpu_share), collate_encoded, decoded,
                           phases=phases)
     if decode == "cpu":
         from .decoded_crops import DecodedCrops
@@ -119,7 +126,7 @@ def ahead_on_device(batches, to_device, device, depth=2):
     benchmarks/results/h200_input_profile_1204c.json). During the backward the launching thread waits in the
     autograd engine's C++ without the GIL (torch/csrc/autograd/python_engine.cpp, THPEngine_run_backward:
     engine.execute under pybind11::gil_scoped_release), so the thread starts each batch then: ``start_next()``.
-    With it (and decode_batch's wait, the bytes unpinned), --decode gpu fed the step at 90 and 93 % of its speed
+    With it (and decode_batch's wait, the bytes then unpinned), --decode gpu fed the step at 90 and 93 % of its speed
     alone, against 77 and 83 % for the code before, run in turn with it in the same visit.
     A caller that never calls it still gets every batch: the thread then starts the next one when the step takes
     its batch."""

@@ -139,9 +139,10 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     r = run_cli(["benchmarks/train_speed.py", "--arch", "ssdlite320_mobilenet_v3_small", "--batch-sizes", "2",
                  "--steps", "1", "--warmup", "1", "--device", "cpu", "--workers", "0", "--rows", "ours", "jpeg:cpu",
                  "jpeg:cpu-v2", "jpeg:cpu+compile", "--compile-backend", "aot_eager", "--data-path", root,
-                 "--json", out])
+                 "--step-stream", "side", "--json", out])  # no CUDA: the step stays where it is
     assert r.returncode == 0, r.stderr
     rows = json.load(open(out))["rows"]
+    assert json.load(open(out))["env"]["step_stream"] == "side"
     # a compiled row asked for alone: timed, but with no compiled step in the run to be a share of
     assert [row["row"] for row in rows] == ["ours", "jpeg:cpu", "jpeg:cpu-v2", "jpeg:cpu+compile"]
     assert all(row["of_step"] > 0 for row in rows[1:3]) and "jpeg:cpu at " in r.stdout
@@ -162,6 +163,12 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     rows = json.load(open(out))["rows"]
     assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu"]
     assert all(row["images_per_s_per_worker"] > 0 for row in rows)
+    # nvJPEG's overlap benchmark needs CUDA: without it, one line and nothing written
+    if not __import__("torch").cuda.is_available():
+        r = run_cli(["benchmarks/nvjpeg_overlap.py", "--data-path", root, "--json", str(tmp_path / "o.json")])
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            "error: nvJPEG needs a CUDA GPU; this machine has none"]
+        assert not (tmp_path / "o.json").exists()
 
 
 def test_input_profile_counts_nested_operators_once_and_streams_apart():

@@ -38,15 +38,15 @@ def test_boxes_follow_the_pixels_through_decode_crop_resize_and_flip(tmp_path):
     for epoch in range(12):
         data.set_epoch(epoch)
         batch = collate_encoded([data[0]])
-        images, boxes = decode_batch(*batch[:4], (64, 64), torch.device("cpu")), batch[4]
-        if not batch[6].any():
+        images, boxes = decode_batch(batch, (64, 64), torch.device("cpu")), batch.boxes
+        if not batch.valid.any():
             continue
         x1, y1, x2, y2 = boxes[0, 0].tolist()
         white = (images[0].mean(0) > 0.5).nonzero()
         ys, xs = white[:, 0].float(), white[:, 1].float()
         assert abs(xs.min().item() - x1) <= 2.5 and abs(xs.max().item() + 1 - x2) <= 2.5
         assert abs(ys.min().item() - y1) <= 2.5 and abs(ys.max().item() + 1 - y2) <= 2.5
-        checked.add((tuple(batch[2][0].tolist()) != (0, 0, 160, 120), bool(batch[3][0])))
+        checked.add((tuple(batch.crops[0].tolist()) != (0, 0, 160, 120), bool(batch.flips[0])))
     assert (True, True) in checked and len(checked) >= 3  # cropped and flipped, among other combinations
 
 
@@ -96,13 +96,13 @@ def test_the_decoded_batch_matches_the_cpu_paths_layout_range_and_boxes(tmp_path
     cpu = collate_batch([TorchDetection(ds, train_transform("none", [0.5] * 3, None, size))[i] for i in range(3)])
     enc = EncodedDetection(ds, "none", size)
     b = collate_encoded([enc[i] for i in range(3)])
-    images, boxes = decode_batch(*b[:4], size, torch.device("cpu")), b[4]
+    images, boxes = decode_batch(b, size, torch.device("cpu")), b.boxes
     assert cpu[0].dtype == torch.uint8 and images.dtype == torch.float32
     assert tuple(images.shape) == tuple(cpu[0].shape) == (3, 3) + size
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     assert float((images * 255 - cpu[0].float()).abs().max()) <= 1.0  # uint8 rounding of the same bilinear resize
-    assert torch.equal(b[6], cpu[3]) and torch.equal(b[5], cpu[2])
-    np.testing.assert_allclose(boxes[b[6]].numpy(), cpu[1][cpu[3]].numpy(), atol=1e-3)
+    assert torch.equal(b.valid, cpu[3]) and torch.equal(b.labels, cpu[2])
+    np.testing.assert_allclose(boxes[b.valid].numpy(), cpu[1][cpu[3]].numpy(), atol=1e-3)
 
 
 def test_the_batched_crop_and_resize_equals_the_cpu_paths_inside_the_crop(tmp_path):
@@ -122,14 +122,92 @@ def test_the_batched_crop_and_resize_equals_the_cpu_paths_inside_the_crop(tmp_pa
         enc.set_epoch(epoch)
         dec.set_epoch(epoch)
         b = collate_encoded([enc[i] for i in range(len(ds))])
-        ours = decode_batch(*b[:4], size, torch.device("cpu")) * 255
+        ours = decode_batch(b, size, torch.device("cpu")) * 255
         cpu = torch.stack([dec[i][0] for i in range(len(ds))]).float()
         assert float((ours[..., 1:-1, 1:-1] - cpu[..., 1:-1, 1:-1]).abs().max()) <= 1.0 + 1e-3
         assert float((ours - cpu).abs().max()) <= 128
         assert float((ours - cpu).abs().mean()) <= 0.5
-        np.testing.assert_array_equal(b[4].numpy(), collate_batch_boxes_at(dec, len(ds), 0))
-        cropped += int((b[2][:, 2:] != torch.tensor([200, 150])).any(1).sum())
+        np.testing.assert_array_equal(b.boxes.numpy(), collate_batch_boxes_at(dec, len(ds), 0))
+        cropped += int((b.crops[:, 2:] != torch.tensor([200, 150])).any(1).sum())
     assert cropped > 0
+
+
+def test_decoded_here_gives_every_batch_its_share_evenly_spread():
+    from edgeexport.train.gpu_input import decoded_here
+    for n in (1, 7, 64, 256):
+        for share in (0.0, 0.1, 0.25, 0.3, 0.5, 0.9, 1.0):
+            at = [j for j in range(n) if decoded_here(j, share)]
+            assert len(at) == int(n * share), (n, share)
+            if share and len(at) > 1:
+                assert max(b - a for a, b in zip(at, at[1:])) <= int(1 / share) + 1, (n, share, at)
+
+
+def test_a_share_decoded_by_the_workers_is_the_cpu_paths_sample_and_the_rest_is_unchanged(tmp_path):
+    """A batch with half its samples decoded in the worker (EncodedDetection.__getitems__, what the loader's
+    fetcher calls): those samples bit-equal --decode cpu's for the same draw, the others bit-equal the same
+    positions of the all-nvJPEG batch, the targets identical; all of it (share 1) works without any file."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.decoded_crops import DecodedCrops
+    root = str(tmp_path / "voc")
+    write_voc(root, train=8, val=1, size=(200, 150), classes=2)
+    ds = VOCDetection(root, split="train")
+    size, cpu_device = (96, 128), torch.device("cpu")
+    dec = DecodedCrops(ds, "ssdlite", size, seed=7)
+    indices = [8 + i for i in (5, 0, 3, 7, 1, 6, 2, 4)]  # epoch 1, shuffled
+    whole = collate_encoded(EncodedDetection(ds, "ssdlite", size, seed=7).__getitems__(indices))
+    half = collate_encoded(EncodedDetection(ds, "ssdlite", size, seed=7, cpu_share=0.5).__getitems__(indices))
+    assert not whole.on_cpu.any() and len(whole.decoded) == 0
+    assert half.on_cpu.tolist() == [False, True] * 4 and len(half.ends) == 4 and len(half.decoded) == 4
+    assert not half.flips[half.on_cpu].any()  # flipped in the worker already
+    for name in ("boxes", "labels", "valid"):
+        assert torch.equal(getattr(half, name), getattr(whole, name)), name
+    ours, all_files = decode_batch(half, size, cpu_device), decode_batch(whole, size, cpu_device)
+    cpu = torch.stack([dec[i][0] for i in indices]).float() / 255.0
+    assert torch.equal(ours[half.on_cpu], cpu[half.on_cpu])
+    assert torch.equal(ours[~half.on_cpu], all_files[~half.on_cpu])
+    assert not torch.equal(ours, all_files)  # the worker's 8-bit resize is not roi_align's
+    every = collate_encoded(EncodedDetection(ds, "ssdlite", size, seed=7, cpu_share=1.0).__getitems__(indices))
+    assert every.on_cpu.all() and len(every.data) == 0 and len(every.ends) == 0
+    assert torch.equal(decode_batch(every, size, cpu_device), cpu)
+
+
+def test_the_loaders_workers_decode_the_share_of_each_batch(tmp_path):
+    """torch's DataLoader hands a worker the whole batch's indices (__getitems__): each batch of 4 has 2 decoded."""
+    from edgeexport.data.make_voc import write_voc
+    root = str(tmp_path / "voc")
+    write_voc(root, train=12, val=1, size=(96, 64), classes=2)
+    enc = EncodedDetection(VOCDetection(root, split="train"), "hflip", (32, 32), cpu_share=0.5)
+    loader = torch.utils.data.DataLoader(enc, 4, num_workers=2, collate_fn=collate_encoded)
+    batches = list(loader)
+    assert len(batches) == 3 and all(b.on_cpu.tolist() == [False, True, False, True] for b in batches)
+    assert all(tuple(b.decoded.shape) == (2, 3, 32, 32) and b.decoded.dtype == torch.uint8 for b in batches)
+
+
+def test_an_unreadable_file_in_the_workers_share_is_a_bad_sample(tmp_path):
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.transforms import BadSample
+    root = str(tmp_path / "voc")
+    write_voc(root, train=2, val=1, size=(96, 64), classes=2)
+    ds = VOCDetection(root, split="train")
+    with open(ds.items[1][0], "wb") as f:
+        f.write(b"not a jpeg")
+    out = collate_encoded(EncodedDetection(ds, "hflip", (32, 32), cpu_share=0.5).__getitems__([0, 1]))
+    assert isinstance(out, BadSample) and ds.items[1][0] in out.message
+
+
+def test_a_cpu_share_needs_the_gpu_decode(tmp_path):
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.device.errors import UsageError
+    from edgeexport.device.meta import ModelMeta
+    from edgeexport.train.train_input import build_train_input
+    root = str(tmp_path / "voc")
+    write_voc(root, train=2, val=1, size=(96, 64), classes=2)
+    ds = VOCDetection(root, split="train")
+    with pytest.raises(UsageError, match="needs --decode gpu, and this run decodes with cpu"):
+        build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_small", ds.labels), "cpu", "hflip", "torchvision",
+                          True, 0, torch.device("cpu"), 0.3)
+    with pytest.raises(DatasetError, match="from 0 to 1; got 1.5"):
+        EncodedDetection(ds, "hflip", (32, 32), cpu_share=1.5)
 
 
 def collate_batch_boxes_at(data, n, epoch):
@@ -139,33 +217,47 @@ def collate_batch_boxes_at(data, n, epoch):
 
 
 @pytest.mark.gpu
-def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path):
-    """On a GPU: decode_batch (nvJPEG, roi_align, flip on the device, run ahead on a side stream as the trainer
-    does) against --decode cpu's samples for the same draws: per image within 2 levels on average (nvJPEG and
-    libjpeg-turbo differ by up to 1.5, benchmarks/results/h200_decode_gpu_divergence.json), the same boxes."""
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path, share):
+    """On a GPU, through the trainer's own input (build_train_input, its DataLoader with 2 workers and its pinning
+    thread, and the thread that prepares batches on a side stream): nvJPEG's images against --decode
+    cpu's samples for the same draws, per image within 2 levels on average (nvJPEG and libjpeg-turbo differ by up to
+    1.5, benchmarks/results/h200_decode_gpu_divergence.json); the workers' share equal to --decode cpu's to the bit;
+    the same boxes."""
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (nvJPEG)")
     from edgeexport.data.make_voc import write_voc
+    from edgeexport.device.meta import ModelMeta
     from edgeexport.train.decoded_crops import DecodedCrops
-    from edgeexport.train.train_input import ahead_on_device, input_timings
+    from edgeexport.train.gpu_input import decoded_here
+    from edgeexport.train.train_input import build_train_input, input_timings, train_loader, training_stream
+    from edgeexport.train.transforms import EpochsSampler, collate_batch
     root = str(tmp_path / "voc")
     write_voc(root, train=32, val=1, size=(480, 360), classes=3)
     ds = VOCDetection(root, split="train")
-    size, device = (320, 320), torch.device("cuda")
-    enc, dec = EncodedDetection(ds, "ssdlite", size, seed=2), DecodedCrops(ds, "ssdlite", size, seed=2)
-    batches = [collate_encoded([enc[e * len(ds) + i] for i in range(len(ds))]) for e in range(3)]
-    phases = []
-    stream = ahead_on_device(iter(batches), lambda b: (decode_batch(*b[:4], size, device, phases),), device)
+    n, device = len(ds), torch.device("cuda")
+    source = build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_large", ds.labels), "gpu", "ssdlite",
+                               "torchvision", True, 2, device, share)
+    sampler = EpochsSampler(n, n, 0, 3, 2)
+    stream = training_stream(train_loader(source, n, sampler, 2, True), True, source.to_device, device)
     on_gpu = list(stream)
-    t = input_timings(stream, phases=phases)  # the preparing thread's phases, timed there, and decode_batch's own
-    assert len(stream.spans) == 3 and t["prepare_ms"] > 0 and t["receive_ms"] >= 0 and t["wait_ms"] >= 0
-    assert len(phases) == 3 and t["decode_ms"] > 0 and t["crop_ms"] > 0
+    t = input_timings(stream, phases=source.phases)  # the preparing thread's phases, timed there, and decode_batch's
+    assert len(on_gpu) == 3 and len(stream.spans) == 3 and t["prepare_ms"] > 0 and t["receive_ms"] >= 0
+    assert len(source.phases) == 3 and t["decode_ms"] > 0 and t["crop_ms"] > 0 and t["wait_ms"] >= 0
     assert t["decode_ms"] + t["crop_ms"] <= t["prepare_ms"] * 1.01
-    for e, (images,) in enumerate(on_gpu):
-        cpu = torch.stack([dec[e * len(ds) + i][0] for i in range(len(ds))]).float()
+    dec = DecodedCrops(ds, "ssdlite", (320, 320), seed=2)
+    indices = list(sampler)
+    for e, (images, boxes, labels, valid) in enumerate(on_gpu):
+        samples = [dec[i] for i in indices[e * n:(e + 1) * n]]
+        cpu = torch.stack([x for x, _ in samples]).float()
+        here = torch.tensor([decoded_here(j, share) for j in range(n)])
+        assert int(here.sum()) == int(n * share)
+        # the same 8-bit levels (CUDA divides by a scalar as a multiplication by its reciprocal: an ulp apart)
+        assert torch.equal((images[here.cuda()] * 255).round().cpu(), cpu[here])
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))
         assert float(diff.max()) <= 2.0, diff
-        np.testing.assert_array_equal(batches[e][4].numpy(), collate_batch_boxes_at(dec, len(ds), e))
+        expected = collate_batch(samples)
+        assert torch.equal(boxes.cpu(), expected[1]) and torch.equal(valid.cpu(), expected[3])
 
 
 def test_decode_batch_times_its_decode_and_its_crops(tmp_path):
@@ -177,10 +269,31 @@ def test_decode_batch_times_its_decode_and_its_crops(tmp_path):
     batch = collate_encoded([enc[i] for i in range(4)])
     spans = []
     for _ in range(3):
-        decode_batch(*batch[:4], (64, 64), torch.device("cpu"), spans)
+        decode_batch(batch, (64, 64), torch.device("cpu"), spans)
     assert len(spans) == 3 and all(d > 0 and c > 0 for d, c in spans)
     t = input_timings(object(), phases=spans)  # a stream without timings of its own: only the phases
     assert set(t) == {"decode_ms", "crop_ms"}
+
+
+def test_nvjpeg_is_called_with_at_most_decode_chunk_files_and_every_image_comes_back_in_order(tmp_path, monkeypatch):
+    """decode_jpegs splits a batch into calls of DECODE_CHUNK files (a call of 256 waited for the GPU's other work
+    on an H200, one of 128 did not: gpu_input.decode_jpegs), run here through torchvision's CPU decoder."""
+    import torchvision.io
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train import gpu_input
+    root = str(tmp_path / "voc")
+    write_voc(root, train=3, val=1, size=(48, 32), classes=2)
+    paths = [p for p, _, _ in VOCDetection(root, split="train").items]
+    files = [torch.from_numpy(np.fromfile(paths[i % 3], np.uint8)) for i in range(300)]
+    real, calls = torchvision.io.decode_jpeg, []
+
+    def counted(data, **kwargs):
+        calls.append(len(data))
+        return real(data, **kwargs)
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", counted)
+    out = gpu_input.decode_jpegs(files, torch.device("cpu"))
+    assert gpu_input.DECODE_CHUNK == 128 and calls == [128, 128, 44]
+    assert len(out) == 300 and all(torch.equal(out[i], real(files[i % 3])) for i in range(300))
 
 
 def test_split_encoded_gives_each_file_back():
