@@ -92,7 +92,7 @@ def split_encoded(data, ends):
     return list(torch.split(data, torch.diff(ends, prepend=ends.new_zeros(1)).tolist()))
 
 
-def decode_jpegs(data, device):
+def decode_jpegs(data, device, chunk=DECODE_CHUNK):
     """nvJPEG decode of a batch (torchvision.io.decode_jpeg on CUDA): [3, H, W] uint8 images on ``device``.
 
     torchvision's CUDA decoder allocates its outputs while the caller's stream is current, then writes them from a
@@ -105,15 +105,15 @@ def decode_jpegs(data, device):
     the same batches decoded on the CPU (benchmarks/results/h200_decode_gpu_divergence.json). decode_batch keeps it
     from happening: it returns only once its own kernels have read the images (see there).
 
-    At most DECODE_CHUNK files a call: on an H200 with torchvision 0.26, a call of 256 or 512 files beside a 99 ms
-    kernel on another stream (a stream of its own or the legacy default one alike) returned only after that kernel
-    (102-111 ms, 11-22 ms alone), and one of 128 files did not (6.6 ms; 5.6 alone)
-    (benchmarks/results/h200_nvjpeg_overlap_1205b.json). Beside the training step, a batch's one call had
-    taken the step's length."""
+    At most ``chunk`` files a call (DECODE_CHUNK unless a benchmark asks otherwise): on an H200 with torchvision
+    0.26, a call of 256 or 512 files beside a 99 ms kernel on another stream (a stream of its own or the legacy
+    default one alike) returned only after that kernel (102-111 ms, 11-22 ms alone), and one of 128 files did not
+    (6.6 ms; 5.6 alone) (benchmarks/results/h200_nvjpeg_overlap_1205b.json). Beside the training step, a batch's
+    one call had taken the step's length."""
     from torchvision.io import ImageReadMode, decode_jpeg
     out = []
-    for k in range(0, len(data), DECODE_CHUNK):
-        out += decode_jpeg(data[k:k + DECODE_CHUNK], mode=ImageReadMode.RGB, device=device)
+    for k in range(0, len(data), chunk):
+        out += decode_jpeg(data[k:k + chunk], mode=ImageReadMode.RGB, device=device)
     return out
 
 
@@ -138,8 +138,7 @@ def decode_batch(batch, size, device, spans=None):
     appended (train_input.input_timings reports them)."""
     from torchvision.ops import roi_align
     t0 = time.perf_counter()
-    files = split_encoded(batch.data, batch.ends) if len(batch.ends) else []
-    images = decode_jpegs(files, device) if files else []
+    images = decode_jpegs(split_encoded(batch.data, batch.ends), device) if len(batch.ends) else []
     t1 = time.perf_counter()
     out = torch.empty((len(batch.on_cpu), 3) + tuple(size), device=device)
     if len(batch.decoded):

@@ -28,11 +28,11 @@ DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
 
 class TrainInput(object):
     """``dataset`` and ``collate_fn`` for the DataLoader; ``to_device(batch)`` -> the batched step's inputs (None
-    for torchvision's per-image loss, whose loop moves its own lists); ``pinned``: whether the loader should pin
-    its batches for the copy to a GPU; ``phases``: where to_device times its own phases, if it does."""
+    for torchvision's per-image loss, whose loop moves its own lists); ``phases``: where to_device times its own
+    phases, if it does."""
 
-    def __init__(self, dataset, collate_fn, to_device, pinned=True, phases=None):
-        self.dataset, self.collate_fn, self.to_device, self.pinned = dataset, collate_fn, to_device, pinned
+    def __init__(self, dataset, collate_fn, to_device, phases=None):
+        self.dataset, self.collate_fn, self.to_device = dataset, collate_fn, to_device
         self.phases = phases  # --decode gpu: (decode, crop) seconds of the last batches, from decode_batch
 
 
@@ -87,9 +87,9 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
 def train_loader(source, batch, sampler, workers, pin_memory):
     """The DataLoader the trainer runs over ``source`` (a TrainInput), one iterator for the whole run when
     ``sampler`` is an EpochsSampler; the benchmarks time this very loader. ``pin_memory``: the batches go to a
-    GPU (pinned where the input wants them pinned)."""
+    GPU (pinned, every input's: --decode gpu's too, see build_train_input)."""
     return torch.utils.data.DataLoader(source.dataset, batch, sampler=sampler, drop_last=True, num_workers=workers,
-                                       collate_fn=source.collate_fn, pin_memory=pin_memory and source.pinned,
+                                       collate_fn=source.collate_fn, pin_memory=pin_memory,
                                        prefetch_factor=4 if workers > 0 else None)
 
 
