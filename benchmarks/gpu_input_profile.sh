@@ -9,6 +9,8 @@
 #   PARTS="1" REPEAT=2: the before/after alone, twice over (before, after, before, after: a run's noise is ~5 %)
 #   PARTS="3" SPY_MODES=idle SPY_ROW=jpeg:gpu+compile SPY_FLAGS="--compile-mode reduce-overhead": where the
 #      threads are while the compiled step (CUDA graphs) is fed from the folder (stacks gzipped)
+#   4. native stacks (py-spy --native --idle): which CUDA or nvJPEG call the preparing thread waits in while the
+#      compiled step runs (SPY_ROW, default jpeg:gpu+compile; SPY_FLAGS; NATIVE_STEPS)
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="1 2 3"
 . benchmarks/gpu_common.sh
@@ -16,7 +18,8 @@ if [ "${SMALL:-0}" = 1 ]; then
   PER=24; VAL=8; B=8; W=2; DEV="--device cpu"; STEPS="--steps 2 --warmup 1"; ARCH=ssdlite320_mobilenet_v3_small
   ROWS="ours jpeg:cpu"; PSTEPS="--steps 2 --profile-steps 1"; SPY_STEPS=4
 else
-  PER=2048; VAL=64; B=256; W=${W:-14}; DEV=""; STEPS="--steps 60 --warmup 10"; ARCH=ssdlite320_mobilenet_v3_large
+  PER=${PER:-2048}; VAL=64; B=256; W=${W:-14}; DEV=""; STEPS="--steps 60 --warmup 10"
+  ARCH=ssdlite320_mobilenet_v3_large
   ROWS=${ROWS:-"ours jpeg:gpu jpeg:cpu"}; PSTEPS="--steps 40 --profile-steps 4"; SPY_STEPS=150
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null | tee -a "$OUT/log.txt"
@@ -49,5 +52,15 @@ if want 3 && command -v py-spy >/dev/null; then
       | tee -a "$OUT/log.txt"
     gzip -f "$OUT/pyspy_$mode.txt"
   done
+fi
+if want 4 && command -v py-spy >/dev/null; then
+  SPY_ROW=${SPY_ROW:-jpeg:gpu+compile}
+  log "4. py-spy --native --idle over train_speed --rows $SPY_ROW --steps ${NATIVE_STEPS:-400} ${SPY_FLAGS:-}"
+  # launched under py-spy: attaching to a running process (--pid) failed where tried ("Failed to find python version")
+  timeout 400 py-spy record --native --idle --threads -r 25 -f raw -o "$OUT/pyspy_native.txt" -- \
+    $PY benchmarks/train_speed.py --arch $ARCH --batch-sizes $B --steps ${NATIVE_STEPS:-400} --warmup 10 $DEV \
+    --workers $W --data-path "$VOC" --rows $SPY_ROW ${SPY_FLAGS:-} 2>&1 | grep -v Warning | tail -3 \
+    | tee -a "$OUT/log.txt"
+  gzip -f "$OUT/pyspy_native.txt"
 fi
 log "done"

@@ -12,9 +12,10 @@
 #   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison);
 #   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs);
 #   STEP_STREAM=side: part a2's steps on a non-blocking stream of their own (train_speed.py --step-stream);
-#   PARTS="o": nvJPEG's decode alone and beside another stream's kernel (nvjpeg_overlap.py);
+#   PARTS="o": nvJPEG's decode alone and beside another stream's kernel (nvjpeg_overlap.py; OVERLAP_FLAGS: its flags);
 #   CPU_SHARE=0.3: the jpeg:gpu+cpu rows' share of each batch decoded by the loader workers (--cpu-decode-share);
-#   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs.
+#   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs;
+#   TESTS_K="process": part c's tests whose names match (pytest -k).
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -39,7 +40,8 @@ ls .gpu/whl/*.whl >/dev/null 2>&1 && $PY -m pip install -q --no-deps .gpu/whl/*.
 
 if want o; then
   log "o. nvjpeg_overlap: nvJPEG's decode alone and beside a kernel on another stream"
-  $PY benchmarks/nvjpeg_overlap.py --data-path "$VOC" --json "$OUT/nvjpeg_overlap.json" 2>&1 | tee -a "$OUT/log.txt"
+  $PY benchmarks/nvjpeg_overlap.py --data-path "$VOC" ${OVERLAP_FLAGS:-} --json "$OUT/nvjpeg_overlap.json" 2>&1 \
+    | tee -a "$OUT/log.txt"
 fi
 if want a || want a1; then
   log "a1. loader_speed: the input pipelines alone, per worker"
@@ -65,6 +67,6 @@ fi
 if want c; then
   log "c. GPU tests of the input paths"
   $PY -m pytest -q -p no:cacheprovider tests/train/test_gpu_input.py tests/train/test_decoded_crops.py -m "gpu or not gpu" \
-    2>&1 | tail -15 | tee "$OUT/gpu_input_tests.txt" | tee -a "$OUT/log.txt"
+    ${TESTS_K:+-k "$TESTS_K"} 2>&1 | tail -15 | tee "$OUT/gpu_input_tests.txt" | tee -a "$OUT/log.txt"
 fi
 log "done"

@@ -117,7 +117,7 @@ def decode_jpegs(data, device, chunk=DECODE_CHUNK):
     return out
 
 
-def decode_batch(batch, size, device, spans=None):
+def decode_batch(batch, size, device, spans=None, decoder=None):
     """An EncodedBatch's images on ``device`` as float in [0, 1], [B, 3, H, W]: its files decoded (nvJPEG on CUDA),
     cropped, resized to ``size`` (H, W) and flipped there, its samples decoded by the workers copied in between.
 
@@ -135,10 +135,16 @@ def decode_batch(batch, size, device, spans=None):
     the GIL). Its effect on the H200 was within a run's noise (benchmarks/results/h200_input_profile_1204c.json).
 
     ``spans``: a list (or deque) to which (seconds decoding, seconds cropping until the kernels are done) is
-    appended (train_input.input_timings reports them)."""
+    appended (train_input.input_timings reports them). ``decoder``: what decodes the files instead of decode_jpegs
+    in this process (nvjpeg_process.DecodingProcess: a process of its own)."""
     from torchvision.ops import roi_align
     t0 = time.perf_counter()
-    images = decode_jpegs(split_encoded(batch.data, batch.ends), device) if len(batch.ends) else []
+    if not len(batch.ends):
+        images = []
+    elif decoder is not None:
+        images = decoder(batch.data, batch.ends)
+    else:
+        images = decode_jpegs(split_encoded(batch.data, batch.ends), device)
     t1 = time.perf_counter()
     out = torch.empty((len(batch.on_cpu), 3) + tuple(size), device=device)
     if len(batch.decoded):
