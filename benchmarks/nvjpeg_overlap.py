@@ -59,43 +59,14 @@ def beside(data, device, stream, cycles, chunk=None):
     return ms, start.elapsed_time(end)
 
 
-def _decoding_process(conn, paths, device_index):
-    """--other-process's child: decodes on command, in a CUDA context of its own, and answers with its time."""
-    import numpy as np
-    device = torch.device("cuda", device_index)
-    torch.cuda.set_device(device)
-    data = [torch.from_numpy(np.fromfile(p, np.uint8)) for p in paths]
-    while True:
-        ask = conn.recv()
-        if ask is None:
-            return
-        n, chunk = ask
-        conn.send(decode_ms(data[:n], device, chunk))
-
-
-def other_process_beside(child, n, chunk, stream, cycles):
-    """(decode ms, kernel ms): the child process decodes once this process has queued a long kernel on ``stream``."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    with torch.cuda.stream(stream):
-        start.record()
-        torch.cuda._sleep(cycles)
-        end.record()
-    child.send((n, chunk))
-    ms = child.recv()
-    end.synchronize()
-    return ms, start.elapsed_time(end)
-
-
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="nvJPEG's decode time alone and beside another stream's kernel.",
                        add_help=add_help)
     p.add_argument("--data-path", required=True, help="a VOC folder of JPEGs (python -m edgeexport.data.make_voc)")
     p.add_argument("--sizes", type=batch_size, nargs="+", default=[64, 128, 256, 512], help="files per decode")
     p.add_argument("--chunks", type=batch_size, nargs="*", default=[128],
-                   help="also decode each size in calls of this many files (edgeexport.train.gpu_input.DECODE_CHUNK)")
+                   help="also decode each size in calls of this many files (gpu_input.decode_jpegs' chunk)")
     p.add_argument("--kernel-ms", type=int_range(10, 1000), default=100, help="the other stream's kernel")
-    p.add_argument("--other-process", action="store_true",
-                   help="also decode in a process of its own (its own CUDA context) beside this process's kernel")
     p.add_argument("--repeats", type=int_range(1, 100), default=5)
     p.add_argument("--json", type=output_file, help="write the table here")
     return p
@@ -114,14 +85,6 @@ def main(args):
     others = {"legacy default stream": torch.cuda.default_stream(device), "a stream of its own": torch.cuda.Stream()}
     cycles = sleep_cycles(args.kernel_ms, device)
     rows = []
-    child = None
-    if args.other_process:
-        import torch.multiprocessing as mp
-        ctx = mp.get_context("spawn")  # a forked child cannot use CUDA
-        child, theirs = ctx.Pipe()
-        proc = ctx.Process(target=_decoding_process, daemon=True, args=(
-            theirs, [voc.items[i % len(voc.items)][0] for i in range(max(args.sizes))], torch.cuda.current_device()))
-        proc.start()
     with torch.cuda.stream(prep):
         for n in args.sizes:
             data = files(voc, n)
@@ -133,23 +96,11 @@ def main(args):
                     got = [beside(data, device, stream, cycles, chunk) for _ in range(args.repeats)]
                     row[name] = {"decode_ms": percentile([d for d, _ in got], 50),
                                  "kernel_ms": percentile([k for _, k in got], 50)}
-                if child is not None:
-                    child.send((n, chunk))  # its nvJPEG buffers for this size
-                    child.recv()
-                    got = [other_process_beside(child, n, chunk, others["legacy default stream"], cycles)
-                           for _ in range(args.repeats)]
-                    row["another process"] = {"decode_ms": percentile([d for d, _ in got], 50),
-                                              "kernel_ms": percentile([k for _, k in got], 50)}
-                    print("{:>4} files in calls of {:>4}: in another process beside the kernel: {:6.1f} ms".format(
-                        n, row["chunk"], row["another process"]["decode_ms"]), flush=True)
                 rows.append(row)
                 print("{:>4} files in calls of {:>4}: alone {:6.1f} ms; beside a {:.0f} ms kernel on the {}: {:6.1f} "
                       "ms; on {}: {:6.1f} ms".format(n, row["chunk"], row["alone_ms"],
                                                      row["legacy default stream"]["kernel_ms"], *[
                           x for name in others for x in (name, row[name]["decode_ms"])]), flush=True)
-    if child is not None:
-        child.send(None)
-        proc.join(timeout=30)
     env = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
            "torchvision": __import__("torchvision").__version__, "kernel_ms": args.kernel_ms}
     write_json(outputs, args.json, {"env": env, "rows": rows})

@@ -107,9 +107,6 @@ def get_args_parser(add_help=True):
                    help="--decode gpu: the fraction of each batch the loader workers decode on the CPU as --decode "
                         "cpu does, the rest nvJPEG's (default 0): for a GPU whose nvJPEG is slower than the step "
                         "when CPU cores are free. On an H200 it did not shorten nvJPEG's part (benchmarks/RESULTS.md)")
-    g.add_argument("--decode-process", action="store_true",
-                   help="--decode gpu: run nvJPEG in a process of its own (a CUDA context of its own), where its "
-                        "decode does not wait for the training step's queued work (edgeexport.train.nvjpeg_process)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)
@@ -298,9 +295,6 @@ def main(args):
     if args.cpu_decode_share and args.decode != "gpu":
         raise UsageError("--cpu-decode-share divides each batch between the loader workers and nvJPEG: pass --decode "
                          "gpu with it (this run has --decode {})".format(args.decode))
-    if args.decode_process and args.decode != "gpu":
-        raise UsageError("--decode-process runs nvJPEG in a process of its own: pass --decode gpu with it (this run "
-                         "has --decode {})".format(args.decode))
     rank, world, local = D.init_distributed()
     if args.compile_mode == "reduce-overhead" and world > 1:
         # measured in one process only (the H200); CUDA graphs under DistributedDataParallel never ran here
@@ -354,7 +348,7 @@ def main(args):
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
     batched = args.loss == "batched"
     train_input = build_train_input(train_set, meta, args.decode, args.data_augmentation, args.preprocess, batched,
-                                    args.seed + rank, device, args.cpu_decode_share, args.decode_process)
+                                    args.seed + rank, device, args.cpu_decode_share)
     train_data = train_input.dataset
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))

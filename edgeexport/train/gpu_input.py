@@ -17,7 +17,6 @@ from .decoded_crops import FileSamples
 from .transforms import BadSample
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
-DECODE_CHUNK = 128  # files per nvJPEG call (decode_jpegs says why)
 
 # A collated batch. ``data``: the nvJPEG files end to end as one uint8 tensor, ``ends``: where each file ends,
 # ``crops`` [F, 4] and the files' own flips among ``flips`` [B]; ``decoded`` [C, 3, H, W] uint8: the samples the
@@ -92,7 +91,7 @@ def split_encoded(data, ends):
     return list(torch.split(data, torch.diff(ends, prepend=ends.new_zeros(1)).tolist()))
 
 
-def decode_jpegs(data, device, chunk=DECODE_CHUNK):
+def decode_jpegs(data, device, chunk=None):
     """nvJPEG decode of a batch (torchvision.io.decode_jpeg on CUDA): [3, H, W] uint8 images on ``device``.
 
     torchvision's CUDA decoder allocates its outputs while the caller's stream is current, then writes them from a
@@ -105,19 +104,21 @@ def decode_jpegs(data, device, chunk=DECODE_CHUNK):
     the same batches decoded on the CPU (benchmarks/results/h200_decode_gpu_divergence.json). decode_batch keeps it
     from happening: it returns only once its own kernels have read the images (see there).
 
-    At most ``chunk`` files a call (DECODE_CHUNK unless a benchmark asks otherwise): on an H200 with torchvision
-    0.26, a call of 256 or 512 files beside a 99 ms kernel on another stream (a stream of its own or the legacy
-    default one alike) returned only after that kernel (102-111 ms, 11-22 ms alone), and one of 128 files did not
-    (6.6 ms; 5.6 alone) (benchmarks/results/h200_nvjpeg_overlap_1205b.json). Beside the training step, a batch's
-    one call had taken the step's length."""
+    One call for the batch unless ``chunk`` (a benchmark's) asks for calls of at most that many files. Calls of 128
+    were the trainer's for a day, because a call of 256 had waited for a 99 ms kernel on another stream and one of
+    128 had not (benchmarks/nvjpeg_overlap.py, results/h200_nvjpeg_overlap_1205b.json); fed from a JPEG folder to the
+    compiled step on the H200 they did no better than one call (4,381 img/s, 67 % of the step alone, against 71-74 %
+    for one call in two other visits), and the microbenchmark's sizes did not repeat from visit to visit
+    (results/h200_nvjpeg_overlap_1205c.json; benchmarks/RESULTS.md, seventh pass)."""
     from torchvision.io import ImageReadMode, decode_jpeg
     out = []
-    for k in range(0, len(data), chunk):
-        out += decode_jpeg(data[k:k + chunk], mode=ImageReadMode.RGB, device=device)
+    step = chunk or max(1, len(data))
+    for k in range(0, len(data), step):
+        out += decode_jpeg(data[k:k + step], mode=ImageReadMode.RGB, device=device)
     return out
 
 
-def decode_batch(batch, size, device, spans=None, decoder=None):
+def decode_batch(batch, size, device, spans=None):
     """An EncodedBatch's images on ``device`` as float in [0, 1], [B, 3, H, W]: its files decoded (nvJPEG on CUDA),
     cropped, resized to ``size`` (H, W) and flipped there, its samples decoded by the workers copied in between.
 
@@ -135,16 +136,10 @@ def decode_batch(batch, size, device, spans=None, decoder=None):
     the GIL). Its effect on the H200 was within a run's noise (benchmarks/results/h200_input_profile_1204c.json).
 
     ``spans``: a list (or deque) to which (seconds decoding, seconds cropping until the kernels are done) is
-    appended (train_input.input_timings reports them). ``decoder``: what decodes the files instead of decode_jpegs
-    in this process (nvjpeg_process.DecodingProcess: a process of its own)."""
+    appended (train_input.input_timings reports them)."""
     from torchvision.ops import roi_align
     t0 = time.perf_counter()
-    if not len(batch.ends):
-        images = []
-    elif decoder is not None:
-        images = decoder(batch.data, batch.ends)
-    else:
-        images = decode_jpegs(split_encoded(batch.data, batch.ends), device)
+    images = decode_jpegs(split_encoded(batch.data, batch.ends), device) if len(batch.ends) else []
     t1 = time.perf_counter()
     out = torch.empty((len(batch.on_cpu), 3) + tuple(size), device=device)
     if len(batch.decoded):

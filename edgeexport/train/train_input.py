@@ -50,16 +50,11 @@ def resolve_decode(decode, train_set, preset, preprocess, batched):
     return decode
 
 
-def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0,
-                      decode_process=False):
+def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0):
     """The TrainInput for ``decode``; ``cpu_share`` (--decode gpu): the fraction of each batch the loader workers
-    decode on the CPU, the rest nvJPEG's; ``decode_process`` (--decode gpu): nvJPEG in a process of its own
-    (edgeexport.train.nvjpeg_process)."""
+    decode on the CPU, the rest nvJPEG's."""
     size = tuple(meta.input_size)
     decode = resolve_decode(decode, train_set, preset, preprocess, batched)
-    if decode_process and decode != "gpu":
-        raise UsageError("--decode-process runs nvJPEG in a process of its own: it needs --decode gpu, and this run "
-                         "decodes with {}".format(decode))
     if cpu_share and decode != "gpu":
         raise UsageError("--cpu-decode-share divides a batch between the CPU and nvJPEG: it needs --decode gpu, and "
                          "this run decodes with {}".format(decode))
@@ -69,14 +64,8 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
         from .gpu_input import EncodedDetection, collate_encoded, decode_batch
         phases = collections.deque(maxlen=1000)
 
-        decoders = []  # --decode-process: the child, started by the first batch (in the preparing thread)
-
         def decoded(batch):
-            if decode_process and not decoders:
-                from .nvjpeg_process import DecodingProcess
-                decoders.append(DecodingProcess(device))
-            decoder = decoders[0] if decoders else None
-            return (decode_batch(batch, size, device, phases, decoder),) + tuple(
+            return (decode_batch(batch, size, device, phases),) + tuple(
                 t.to(device, non_blocking=True) for t in (batch.boxes, batch.labels, batch.valid))
         # pinned, though nvJPEG reads the files' bytes from wherever they are: the loader's pinning thread then
         # receives each batch from the workers, which took the preparing thread 9.6 ms a batch (median) when it

@@ -195,7 +195,7 @@ def test_an_unreadable_file_in_the_workers_share_is_a_bad_sample(tmp_path):
     assert isinstance(out, BadSample) and ds.items[1][0] in out.message
 
 
-def test_a_cpu_share_and_a_decoding_process_need_the_gpu_decode(tmp_path):
+def test_a_cpu_share_needs_the_gpu_decode(tmp_path):
     from edgeexport.data.make_voc import write_voc
     from edgeexport.device.errors import UsageError
     from edgeexport.device.meta import ModelMeta
@@ -206,9 +206,6 @@ def test_a_cpu_share_and_a_decoding_process_need_the_gpu_decode(tmp_path):
     with pytest.raises(UsageError, match="needs --decode gpu, and this run decodes with cpu"):
         build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_small", ds.labels), "cpu", "hflip", "torchvision",
                           True, 0, torch.device("cpu"), 0.3)
-    with pytest.raises(UsageError, match="--decode-process runs nvJPEG in a process of its own: it needs --decode gpu"):
-        build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_small", ds.labels), "cpu", "hflip", "torchvision",
-                          True, 0, torch.device("cpu"), decode_process=True)
     with pytest.raises(DatasetError, match="from 0 to 1; got 1.5"):
         EncodedDetection(ds, "hflip", (32, 32), cpu_share=1.5)
 
@@ -278,9 +275,9 @@ def test_decode_batch_times_its_decode_and_its_crops(tmp_path):
     assert set(t) == {"decode_ms", "crop_ms"}
 
 
-def test_nvjpeg_is_called_with_at_most_decode_chunk_files_and_every_image_comes_back_in_order(tmp_path, monkeypatch):
-    """decode_jpegs splits a batch into calls of DECODE_CHUNK files (a call of 256 waited for the GPU's other work
-    on an H200, one of 128 did not: gpu_input.decode_jpegs), run here through torchvision's CPU decoder."""
+def test_nvjpeg_is_called_once_a_batch_or_in_chunks_and_every_image_comes_back_in_order(tmp_path, monkeypatch):
+    """decode_jpegs: one call for the batch (the trainer's), or calls of at most ``chunk`` files (nvjpeg_overlap.py's
+    --chunks), run here through torchvision's CPU decoder."""
     import torchvision.io
     from edgeexport.data.make_voc import write_voc
     from edgeexport.train import gpu_input
@@ -294,9 +291,13 @@ def test_nvjpeg_is_called_with_at_most_decode_chunk_files_and_every_image_comes_
         calls.append(len(data))
         return real(data, **kwargs)
     monkeypatch.setattr(torchvision.io, "decode_jpeg", counted)
-    out = gpu_input.decode_jpegs(files, torch.device("cpu"))
-    assert gpu_input.DECODE_CHUNK == 128 and calls == [128, 128, 44]
-    assert len(out) == 300 and all(torch.equal(out[i], real(files[i % 3])) for i in range(300))
+    for chunk, expected in ((None, [300]), (128, [128, 128, 44]), (300, [300])):
+        calls.clear()
+        out = gpu_input.decode_jpegs(files, torch.device("cpu"), chunk)
+        assert calls == expected, chunk
+        assert len(out) == 300 and all(torch.equal(out[i], real(files[i % 3])) for i in range(300))
+    calls.clear()
+    assert gpu_input.decode_jpegs([], torch.device("cpu")) == [] and calls == []
 
 
 def test_split_encoded_gives_each_file_back():
@@ -304,53 +305,3 @@ def test_split_encoded_gives_each_file_back():
     ends = torch.tensor([3, 4, 9])
     back = split_encoded(torch.cat(files), ends)
     assert len(back) == 3 and all(torch.equal(a, b) and a.is_contiguous() for a, b in zip(back, files))
-
-
-def test_a_decoding_process_returns_the_same_batch_grows_its_buffers_and_reports_a_bad_file(tmp_path):
-    """nvjpeg_process.DecodingProcess run with torchvision's CPU decoder (the same code path, shared memory where
-    CUDA would share through IPC): decode_batch through it equals decode_batch in this process to the bit, over
-    batches that need bigger buffers than the last; a file nvJPEG cannot decode is one DatasetError; the child
-    stops on close()."""
-    from edgeexport.data.make_voc import write_voc
-    from edgeexport.train.nvjpeg_process import DecodingProcess
-    root = str(tmp_path / "voc")
-    write_voc(root, train=6, val=1, size=(120, 90), classes=2)
-    enc = EncodedDetection(VOCDetection(root, split="train"), "ssdlite", (48, 64), seed=3)
-    cpu = torch.device("cpu")
-    child = DecodingProcess(cpu)
-    try:
-        for n in (2, 6, 3):  # 6 outgrows the buffers the 2 made
-            batch = collate_encoded(enc.__getitems__(list(range(n))))
-            assert torch.equal(decode_batch(batch, (48, 64), cpu, decoder=child), decode_batch(batch, (48, 64), cpu))
-        assert child._images.numel() >= 6 * 3 * 90 * 120
-        broken = batch._replace(data=torch.full_like(batch.data, 7))
-        with pytest.raises(DatasetError, match="nvJPEG could not decode a batch"):
-            decode_batch(broken, (48, 64), cpu, decoder=child)
-        assert torch.equal(decode_batch(batch, (48, 64), cpu, decoder=child), decode_batch(batch, (48, 64), cpu))
-    finally:
-        child.close()
-    assert child._proc.exitcode == 0
-
-
-@pytest.mark.gpu
-def test_nvjpeg_in_a_process_of_its_own_gives_the_same_batches_on_the_gpu(tmp_path):
-    """--decode-process on a GPU, through the trainer's own input: the child's nvJPEG images, handed back through
-    CUDA IPC, make the same batches to the bit as nvJPEG in this process."""
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU (nvJPEG)")
-    from edgeexport.data.make_voc import write_voc
-    from edgeexport.device.meta import ModelMeta
-    from edgeexport.train.train_input import build_train_input, train_loader, training_stream
-    from edgeexport.train.transforms import EpochsSampler
-    root = str(tmp_path / "voc")
-    write_voc(root, train=32, val=1, size=(480, 360), classes=3)
-    ds = VOCDetection(root, split="train")
-    device, got = torch.device("cuda"), []
-    for process in (False, True):
-        source = build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_large", ds.labels), "gpu", "ssdlite",
-                                   "torchvision", True, 2, device, decode_process=process)
-        loader = train_loader(source, 16, EpochsSampler(len(ds), 16, 0, 2, 2), 2, True)
-        got.append([tuple(t.cpu() for t in b) for b in training_stream(loader, True, source.to_device, device)])
-    assert len(got[0]) == len(got[1]) == 4
-    for here, there in zip(*got):
-        assert all(torch.equal(a, b) for a, b in zip(here, there))
