@@ -13,9 +13,10 @@
 #   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs);
 #   STEP_STREAM=side: part a2's steps on a non-blocking stream of their own (train_speed.py --step-stream);
 #   PARTS="o": nvJPEG's decode alone and beside another stream's kernel (nvjpeg_overlap.py; OVERLAP_FLAGS: its flags);
-#   CPU_SHARE=0.3: the jpeg:gpu+cpu rows' share of each batch decoded by the loader workers (--cpu-decode-share);
+#   W=16: loader workers (default 14); CPU_SHARE=0.3: the jpeg:gpu+cpu rows' share of each batch decoded by the
+#   loader workers (--cpu-decode-share);
 #   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs;
-#   TESTS_K="process": part c's tests whose names match (pytest -k).
+#   TESTS_K="share": part c's tests whose names match (pytest -k).
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
@@ -24,7 +25,7 @@ if [ "${SMALL:-0}" = 1 ]; then
   PER=24; VAL=8; B=8; W=2; DEV="--device cpu"; STEPS="--steps 2 --warmup 1"; EP=2; ARCH=ssdlite320_mobilenet_v3_small
   LB="-b 8 --batches 2"; COMPILE=""; ROWS="ours jpeg:cpu jpeg:cpu-v2"
 else
-  PER=${PER:-2048}; VAL=64; B=256; W=14; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
+  PER=${PER:-2048}; VAL=64; B=256; W=${W:-14}; DEV=""; STEPS="--steps 30 --warmup 10"; EP=${EPOCHS:-10}
   ARCH=ssdlite320_mobilenet_v3_large; LB="-b 128 --batches 8"; COMPILE="--compile"; ROWS="ours jpeg:cpu jpeg:gpu jpeg:cpu-v2"
 fi
 ROWS=${ROWS_ONLY:-$ROWS}; [ "${NO_COMPILE:-0}" = 1 ] && COMPILE=""
