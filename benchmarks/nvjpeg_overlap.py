@@ -31,7 +31,7 @@ def decode_ms(data, device, chunk=None):
     calls of ``chunk`` files (None: one call)."""
     from edgeexport.train.gpu_input import decode_jpegs
     t = time.perf_counter()
-    decode_jpegs(data, device, chunk or len(data))
+    decode_jpegs(data, device, chunk)
     return 1000 * (time.perf_counter() - t)
 
 
