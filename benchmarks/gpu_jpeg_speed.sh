@@ -15,6 +15,7 @@
 #   PARTS="o": nvJPEG's decode alone and beside another stream's kernel (nvjpeg_overlap.py; OVERLAP_FLAGS: its flags);
 #   W=16: loader workers (default 14); CPU_SHARE=0.3: the jpeg:gpu+cpu rows' share of each batch decoded by the
 #   loader workers (--cpu-decode-share);
+#   RUNS="cpu:0 cpu+gpucrop:0": part b's runs, decode:seed (+gpucrop: --crop-on gpu);
 #   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs;
 #   TESTS_K="share": part c's tests whose names match (pytest -k).
 # The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
@@ -57,10 +58,11 @@ fi
 if want b; then
   for run in ${RUNS:-cpu-v2:0 cpu:0 gpu:0 cpu-v2:1 cpu:1}; do
     d=${run%%:*}; s=${run##*:}
-    [ "${SMALL:-0}" = 1 ] && [ "$d" = gpu ] && continue
-    log "b. train --decode $d --seed $s ${TRAIN_FLAGS:-}: $EP epochs, batch $B"
+    [ "${SMALL:-0}" = 1 ] && [ "${d%+gpucrop}" != "$d" -o "$d" = gpu ] && continue
+    flags="--decode ${d%+gpucrop}"; [ "${d%+gpucrop}" != "$d" ] && flags="$flags --crop-on gpu"
+    log "b. train $flags --seed $s ${TRAIN_FLAGS:-}: $EP epochs, batch $B"
     $PY -m edgeexport.train --dataset voc --data-path "$VOC" --train-split train --val-split val --arch $ARCH \
-      --epochs $EP -b $B --workers $W --decode $d --seed $s --eval-every $EP --no-progress $DEV ${TRAIN_FLAGS:-} \
+      --epochs $EP -b $B --workers $W $flags --seed $s --eval-every $EP --no-progress $DEV ${TRAIN_FLAGS:-} \
       --output-dir "/tmp/run_${d}_$s" --force 2>&1 | tee -a "$OUT/log.txt"
     cp "/tmp/run_${d}_$s/metrics.json" "$OUT/metrics_${d}_seed$s.json"
   done

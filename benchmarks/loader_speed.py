@@ -9,7 +9,9 @@ core: the per-core cost; torch is held to one thread, as in a loader worker). ``
 resize to 320x320 and flip in the worker; ``cpu-v2``: the same through PIL and torchvision's v2 transforms;
 ``gpu``: what the workers do for --decode gpu (read the bytes, draw the augmentation); on a CUDA machine, then
 ``gpu main``: the other half, what the trainer's batch-preparing thread does with each batch (nvJPEG decode,
-crop, resize, flip: train/gpu_input.py::decode_batch), timed alone on batches collected beforehand.
+crop, resize, flip: train/gpu_input.py::decode_batch), timed alone on batches collected beforehand;
+``cpu+gpucrop`` (--decode cpu --crop-on gpu): the workers decode whole images and draw the augmentation, and on a
+CUDA machine ``cpu+gpucrop main``: the copy to the GPU, crop, resize and flip there.
 """
 import os
 import sys
@@ -21,13 +23,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from edgeexport.device.cli import ArgumentParser, batch_size, iterations, output_file, run_cli, worker_count  # noqa: E402
 
-DECODES = ("cpu-v2", "cpu", "gpu")
+DECODES = ("cpu-v2", "cpu", "gpu", "cpu+gpucrop")
+ON_THE_GPU = ("gpu", "cpu+gpucrop")  # decodes whose batches the main process finishes on the GPU
 
 
 def loader_for(voc, decode, batch, workers):
     from benchmarks.train_speed import jpeg_loader
-    # --decode gpu's worker half runs without a GPU: only the main process's to_device (never called here) needs one
-    return jpeg_loader(voc, decode, batch, workers, torch.device("cuda" if decode == "gpu" else "cpu"), False)[1]
+    # the GPU decodes' worker half runs without a GPU: only the main process's to_device (never called here) needs one
+    device = torch.device("cuda" if decode in ON_THE_GPU else "cpu")
+    crop_on = "gpu" if decode.endswith("+gpucrop") else "cpu"
+    return jpeg_loader(voc, decode.split("+")[0], batch, workers, device, False, 0.0, crop_on)[1]
 
 
 def measure(loader, batches, warmup):
@@ -40,13 +45,13 @@ def measure(loader, batches, warmup):
     return time.perf_counter() - t
 
 
-def decode_rate(voc, batch, batches):
-    """images/s of decode_batch on the GPU for ``batches`` collated batches (two more first, untimed: nvJPEG's
-    set-up and the allocator's first blocks)."""
+def decode_rate(voc, decode, batch, batches):
+    """images/s of decode_batch on the GPU for ``batches`` collated batches of ``decode`` (two more first, untimed:
+    nvJPEG's set-up and the allocator's first blocks), from pinned memory as the trainer's loader hands them."""
     from edgeexport.train.gpu_input import decode_batch
     device = torch.device("cuda")
-    it = iter(loader_for(voc, "gpu", batch, 0))
-    collated = [next(it) for _ in range(batches + 2)]
+    it = iter(loader_for(voc, decode, batch, 0))
+    collated = [type(b)(*(t.pin_memory() for t in b)) for b in (next(it) for _ in range(batches + 2))]
     for b in collated[:2]:
         decode_batch(b, (320, 320), device)
     torch.cuda.synchronize()
@@ -86,13 +91,14 @@ def main(args):
             row = {"decode": decode, "workers": workers, "images_per_s": ips,
                    "images_per_s_per_worker": ips / max(workers, 1), "batch": args.batch_size}
             rows.append(row)
-            print("--decode {decode:<7} workers {workers:>3}  {images_per_s:>8.1f} img/s  "
+            print("--decode {decode:<11} workers {workers:>3}  {images_per_s:>8.1f} img/s  "
                   "{images_per_s_per_worker:>7.1f} img/s per worker".format(**row), flush=True)
-        if decode == "gpu" and torch.cuda.is_available():
-            row = {"decode": "gpu main", "images_per_s": decode_rate(voc, args.batch_size, args.batches),
+        if decode in ON_THE_GPU and torch.cuda.is_available():
+            row = {"decode": decode + " main", "images_per_s": decode_rate(voc, decode, args.batch_size, args.batches),
                    "batch": args.batch_size}
             rows.append(row)
-            print("--decode gpu main (decode_batch on the GPU)  {images_per_s:>8.1f} img/s".format(**row), flush=True)
+            print("--decode {} main (decode_batch on the GPU)  {:>8.1f} img/s".format(decode, row["images_per_s"]),
+                  flush=True)
     env = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "images": len(voc),
            "image_size": list(__import__("PIL.Image", fromlist=["Image"]).open(voc.items[0][0]).size)}
     write_json(outputs, args.json, {"env": env, "rows": rows})

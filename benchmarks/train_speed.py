@@ -17,7 +17,8 @@ Rows per batch size:
   pipeline for that ``--decode`` (edgeexport.train.train_input: DataLoader workers, SSD's IoU crop and flip, the
   next batch put on the device while the step runs), in steady state (one loader across passes, as the trainer);
   ``jpeg:gpu+cpu`` is ``--decode gpu`` with ``--cpu-decode-share`` of each batch decoded by the workers;
-  ``--compile`` adds ``jpeg:cpu+compile``, ``jpeg:gpu+compile`` and ``jpeg:gpu+cpu+compile``;
+  ``+gpucrop`` (``jpeg:cpu+gpucrop``, ``jpeg:gpu+cpu+gpucrop``) adds ``--crop-on gpu``: the workers decode whole
+  images and the GPU crops them; ``--compile`` adds each of these rows' ``+compile`` (not cpu-v2's);
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
 
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory; for the rows fed
@@ -222,25 +223,26 @@ def loader_step(model, batch, size, device, amp, workers, n_images):
     return step
 
 
-def jpeg_loader(voc, decode, batch, workers, device, pin_memory, cpu_share=0.0):
-    """The trainer's input (TrainInput) for ``--decode decode`` (``cpu_share``: --cpu-decode-share) on a VOC folder
+def jpeg_loader(voc, decode, batch, workers, device, pin_memory, cpu_share=0.0, crop_on="cpu"):
+    """The trainer's input (TrainInput) for ``--decode decode`` (``cpu_share``: --cpu-decode-share, ``crop_on``:
+    --crop-on) on a VOC folder
     with SSD's crop and flip, and the trainer's loader over it, endless (one iterator across passes, as the
     trainer runs)."""
     from edgeexport.device.meta import ModelMeta
     from edgeexport.train.train_input import build_train_input, train_loader
     from edgeexport.train.transforms import EpochsSampler
     source = build_train_input(voc, ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels), decode, "ssdlite",
-                               "torchvision", True, 0, device, cpu_share)
+                               "torchvision", True, 0, device, cpu_share, crop_on)
     return source, train_loader(source, batch, EpochsSampler(len(voc), batch, 0, 10 ** 6, 0), workers, pin_memory)
 
 
 def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None, compile_mode=None,
-              cpu_share=0.0):
+              cpu_share=0.0, crop_on="cpu"):
     """The trainer's input pipeline for ``--decode decode`` on the JPEG folder at ``data_path`` into our step."""
     from edgeexport.data import VOCDetection
     from edgeexport.train.train_input import training_stream
     source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda",
-                                 cpu_share)
+                                 cpu_share, crop_on)
     stream = training_stream(loader, True, source.to_device, device)
     update = our_update(model, device, amp, compile_backend, stream.start_next, compile_mode)
     return FedStep(stream, update, source.phases)
@@ -307,8 +309,8 @@ def fed_steps(rows):
     return out
 
 
-JPEG_DECODES = ("cpu", "gpu", "gpu+cpu", "cpu-v2")
-COMPILED_ROWS = ["ours+compile", "jpeg:cpu+compile", "jpeg:gpu+compile", "jpeg:gpu+cpu+compile"]
+JPEG_DECODES = ("cpu", "gpu", "gpu+cpu", "cpu-v2", "cpu+gpucrop", "gpu+cpu+gpucrop")
+COMPILED_ROWS = ["ours+compile"] + ["jpeg:{}+compile".format(d) for d in JPEG_DECODES if d != "cpu-v2"]
 
 
 def step_stream(device):
@@ -338,9 +340,10 @@ def time_row(args, name, b, images, targets, size, device, amp):
                         args.compile_backend if name == "ours+compile" else None, args.compile_mode)
     elif name.startswith("jpeg:"):
         decode, compiled = name[5:].replace("+compile", ""), name.endswith("+compile")
-        share = args.cpu_decode_share if decode == "gpu+cpu" else 0.0
-        step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode.replace("+cpu", ""),
-                         args.compile_backend if compiled else None, args.compile_mode, share)
+        share = args.cpu_decode_share if decode.startswith("gpu+cpu") else 0.0
+        step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode.split("+")[0],
+                         args.compile_backend if compiled else None, args.compile_mode, share,
+                         "gpu" if decode.endswith("+gpucrop") else "cpu")
     elif name == "ours+loader":
         step = loader_step(model, b, size, device, amp, args.workers,
                            args.loader_images or max(4 * b, 1024))

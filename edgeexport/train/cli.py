@@ -28,7 +28,7 @@ from ..model.torch_device import default_device, torch_device
 from . import distributed as D
 from .loop import COMPILE_MODES, evaluate, train_one_epoch
 from .ssd_loss import SSDTrainStep
-from .train_input import DECODE_CHOICES, build_train_input, train_loader, training_stream
+from .train_input import CROP_CHOICES, DECODE_CHOICES, build_train_input, train_loader, training_stream
 from .transforms import PRESETS, EpochsSampler, TorchDetection, collate, eval_transform
 
 
@@ -107,6 +107,11 @@ def get_args_parser(add_help=True):
                    help="--decode gpu: the fraction of each batch the loader workers decode on the CPU as --decode "
                         "cpu does, the rest nvJPEG's (default 0): for a GPU whose nvJPEG is slower than the step "
                         "when CPU cores are free. On an H200 it did not shorten nvJPEG's part (benchmarks/RESULTS.md)")
+    g.add_argument("--crop-on", default="cpu", choices=CROP_CHOICES,
+                   help="where the images the loader workers decode (--decode cpu: all; gpu: --cpu-decode-share) "
+                        "are cropped, resized and flipped: cpu (default), or gpu: the workers decode whole images "
+                        "and the GPU crops them in batches, which leaves a worker only the decode (for a step "
+                        "faster than the workers; benchmarks/RESULTS.md, eighth pass)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)
@@ -348,7 +353,7 @@ def main(args):
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
     batched = args.loss == "batched"
     train_input = build_train_input(train_set, meta, args.decode, args.data_augmentation, args.preprocess, batched,
-                                    args.seed + rank, device, args.cpu_decode_share)
+                                    args.seed + rank, device, args.cpu_decode_share, args.crop_on)
     train_data = train_input.dataset
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))

@@ -5,6 +5,11 @@ and flips the whole batch in a few kernels. The CPU never touches a pixel, unles
 batch (``cpu_share``, ``--cpu-decode-share``): the workers then decode that share as --decode cpu does, and
 nvJPEG decodes the rest. (On an H200 beside the compiled step, nvJPEG's part took as long for 180 files as for
 256: there its time was a wait, not work; benchmarks/RESULTS.md, sixth pass.)
+
+``--crop-on gpu`` (``crop_on_gpu``): the workers' share (all of each batch with --decode cpu) is decoded and its
+crop cut out in the worker, then resized and flipped on the GPU with the batch (resized_crops), so a worker does
+not resize: that was 0.35 of --decode cpu's 1.27 ms a sample on the 2-core machine, the decode 0.54
+(benchmarks/RESULTS.md, eighth pass).
 """
 import collections
 import time
@@ -13,16 +18,19 @@ import numpy as np
 import torch
 
 from ..device.errors import DatasetError
-from .decoded_crops import FileSamples
-from .transforms import BadSample
+from .decoded_crops import FileSamples, decode_rgb
+from .transforms import BadSample, batch_buffer, joined
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 # A collated batch. ``data``: the nvJPEG files end to end as one uint8 tensor, ``ends``: where each file ends,
-# ``crops`` [F, 4] and the files' own flips among ``flips`` [B]; ``decoded`` [C, 3, H, W] uint8: the samples the
-# workers decoded (cropped, resized and flipped already), at the positions where ``on_cpu`` [B] is True, the files
-# at the others, in order; ``boxes``, ``labels``, ``valid``: every sample's targets in batch order (pad_targets).
-EncodedBatch = collections.namedtuple("EncodedBatch", "data ends crops flips decoded on_cpu boxes labels valid")
+# ``crops`` [F, 4]: their drawn crops; ``pixels``: the crops the workers cut out of their decoded images
+# (--crop-on gpu), each [h, w, 3], end to end, ``shapes`` [P, 2]: their (h, w), at the positions where ``cut`` [B]
+# is True; ``decoded`` [C, 3, H, W] uint8: the samples the workers decoded, cropped, resized and flipped already,
+# at the positions where ``on_cpu`` [B] is True; the files at the other positions; ``flips`` [B]: what is still to
+# flip; ``boxes``, ``labels``, ``valid``: every sample's targets in batch order (pad_targets).
+EncodedBatch = collections.namedtuple("EncodedBatch",
+                                      "data ends crops pixels shapes cut decoded on_cpu flips boxes labels valid")
 
 
 def decoded_here(position, share):
@@ -35,15 +43,17 @@ def decoded_here(position, share):
 class EncodedDetection(FileSamples):
     """A file-backed dataset (``items``: (path, boxes, labels)) as encoded JPEG bytes, the drawn crop and flip, and
     the boxes already in the network's ``size`` (H, W); a batch's ``cpu_share`` of the samples (decoded_here) as
-    --decode cpu's decoded samples instead."""
+    --decode cpu's decoded samples instead, or (``crop_on_gpu``) as images decoded whole, for the device to crop."""
 
-    def __init__(self, dataset, preset, size, seed=0, cpu_share=0.0):
-        super(EncodedDetection, self).__init__(dataset, preset, size, seed, "--decode gpu")
+    def __init__(self, dataset, preset, size, seed=0, cpu_share=0.0, crop_on_gpu=False):
+        super(EncodedDetection, self).__init__(dataset, preset, size, seed,
+                                               "--crop-on gpu" if crop_on_gpu else "--decode gpu")
         if not 0.0 <= cpu_share <= 1.0:
             raise DatasetError("cpu_share is the fraction of a batch decoded on the CPU, from 0 to 1; got {}".format(
                 cpu_share))
-        self.cpu_share = float(cpu_share)
-        bad = [p for p, _, _ in self.items if not p.lower().endswith(JPEG_SUFFIXES)]
+        self.cpu_share, self.crop_on_gpu = float(cpu_share), bool(crop_on_gpu)
+        # every sample decoded by the workers: the files need not be JPEG (decode_rgb reads what PIL reads)
+        bad = [p for p, _, _ in self.items if not p.lower().endswith(JPEG_SUFFIXES)] if cpu_share < 1 else []
         if bad:
             raise DatasetError("--decode gpu decodes JPEG only; {} (and {} more) is not: decode on the CPU".format(
                 bad[0], len(bad) - 1))
@@ -60,10 +70,32 @@ class EncodedDetection(FileSamples):
         crop, flip, target = self.augment(index, w, h)
         return torch.from_numpy(data), torch.tensor(crop), flip, target
 
+    def cut_out(self, index):
+        """(crop [h, w, 3] uint8, flip, target): the file decoded here and its crop cut out, for the device to
+        resize and flip (a view of the decoded image: collate_encoded copies it into the batch once)."""
+        try:
+            image = decode_rgb(self.items[self.locate(index)[1]][0])
+        except DatasetError as e:  # crosses the loader's process boundary as data
+            return BadSample(str(e))
+        (left, top, cw, ch), flip, target = self.augment(index, image.shape[2], image.shape[1])
+        return image[:, top:top + ch, left:left + cw].permute(1, 2, 0), flip, target
+
     def __getitems__(self, indices):
         """A batch's samples (the DataLoader's fetcher calls this with the whole batch): its cpu_share decoded
-        here as --decode cpu does (FileSamples.decoded), the rest as files for nvJPEG."""
-        return [self.decoded(i) if decoded_here(j, self.cpu_share) else self[i] for j, i in enumerate(indices)]
+        here, either resized as --decode cpu does (FileSamples.decoded) or cut out (crop_on_gpu), the rest as files
+        for nvJPEG."""
+        here = self.cut_out if self.crop_on_gpu else self.decoded
+        return [here(i) if decoded_here(j, self.cpu_share) else self[i] for j, i in enumerate(indices)]
+
+
+def packed(views):
+    """[h, w, 3] uint8 views -> one 1-D batch_buffer holding them end to end, each copied once."""
+    out = batch_buffer(views[0], sum(v.numel() for v in views))
+    at = 0
+    for v in views:
+        out[at:at + v.numel()].view(v.shape).copy_(v)
+        at += v.numel()
+    return out
 
 
 def collate_encoded(batch):
@@ -74,16 +106,20 @@ def collate_encoded(batch):
     bad = [b for b in batch if isinstance(b, BadSample)]
     if bad:
         return bad[0]
-    files = [b for b in batch if len(b) == 4]
-    here = [b for b in batch if len(b) == 2]
+    files = [b for b in batch if len(b) == 4]  # (bytes, crop, flip, target)
+    cut = [b for b in batch if len(b) == 3]  # (crop's pixels, flip, target)
+    here = [b for b in batch if len(b) == 2]  # (resized image, target)
     boxes, labels, valid = pad_targets([b[-1] for b in batch])
     return EncodedBatch(
-        data=torch.cat([f[0] for f in files]) if files else torch.zeros(0, dtype=torch.uint8),
+        data=joined([f[0] for f in files], stack=False) if files else torch.zeros(0, dtype=torch.uint8),
         ends=torch.tensor([len(f[0]) for f in files], dtype=torch.int64).cumsum(0),
         crops=torch.stack([f[1] for f in files]) if files else torch.zeros((0, 4), dtype=torch.int64),
-        flips=torch.tensor([len(b) == 4 and bool(b[2]) for b in batch]),
-        decoded=torch.stack([d[0] for d in here]) if here else torch.zeros((0, 3, 1, 1), dtype=torch.uint8),
-        on_cpu=torch.tensor([len(b) == 2 for b in batch]), boxes=boxes, labels=labels, valid=valid)
+        pixels=packed([c[0] for c in cut]) if cut else torch.zeros(0, dtype=torch.uint8),
+        shapes=torch.tensor([c[0].shape[:2] for c in cut], dtype=torch.int64).reshape(-1, 2),
+        cut=torch.tensor([len(b) == 3 for b in batch]),
+        decoded=joined([d[0] for d in here]) if here else torch.zeros((0, 3, 1, 1), dtype=torch.uint8),
+        on_cpu=torch.tensor([len(b) == 2 for b in batch]),
+        flips=torch.tensor([len(b) > 2 and bool(b[-2]) for b in batch]), boxes=boxes, labels=labels, valid=valid)
 
 
 def split_encoded(data, ends):
@@ -118,9 +154,44 @@ def decode_jpegs(data, device, chunk=None):
     return out
 
 
+def resized_crops(pixels, shapes, size, device):
+    """The workers' cut-out crops (``pixels``: [h, w, 3] uint8 each, end to end; ``shapes`` [P, 2]: their (h, w),
+    on the host) on ``device``, each resized to ``size`` (H, W): [P, 3, H, W] float in 0..255.
+
+    Bilinear as F.interpolate on the crop with align_corners False (aten/src/ATen/native/UpSample.h,
+    area_pixel_compute_source_index: source = (dest + 0.5) * in / out - 0.5, below 0 taken as 0; the second
+    neighbour clamped to the last row or column), in float: the four neighbours of every output pixel gathered from
+    the packed crops in one indexing per neighbour, whatever each crop's size. It equals the CPU path's resize to its
+    8-bit rounding, border included (tests/train/test_gpu_input.py)."""
+    if not len(shapes):
+        return torch.zeros((0, 3) + tuple(size), device=device)
+    flat = pixels.to(device, non_blocking=True).view(-1, 3)
+    hw = shapes.to(device)
+    first = torch.cumsum(hw[:, 0] * hw[:, 1], 0) - hw[:, 0] * hw[:, 1]  # each crop's first pixel in ``flat``
+
+    def taps(n_in, n_out):
+        src = ((torch.arange(n_out, device=device, dtype=torch.float32) + 0.5) * (n_in[:, None].float() / n_out)
+               - 0.5).clamp_(min=0)
+        lo = src.long()
+        return lo, torch.minimum(lo + 1, n_in[:, None] - 1), src - lo  # [P, n_out] each
+
+    y0, y1, wy = taps(hw[:, 0], int(size[0]))
+    x0, x1, wx = taps(hw[:, 1], int(size[1]))
+    row0 = (first[:, None] + y0 * hw[:, 1:2])[:, :, None]  # [P, H, 1]
+    row1 = (first[:, None] + y1 * hw[:, 1:2])[:, :, None]
+    x0, x1, wx = x0[:, None, :], x1[:, None, :], wx[:, None, :, None]
+
+    def at(rows, cols):
+        return flat[rows + cols].float()  # [P, H, W, 3]
+    top = torch.lerp(at(row0, x0), at(row0, x1), wx)
+    bottom = torch.lerp(at(row1, x0), at(row1, x1), wx)
+    return torch.lerp(top, bottom, wy[:, :, None, None]).permute(0, 3, 1, 2)
+
+
 def decode_batch(batch, size, device, spans=None):
     """An EncodedBatch's images on ``device`` as float in [0, 1], [B, 3, H, W]: its files decoded (nvJPEG on CUDA),
-    cropped, resized to ``size`` (H, W) and flipped there, its samples decoded by the workers copied in between.
+    cropped, resized to ``size`` (H, W) and flipped there; the crops the workers cut out resized (resized_crops) and
+    flipped there; the samples the workers finished copied in between.
 
     The crop and resize are one roi_align per image size (a folder of one camera's photos: one call for the batch):
     with ``aligned`` and one sample per output pixel it samples at left + (x + 0.5) * w / W - 0.5, the point
@@ -145,7 +216,9 @@ def decode_batch(batch, size, device, spans=None):
     if len(batch.decoded):
         # positions found on the host: a boolean mask on the device would wait for the GPU to count it
         out[batch.on_cpu.nonzero()[:, 0].to(device)] = batch.decoded.to(device, non_blocking=True).float()
-    at = (~batch.on_cpu).nonzero()[:, 0].tolist()  # each file's position in the batch
+    if len(batch.shapes):
+        out[batch.cut.nonzero()[:, 0].to(device)] = resized_crops(batch.pixels, batch.shapes, size, device)
+    at = (~(batch.on_cpu | batch.cut)).nonzero()[:, 0].tolist()  # each file's position in the batch
     crops = batch.crops.to(device=device, dtype=torch.float32)
     groups = {}
     for k, img in enumerate(images):

@@ -4,6 +4,8 @@ main process does with a batch to put it on the device (the trainer and benchmar
     --decode cpu     (default) image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
     --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input),
                      with --cpu-decode-share, the workers decode that share of each batch as --decode cpu does
+    --crop-on gpu    with cpu or gpu: what the workers decode, they decode whole, and the GPU crops, resizes and flips
+                     it with the rest of the batch (edgeexport.train.gpu_input)
     --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
                      preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
 
@@ -24,6 +26,7 @@ from ..device.errors import UsageError
 from .transforms import TorchDetection, collate, collate_batch, train_transform
 
 DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
+CROP_CHOICES = ("cpu", "gpu")
 
 
 class TrainInput(object):
@@ -36,31 +39,37 @@ class TrainInput(object):
         self.phases = phases  # --decode gpu: (decode, crop) seconds of the last batches, from decode_batch
 
 
-def resolve_decode(decode, train_set, preset, preprocess, batched):
+def resolve_decode(decode, train_set, preset, preprocess, batched, crop_on="cpu"):
     """``--decode cpu`` where the fast path cannot serve (rendered data, the ssd preset, nvinfer's preprocessing,
     torchvision's loss) is the v2 pipeline, as before; a choice that cannot be honoured is refused."""
     from .ssd_crop import FAST_PRESETS
     fast_ok = getattr(train_set, "items", None) is not None and preset in FAST_PRESETS and \
         preprocess == "torchvision" and batched
-    if decode == "cpu":
+    if crop_on == "gpu" and decode == "cpu-v2":
+        raise UsageError("--crop-on gpu takes --decode cpu or gpu; cpu-v2 crops in torchvision's v2 transforms")
+    if decode == "cpu" and crop_on == "cpu":
         return "cpu" if fast_ok else "cpu-v2"
-    if decode == "gpu" and not (batched and preprocess == "torchvision"):
-        raise UsageError("--decode gpu needs --loss batched and --preprocess torchvision (nvinfer's 8-bit stretch is "
-                         "computed on the CPU)")
+    if decode in ("gpu", "cpu") and not (batched and preprocess == "torchvision"):
+        raise UsageError("--decode {} needs --loss batched and --preprocess torchvision (nvinfer's 8-bit stretch is "
+                         "computed on the CPU)".format("gpu" if decode == "gpu" else "cpu --crop-on gpu"))
     return decode
 
 
-def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0):
+def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0,
+                      crop_on="cpu"):
     """The TrainInput for ``decode``; ``cpu_share`` (--decode gpu): the fraction of each batch the loader workers
-    decode on the CPU, the rest nvJPEG's."""
+    decode on the CPU, the rest nvJPEG's; ``crop_on`` "gpu": the workers decode whole images, the GPU crops them."""
     size = tuple(meta.input_size)
-    decode = resolve_decode(decode, train_set, preset, preprocess, batched)
+    decode = resolve_decode(decode, train_set, preset, preprocess, batched, crop_on)
     if cpu_share and decode != "gpu":
         raise UsageError("--cpu-decode-share divides a batch between the CPU and nvJPEG: it needs --decode gpu, and "
                          "this run decodes with {}".format(decode))
-    if decode == "gpu":
+    if decode == "gpu" or crop_on == "gpu":
         if device.type != "cuda":
-            raise UsageError("--decode gpu needs a CUDA device (nvJPEG); this run is on {}".format(device))
+            raise UsageError("--{} needs a CUDA device; this run is on {}".format(
+                "decode gpu" if decode == "gpu" else "crop-on gpu", device))
+        if decode == "cpu":
+            cpu_share = 1.0  # every sample decoded by the workers, none by nvJPEG
         from .gpu_input import EncodedDetection, collate_encoded, decode_batch
         phases = collections.deque(maxlen=1000)
 
@@ -71,8 +80,8 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
         # receives each batch from the workers, which took the preparing thread 9.6 ms a batch (median) when it
         # did so itself, 0.5 ms with the pinning thread (H200, compiled step: benchmarks/results/
         # h200_jpeg_train_speed_1205a.json, jpeg:gpu+compile against jpeg:gpu+cpu+compile, then the only pinned row)
-        return TrainInput(EncodedDetection(train_set, preset, size, seed, cpu_share), collate_encoded, decoded,
-                          phases=phases)
+        return TrainInput(EncodedDetection(train_set, preset, size, seed, cpu_share, crop_on == "gpu"),
+                          collate_encoded, decoded, phases=phases)
     if decode == "cpu":
         from .decoded_crops import DecodedCrops
         return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device))

@@ -53,13 +53,31 @@ def train_transform(preset, image_mean, nvinfer_size=None, batch_size=None):
     return T.Compose(ops)
 
 
+def batch_buffer(like, n):
+    """A 1-D tensor of ``n`` elements of ``like``'s dtype for a batch, in shared memory when called in a loader
+    worker: the batch then reaches the main process without the copy into shared memory that sending a private
+    tensor makes (torch.utils.data's own collate_tensor_fn allocates with the same storage call)."""
+    if torch.utils.data.get_worker_info() is None:
+        return like.new_empty(n)
+    return like.new(like._typed_storage()._new_shared(n, device=like.device))
+
+
+def joined(tensors, stack=True):
+    """torch.stack (or, for 1-D tensors, torch.cat) of ``tensors`` into a batch_buffer."""
+    first = tensors[0]
+    out = batch_buffer(first, sum(t.numel() for t in tensors))
+    if stack:
+        return torch.stack(tensors, out=out.view((len(tensors),) + tuple(first.shape)))
+    return torch.cat(tensors, out=out)
+
+
 def collate_batch(batch):
     """Fixed-size uint8 images -> (images [B, 3, H, W] uint8, boxes [B, M, 4], labels [B, M], valid [B, M])."""
     from .ssd_loss import pad_targets
     bad = [b for b in batch if isinstance(b, BadSample)]
     if bad:
         return bad[0]
-    images = torch.stack([im for im, _ in batch])
+    images = joined([im for im, _ in batch])
     return (images,) + pad_targets([t for _, t in batch])
 
 

@@ -161,7 +161,7 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
                  "--json", out])
     assert r.returncode == 0, r.stderr
     rows = json.load(open(out))["rows"]
-    assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu"]
+    assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu", "cpu+gpucrop"]
     assert all(row["images_per_s_per_worker"] > 0 for row in rows)
     # nvJPEG's overlap benchmark needs CUDA: without it, one line and nothing written
     if not __import__("torch").cuda.is_available():

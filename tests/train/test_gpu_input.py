@@ -183,7 +183,8 @@ def test_the_loaders_workers_decode_the_share_of_each_batch(tmp_path):
     assert all(tuple(b.decoded.shape) == (2, 3, 32, 32) and b.decoded.dtype == torch.uint8 for b in batches)
 
 
-def test_an_unreadable_file_in_the_workers_share_is_a_bad_sample(tmp_path):
+@pytest.mark.parametrize("crop_on_gpu", [False, True])
+def test_an_unreadable_file_in_the_workers_share_is_a_bad_sample(tmp_path, crop_on_gpu):
     from edgeexport.data.make_voc import write_voc
     from edgeexport.train.transforms import BadSample
     root = str(tmp_path / "voc")
@@ -191,7 +192,8 @@ def test_an_unreadable_file_in_the_workers_share_is_a_bad_sample(tmp_path):
     ds = VOCDetection(root, split="train")
     with open(ds.items[1][0], "wb") as f:
         f.write(b"not a jpeg")
-    out = collate_encoded(EncodedDetection(ds, "hflip", (32, 32), cpu_share=0.5).__getitems__([0, 1]))
+    enc = EncodedDetection(ds, "hflip", (32, 32), cpu_share=0.5, crop_on_gpu=crop_on_gpu)
+    out = collate_encoded(enc.__getitems__([0, 1]))
     assert isinstance(out, BadSample) and ds.items[1][0] in out.message
 
 
@@ -210,6 +212,105 @@ def test_a_cpu_share_needs_the_gpu_decode(tmp_path):
         EncodedDetection(ds, "hflip", (32, 32), cpu_share=1.5)
 
 
+def test_crops_cut_out_by_the_workers_resize_as_interpolate_resizes_each_crop():
+    """resized_crops on packed crops of any size (one pixel, a thin strip, smaller and larger than the output)
+    against F.interpolate of each crop alone, bilinear, align_corners False, in float."""
+    import torch.nn.functional as F
+    from edgeexport.train.gpu_input import packed, resized_crops
+    g = torch.Generator().manual_seed(0)
+    views = []
+    for h, w in [(1, 1), (5, 9), (360, 480), (100, 33), (2, 400)]:
+        image = torch.randint(0, 256, (h + 3, w + 5, 3), dtype=torch.uint8, generator=g)
+        views.append(image[1:1 + h, 2:2 + w])  # a view with the image's strides, as a worker cuts it out
+    flat = packed(views)
+    assert flat.dim() == 1 and flat.numel() == sum(v.numel() for v in views)
+    out = resized_crops(flat, torch.tensor([v.shape[:2] for v in views]), (64, 96), torch.device("cpu"))
+    assert tuple(out.shape) == (5, 3, 64, 96) and out.dtype == torch.float32
+    for v, o in zip(views, out):
+        expected = F.interpolate(v.permute(2, 0, 1)[None].float(), size=(64, 96), mode="bilinear",
+                                 align_corners=False)[0]
+        assert float((o - expected).abs().max()) <= 1e-2
+    assert resized_crops(torch.zeros(0, dtype=torch.uint8), torch.zeros((0, 2), dtype=torch.int64), (8, 8),
+                         torch.device("cpu")).shape == (0, 3, 8, 8)
+
+
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_crop_on_gpu_gives_the_cpu_paths_samples_to_8_bit_rounding_border_included(tmp_path, share):
+    """--crop-on gpu: the workers' share cut out (flips still to do), resized by decode_batch: within one level of
+    --decode cpu's sample for the same draw everywhere, the crop's border included (roi_align on whole images may
+    differ there by far more); the files of the batch unchanged; the same targets."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.decoded_crops import DecodedCrops
+    root = str(tmp_path / "voc")
+    write_voc(root, train=8, val=1, size=(200, 150), classes=2)
+    ds = VOCDetection(root, split="train")
+    size, cpu_device = (96, 128), torch.device("cpu")
+    dec = DecodedCrops(ds, "ssdlite", size, seed=7)
+    cpu = None
+    flipped = 0
+    for epoch in range(3):
+        indices = [epoch * 8 + i for i in (5, 0, 3, 7, 1, 6, 2, 4)]
+        whole = collate_encoded(EncodedDetection(ds, "ssdlite", size, seed=7).__getitems__(indices))
+        cut = collate_encoded(EncodedDetection(ds, "ssdlite", size, seed=7, cpu_share=share,
+                                               crop_on_gpu=True).__getitems__(indices))
+        assert int(cut.cut.sum()) == int(8 * share) == len(cut.shapes) and not cut.on_cpu.any()
+        assert len(cut.ends) == 8 - int(8 * share) and len(cut.decoded) == 0
+        assert cut.pixels.numel() == int((cut.shapes[:, 0] * cut.shapes[:, 1]).sum()) * 3
+        assert torch.equal(cut.flips, whole.flips)  # every flip still to do on the device
+        flipped += int(cut.flips[cut.cut].sum())
+        for name in ("boxes", "labels", "valid"):
+            assert torch.equal(getattr(cut, name), getattr(whole, name)), name
+        ours, all_files = decode_batch(cut, size, cpu_device) * 255, decode_batch(whole, size, cpu_device) * 255
+        cpu = torch.stack([dec[i][0] for i in indices]).float()
+        assert float((ours[cut.cut] - cpu[cut.cut]).abs().max()) <= 1.0 + 1e-3
+        assert torch.equal(ours[~cut.cut], all_files[~cut.cut])
+    assert flipped > 0
+
+
+def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
+    """Through torch's DataLoader with 2 workers (the batch built in shared memory there, transforms.batch_buffer):
+    the same batches as collated in this process, and a folder of PNGs is fine (the workers decode every sample)."""
+    from edgeexport.data.make_voc import write_voc
+    root = str(tmp_path / "voc")
+    write_voc(root, train=12, val=1, size=(96, 64), classes=2)
+    ds = VOCDetection(root, split="train")
+    for k, (path, boxes, labels) in enumerate(ds.items):
+        png = path[:-4] + ".png"
+        Image.open(path).save(png)
+        ds.items[k] = (png, boxes, labels)
+    with pytest.raises(DatasetError, match="decodes JPEG only"):
+        EncodedDetection(ds, "hflip", (32, 32), cpu_share=0.5, crop_on_gpu=True)
+    enc = EncodedDetection(ds, "hflip", (32, 32), cpu_share=1.0, crop_on_gpu=True)
+    batches = list(torch.utils.data.DataLoader(enc, 4, num_workers=2, collate_fn=collate_encoded))
+    assert len(batches) == 3
+    for k, b in enumerate(batches):
+        here = collate_encoded(enc.__getitems__(list(range(4 * k, 4 * k + 4))))
+        assert b.cut.all() and len(b.ends) == 0 and tuple(b.shapes.shape) == (4, 2)
+        for name in here._fields:
+            assert torch.equal(getattr(b, name), getattr(here, name)), name
+
+
+def test_what_crop_on_gpu_refuses(tmp_path):
+    from edgeexport.data import SyntheticShapes
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.device.errors import UsageError
+    from edgeexport.device.meta import ModelMeta
+    from edgeexport.train.train_input import build_train_input
+    root = str(tmp_path / "voc")
+    write_voc(root, train=2, val=1, size=(96, 64), classes=2)
+    ds = VOCDetection(root, split="train")
+    meta = ModelMeta("ssdlite320_mobilenet_v3_small", ds.labels)
+    cuda = torch.device("cuda")  # only checked, never used: every refusal comes first
+    with pytest.raises(UsageError, match="takes --decode cpu or gpu; cpu-v2 crops"):
+        build_train_input(ds, meta, "cpu-v2", "hflip", "torchvision", True, 0, cuda, 0.0, "gpu")
+    with pytest.raises(UsageError, match="needs --loss batched and --preprocess torchvision"):
+        build_train_input(ds, meta, "cpu", "hflip", "nvinfer", True, 0, cuda, 0.0, "gpu")
+    with pytest.raises(UsageError, match="--crop-on gpu needs a CUDA device; this run is on cpu"):
+        build_train_input(ds, meta, "cpu", "hflip", "torchvision", True, 0, torch.device("cpu"), 0.0, "gpu")
+    with pytest.raises(DatasetError, match="--crop-on gpu reads image files"):
+        EncodedDetection(SyntheticShapes(4), "hflip", (64, 64), cpu_share=1.0, crop_on_gpu=True)
+
+
 def collate_batch_boxes_at(data, n, epoch):
     """The padded boxes --decode cpu collates for one epoch's samples (counted from data's set_epoch)."""
     from edgeexport.train.transforms import collate_batch
@@ -217,13 +318,14 @@ def collate_batch_boxes_at(data, n, epoch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("share", [0.0, 0.5])
-def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path, share):
+@pytest.mark.parametrize("decode,share,crop_on", [("gpu", 0.0, "cpu"), ("gpu", 0.5, "cpu"), ("gpu", 0.5, "gpu"),
+                                                  ("cpu", 1.0, "gpu")])
+def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path, decode, share, crop_on):
     """On a GPU, through the trainer's own input (build_train_input, its DataLoader with 2 workers and its pinning
     thread, and the thread that prepares batches on a side stream): nvJPEG's images against --decode
     cpu's samples for the same draws, per image within 2 levels on average (nvJPEG and libjpeg-turbo differ by up to
-    1.5, benchmarks/results/h200_decode_gpu_divergence.json); the workers' share equal to --decode cpu's to the bit;
-    the same boxes."""
+    1.5, benchmarks/results/h200_decode_gpu_divergence.json); the workers' share equal to --decode cpu's to the bit,
+    or with --crop-on gpu (their crops resized on the GPU) to its 8-bit rounding; the same boxes."""
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (nvJPEG)")
     from edgeexport.data.make_voc import write_voc
@@ -236,14 +338,14 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path, share):
     write_voc(root, train=32, val=1, size=(480, 360), classes=3)
     ds = VOCDetection(root, split="train")
     n, device = len(ds), torch.device("cuda")
-    source = build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_large", ds.labels), "gpu", "ssdlite",
-                               "torchvision", True, 2, device, share)
+    source = build_train_input(ds, ModelMeta("ssdlite320_mobilenet_v3_large", ds.labels), decode, "ssdlite",
+                               "torchvision", True, 2, device, share if decode == "gpu" else 0.0, crop_on)
     sampler = EpochsSampler(n, n, 0, 3, 2)
     stream = training_stream(train_loader(source, n, sampler, 2, True), True, source.to_device, device)
     on_gpu = list(stream)
     t = input_timings(stream, phases=source.phases)  # the preparing thread's phases, timed there, and decode_batch's
     assert len(on_gpu) == 3 and len(stream.spans) == 3 and t["prepare_ms"] > 0 and t["receive_ms"] >= 0
-    assert len(source.phases) == 3 and t["decode_ms"] > 0 and t["crop_ms"] > 0 and t["wait_ms"] >= 0
+    assert len(source.phases) == 3 and t["decode_ms"] >= 0 and t["crop_ms"] > 0 and t["wait_ms"] >= 0
     assert t["decode_ms"] + t["crop_ms"] <= t["prepare_ms"] * 1.01
     dec = DecodedCrops(ds, "ssdlite", (320, 320), seed=2)
     indices = list(sampler)
@@ -252,8 +354,11 @@ def test_nvjpeg_batches_match_the_cpu_path_on_the_gpu(tmp_path, share):
         cpu = torch.stack([x for x, _ in samples]).float()
         here = torch.tensor([decoded_here(j, share) for j in range(n)])
         assert int(here.sum()) == int(n * share)
-        # the same 8-bit levels (CUDA divides by a scalar as a multiplication by its reciprocal: an ulp apart)
-        assert torch.equal((images[here.cuda()] * 255).round().cpu(), cpu[here])
+        if crop_on == "cpu":
+            # the same 8-bit levels (CUDA divides by a scalar as a multiplication by its reciprocal: an ulp apart)
+            assert torch.equal((images[here.cuda()] * 255).round().cpu(), cpu[here])
+        else:  # resized in float on the GPU, in 8 bits on the CPU
+            assert float((images[here.cuda()] * 255 - cpu[here].cuda()).abs().max()) <= 1.0 + 1e-3
         diff = (images.cpu() * 255 - cpu).abs().mean(dim=(1, 2, 3))
         assert float(diff.max()) <= 2.0, diff
         expected = collate_batch(samples)

@@ -163,10 +163,17 @@ def test_a_cpu_decode_share_without_the_gpu_decode_is_one_clear_error(tmp_path):
     assert r.returncode == 2 and "expected a number in [0, 1], got '1.5'" in r.stderr
 
 
+def test_crop_on_gpu_without_a_gpu_is_one_clear_error(tmp_path):
+    r = run_cli(TINY + ["--epochs", "1", "--crop-on", "gpu", "--output-dir", str(tmp_path / "o")])
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --crop-on gpu needs a CUDA device; this run is on cpu"]
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_lists_the_recipe():
     r = run_cli(["-m", "edgeexport.train.cli", "--help"])
     for flag in ("--resume", "--amp", "--lr", "--warmup-iters", "--data-augmentation", "--seed", "--workers",
-                 "--on-bad-annotation", "--pretrained-backbone"):
+                 "--on-bad-annotation", "--pretrained-backbone", "--crop-on"):
         assert flag in r.stdout
 
 
