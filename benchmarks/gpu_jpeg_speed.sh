@@ -47,8 +47,8 @@ if want o; then
 fi
 if want a || want a1; then
   log "a1. loader_speed: the input pipelines alone, per worker"
-  $PY benchmarks/loader_speed.py --data-path "$VOC" --workers 0 $W $LB --json "$OUT/loader_speed.json" 2>&1 \
-    | tee -a "$OUT/log.txt"
+  $PY benchmarks/loader_speed.py --data-path "$VOC" --workers 0 $W $LB --stages 512 --json "$OUT/loader_speed.json" \
+    2>&1 | tee -a "$OUT/log.txt"
 fi
 if want a || want a2; then
   log "a2. train_speed: the step and the trainer's input pipelines from the folder, batch $B, eager and compiled"

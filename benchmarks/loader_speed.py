@@ -21,7 +21,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from edgeexport.device.cli import ArgumentParser, batch_size, iterations, output_file, run_cli, worker_count  # noqa: E402
+from edgeexport.device.cli import (ArgumentParser, batch_size, image_count, iterations, output_file,  # noqa: E402
+                                   run_cli, worker_count)
 
 DECODES = ("cpu-v2", "cpu", "gpu", "cpu+gpucrop")
 ON_THE_GPU = ("gpu", "cpu+gpucrop")  # decodes whose batches the main process finishes on the GPU
@@ -62,6 +63,41 @@ def decode_rate(voc, decode, batch, batches):
     return batches * batch / (time.perf_counter() - t)
 
 
+def stage_costs(voc, samples):
+    """ms a sample of each stage of --decode cpu in this process (one thread, as in a worker), each timed over the
+    same ``samples`` images: reading the file, decoding it, drawing the augmentation, cutting out the crop (the
+    copy --crop-on gpu ships), resizing and flipping it (what --crop-on gpu leaves to the GPU), and the whole sample
+    as a worker makes it."""
+    import numpy as np
+    from edgeexport.train.decoded_crops import DecodedCrops, crop_resize_flip, decode_rgb
+    from torchvision.io import ImageReadMode, decode_image
+    data = DecodedCrops(voc, "ssdlite", (320, 320))
+    n = min(samples, len(data))
+    paths = [data.items[i][0] for i in range(n)]
+    raw = [torch.from_numpy(np.fromfile(p, np.uint8)) for p in paths]
+    images = [decode_rgb(p) for p in paths]
+    draws = [data.augment(i, im.shape[2], im.shape[1]) for i, im in enumerate(images)]
+
+    def cut(i):
+        left, top, w, h = draws[i][0]
+        return images[i][:, top:top + h, left:left + w].permute(1, 2, 0).contiguous()
+    stages = [("read", lambda i: np.fromfile(paths[i], np.uint8)),
+              ("decode", lambda i: decode_image(raw[i], mode=ImageReadMode.RGB)),
+              ("draw", lambda i: data.augment(i, images[i].shape[2], images[i].shape[1])),
+              ("cut out", cut),
+              ("resize+flip", lambda i: crop_resize_flip(images[i], draws[i][0], draws[i][1], (320, 320))),
+              ("whole sample", lambda i: data[i])]
+    out = {}
+    for name, fn in stages:
+        fn(0)
+        t = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        out[name] = (time.perf_counter() - t) / n * 1e3
+        print("stage {:<13} {:>7.3f} ms a sample".format(name, out[name]), flush=True)
+    return out
+
+
 def get_args_parser(add_help=True):
     p = ArgumentParser(description="Training input pipeline throughput per loader worker, from a JPEG folder.",
                        add_help=add_help)
@@ -70,6 +106,8 @@ def get_args_parser(add_help=True):
     p.add_argument("--workers", type=worker_count, nargs="+", default=[0, min(4, os.cpu_count() or 1)])
     p.add_argument("-b", "--batch-size", type=batch_size, default=64)
     p.add_argument("--batches", type=iterations, default=8, help="timed batches per row")
+    p.add_argument("--stages", type=image_count, metavar="N",
+                   help="also time --decode cpu's stages one by one, each over the same N images")
     p.add_argument("--json", type=output_file, help="write the table here")
     return p
 
@@ -99,9 +137,10 @@ def main(args):
             rows.append(row)
             print("--decode {} main (decode_batch on the GPU)  {:>8.1f} img/s".format(decode, row["images_per_s"]),
                   flush=True)
+    stages = stage_costs(voc, args.stages) if args.stages else None
     env = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "images": len(voc),
            "image_size": list(__import__("PIL.Image", fromlist=["Image"]).open(voc.items[0][0]).size)}
-    write_json(outputs, args.json, {"env": env, "rows": rows})
+    write_json(outputs, args.json, {"env": env, "rows": rows, "stages_ms": stages})
     return 0
 
 

@@ -8,8 +8,9 @@ nvJPEG decodes the rest. (On an H200 beside the compiled step, nvJPEG's part too
 
 ``--crop-on gpu`` (``crop_on_gpu``): the workers' share (all of each batch with --decode cpu) is decoded and its
 crop cut out in the worker, then resized and flipped on the GPU with the batch (resized_crops), so a worker does
-not resize: that was 0.35 of --decode cpu's 1.27 ms a sample on the 2-core machine, the decode 0.54
-(benchmarks/RESULTS.md, eighth pass).
+not resize: that was 0.35 of --decode cpu's 1.31 ms a sample on the 2-core machine, the decode 0.55
+(benchmarks/loader_speed.py --stages: benchmarks/results/cpu2_loader_speed_crop_on_gpu.json; RESULTS.md, eighth
+pass).
 """
 import collections
 import time

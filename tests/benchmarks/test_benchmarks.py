@@ -158,9 +158,12 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     assert not (tmp_path / "no.json").exists()
     out = str(tmp_path / "loader.json")
     r = run_cli(["benchmarks/loader_speed.py", "--data-path", root, "--workers", "0", "-b", "2", "--batches", "2",
-                 "--json", out])
+                 "--stages", "4", "--json", out])
     assert r.returncode == 0, r.stderr
     rows = json.load(open(out))["rows"]
+    stages = json.load(open(out))["stages_ms"]
+    assert set(stages) == {"read", "decode", "draw", "cut out", "resize+flip", "whole sample"}
+    assert all(v > 0 for v in stages.values()) and stages["whole sample"] > stages["decode"]
     assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu", "cpu+gpucrop"]
     assert all(row["images_per_s_per_worker"] > 0 for row in rows)
     # nvJPEG's overlap benchmark needs CUDA: without it, one line and nothing written
