@@ -44,7 +44,8 @@ def decoded_here(position, share):
 class EncodedDetection(FileSamples):
     """A file-backed dataset (``items``: (path, boxes, labels)) as encoded JPEG bytes, the drawn crop and flip, and
     the boxes already in the network's ``size`` (H, W); a batch's ``cpu_share`` of the samples (decoded_here) as
-    --decode cpu's decoded samples instead, or (``crop_on_gpu``) as images decoded whole, for the device to crop."""
+    --decode cpu's decoded samples instead, or (``crop_on_gpu``) as crops cut out of the decoded images, for the
+    device to resize."""
 
     def __init__(self, dataset, preset, size, seed=0, cpu_share=0.0, crop_on_gpu=False):
         super(EncodedDetection, self).__init__(dataset, preset, size, seed,

@@ -4,8 +4,8 @@ main process does with a batch to put it on the device (the trainer and benchmar
     --decode cpu     (default) image files: workers decode, crop, resize and flip (edgeexport.train.decoded_crops)
     --decode gpu     JPEG files: workers read bytes; nvJPEG and the GPU do the rest (edgeexport.train.gpu_input),
                      with --cpu-decode-share, the workers decode that share of each batch as --decode cpu does
-    --crop-on gpu    with cpu or gpu: what the workers decode, they decode whole, and the GPU crops, resizes and flips
-                     it with the rest of the batch (edgeexport.train.gpu_input)
+    --crop-on gpu    with cpu or gpu: what the workers decode, they only cut the crop out of, and the GPU resizes
+                     and flips it with the rest of the batch (edgeexport.train.gpu_input)
     --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
                      preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
 
@@ -58,7 +58,7 @@ def resolve_decode(decode, train_set, preset, preprocess, batched, crop_on="cpu"
 def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0,
                       crop_on="cpu"):
     """The TrainInput for ``decode``; ``cpu_share`` (--decode gpu): the fraction of each batch the loader workers
-    decode on the CPU, the rest nvJPEG's; ``crop_on`` "gpu": the workers decode whole images, the GPU crops them."""
+    decode on the CPU, the rest nvJPEG's; ``crop_on`` "gpu": the workers cut the crops out, the GPU resizes them."""
     size = tuple(meta.input_size)
     decode = resolve_decode(decode, train_set, preset, preprocess, batched, crop_on)
     if cpu_share and decode != "gpu":
