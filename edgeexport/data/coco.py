@@ -5,7 +5,7 @@ from collections import defaultdict
 from ..device.errors import DatasetError
 from ..device.check.coco_eval import coco_problems, image_side_ok
 from ..device.fileio import path_inside, read_json
-from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
+from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb, stored_size_issue
 
 
 class COCODetection(object):
@@ -37,8 +37,14 @@ class COCODetection(object):
                 issues.append(AnnotationIssue(where, "image file not found at {}".format(path)))
                 continue
             width, height = img.get("width"), img.get("height")
+            wrong = None
             if not image_side_ok(width) or not image_side_ok(height):
                 width, height = image_size(path)  # optional in practice (or NaN, a string): the header has it
+            else:
+                wrong = stored_size_issue(path, width, height)
+            if wrong:
+                issues.append(AnnotationIssue(where, wrong))
+                continue
             boxes, names = [], []
             for a in per_image.get(img["id"], []):
                 x, y, w, h = [float(v) for v in a["bbox"]]

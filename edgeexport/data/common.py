@@ -89,6 +89,34 @@ def image_size(path):
         raise DatasetError("cannot read image {}: {}".format(path, _reason(e)))
 
 
+# EXIF orientations (tag 0x0112) that show the stored image turned a quarter: width and height swap on display
+QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def stored_size_issue(path, width, height):
+    """None when the image file stores ``width`` x ``height`` pixels (the size its annotation gives), else what is
+    wrong, for an AnnotationIssue. Every reader here takes the pixels as stored, EXIF orientation not applied
+    (torchvision.io.decode_image and decode_jpeg: apply_exif_orientation=False by default; PIL's open does not
+    transpose; nvJPEG reads no EXIF), as nvinfer's camera frames come; a phone photo annotated in a tool that showed
+    it upright has boxes for pixels that are never trained on. A file that cannot be opened is left to the read,
+    which names it."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112)
+    except Exception:  # by design: whatever cannot be opened here is reported when it is read
+        return None
+    if (w, h) == (width, height):
+        return None
+    if (h, w) == (width, height) and orientation in QUARTER_TURNS:
+        return ("annotated upright as {}x{}, but the file stores {}x{} pixels with EXIF orientation {} (turned on "
+                "display only), and training reads the pixels as stored: turn the pixels upright to fit the boxes "
+                "(exiftran -ai rotates a JPEG losslessly and clears the tag)".format(width, height, w, h, orientation))
+    return "annotated as {}x{}, but the image is {}x{}: the boxes do not fit its pixels (resized after " \
+           "labelling?)".format(width, height, w, h)
+
+
 def class_counts(dataset):
     """Boxes per class (index 1..K) of a dataset, without decoding images where its annotations are at hand."""
     counts = np.zeros(len(dataset.labels) + 1, np.int64)

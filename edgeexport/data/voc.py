@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 from ..device.errors import DatasetError
 from ..device.fileio import file_inside
-from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb
+from .common import AnnotationIssue, apply_policy, check_boxes, image_size, read_rgb, stored_size_issue
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -59,6 +59,10 @@ class VOCDetection(object):
                 width = height = None
             if width is not None and not (0 < width <= 100000 and 0 < height <= 100000):
                 width = height = None  # a size no image has: read the image's own header instead
+            wrong = stored_size_issue(image_path, width, height) if width else None
+            if wrong:
+                issues.append(AnnotationIssue(xml_path, wrong))
+                continue
             boxes, names = [], []
             for obj in root_el.iter("object"):
                 if not keep_difficult and obj.findtext("difficult", "0").strip() == "1":

@@ -202,6 +202,44 @@ def test_coco_sizes_that_are_not_finite_come_from_the_image_header(tmp_path):
         COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
 
 
+def _turned(path, size, orientation):
+    """An image stored ``size`` (W, H) with an EXIF orientation tag, as a phone writes a photo held sideways."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", size).save(path, exif=exif)
+
+
+def test_voc_annotated_upright_on_a_sideways_stored_photo_is_named_with_the_fix(tmp_path):
+    """Stored 64x48 with EXIF orientation 6: a tool that showed it upright wrote <size> 48x64 and boxes for that
+    view; the readers take the stored pixels, so the boxes would land on the wrong ones. Annotated as stored, it is
+    fine (the tag is not ours to apply: nvinfer's frames carry none)."""
+    _voc(str(tmp_path), [("dog", (1, 2, 30, 40))], name="upright", size=(48, 64))
+    _voc(str(tmp_path), [("dog", (1, 2, 30, 40))], name="as_stored", size=(64, 48))
+    _turned(str(tmp_path / "JPEGImages" / "upright.jpg"), (64, 48), 6)
+    _turned(str(tmp_path / "JPEGImages" / "as_stored.jpg"), (64, 48), 6)
+    with pytest.raises(DatasetError, match=r"upright.xml: annotated upright as 48x64, but the file stores 64x48 "
+                                           r"pixels with EXIF orientation 6 .*exiftran -ai"):
+        VOCDetection(str(tmp_path))
+    ds = VOCDetection(str(tmp_path), on_bad="skip")
+    assert len(ds) == 1 and ds.items[0][0].endswith("as_stored.jpg") and ds[0][0].shape == (48, 64, 3)
+
+
+def test_a_size_that_is_not_the_images_is_an_annotation_issue(tmp_path):
+    """<size> 128x96 for a 64x48 image (resized after labelling): its boxes are for other pixels."""
+    _voc(str(tmp_path), [("dog", (1, 2, 100, 80))], size=(128, 96))
+    Image.new("RGB", (64, 48)).save(str(tmp_path / "JPEGImages" / "img1.jpg"))
+    with pytest.raises(DatasetError, match=r"annotated as 128x96, but the image is 64x48"):
+        VOCDetection(str(tmp_path))
+    from edgeexport.data.coco import COCODetection
+    _turned(str(tmp_path / "a.jpg"), (50, 40), 8)
+    ann = {"images": [{"id": 7, "file_name": "a.jpg", "width": 40, "height": 50}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [5, 5, 20, 30], "iscrowd": 0}],
+           "categories": [{"id": 3, "name": "car"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with pytest.raises(DatasetError, match=r"a.jpg\): annotated upright as 40x50, .* EXIF orientation 8"):
+        COCODetection(str(tmp_path), str(tmp_path / "ann.json"))
+
+
 def test_a_voc_split_list_that_is_not_text_is_one_dataset_error(tmp_path):
     """Found by the reader fuzzer: bytes that are not UTF-8 in ImageSets/Main/<split>.txt were a traceback."""
     from edgeexport.data.make_voc import write_voc
