@@ -3,7 +3,7 @@ sample's augmentation (SSD's IoU crop and flip, edgeexport.train.ssd_crop) from 
 header; the main process decodes the batch with nvJPEG (torchvision.io.decode_jpeg on CUDA), then crops, resizes
 and flips the whole batch in a few kernels. The CPU never touches a pixel, unless asked to take a share of each
 batch (``cpu_share``, ``--cpu-decode-share``): the workers then decode that share as --decode cpu does, and
-nvJPEG decodes the rest. (On an H200 beside the compiled step, nvJPEG's part took as long for 180 files as for
+nvJPEG decodes the rest; or unless a file is progressive or CMYK (batched_by_nvjpeg): a worker decodes those. (On an H200 beside the compiled step, nvJPEG's part took as long for 180 files as for
 256: there its time was a wait, not work; benchmarks/RESULTS.md, sixth pass.)
 
 ``--crop-on gpu`` (``crop_on_gpu``): the workers' share (all of each batch with --decode cpu) is decoded and its
@@ -41,6 +41,18 @@ def decoded_here(position, share):
     return int((position + 1) * share) > int(position * share)
 
 
+def batched_by_nvjpeg(path):
+    """(width, height, whether nvJPEG decodes the file in torchvision's batched call) from the file's header.
+    torchvision's decode_jpegs_cuda.cpp decodes in one batched call only what nvjpegDecodeBatchedSupported takes,
+    and the rest one by one ("other JPEG types such as progressive JPEGs can be decoded one-by-one in software
+    slow"), in the thread that feeds the step; and it never calls nvjpegDecodeParamsSetAllowCMYK, without which
+    nvJPEG does not convert a 4-component (CMYK) file to RGB ("The CMYK-to-RGB conversion is disabled by default",
+    nvJPEG documentation). So progressive and CMYK files go to a worker, whose libjpeg-turbo reads both."""
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.size[0], im.size[1], im.mode in ("RGB", "L") and not im.info.get("progressive")
+
+
 class EncodedDetection(FileSamples):
     """A file-backed dataset (``items``: (path, boxes, labels)) as encoded JPEG bytes, the drawn crop and flip, and
     the boxes already in the network's ``size`` (H, W); a batch's ``cpu_share`` of the samples (decoded_here) as
@@ -61,14 +73,16 @@ class EncodedDetection(FileSamples):
                 bad[0], len(bad) - 1))
 
     def __getitem__(self, index):
-        """(bytes, crop, flip, target): one file for nvJPEG."""
-        from ..data.common import image_size
+        """(bytes, crop, flip, target): one file for nvJPEG; a file nvJPEG's batched decode does not take
+        (batched_by_nvjpeg) decoded here instead, as the workers' share is."""
         path = self.items[self.locate(index)[1]][0]
         try:
             data = np.fromfile(path, np.uint8)
-            w, h = image_size(path)
+            w, h, batched = batched_by_nvjpeg(path)
         except Exception as e:  # by design: whatever cannot be read is "not an image" for this sample
             return BadSample("cannot read image {}: {}".format(path, e))
+        if not batched:
+            return self.cut_out(index) if self.crop_on_gpu else self.decoded(index)
         crop, flip, target = self.augment(index, w, h)
         return torch.from_numpy(data), torch.tensor(crop), flip, target
 

@@ -290,6 +290,31 @@ def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
             assert torch.equal(getattr(b, name), getattr(here, name)), name
 
 
+@pytest.mark.parametrize("crop_on_gpu", [False, True])
+def test_progressive_and_cmyk_files_are_decoded_by_the_worker(tmp_path, crop_on_gpu):
+    """Files torchvision's batched nvJPEG call would decode one by one (progressive) or not convert to RGB (CMYK)
+    are decoded in the worker, equal to --decode cpu's sample (or cut out for the GPU); baseline colour and grey
+    files still go to nvJPEG."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.decoded_crops import DecodedCrops
+    root = str(tmp_path / "voc")
+    write_voc(root, train=4, val=1, size=(120, 90), classes=2)
+    ds = VOCDetection(root, split="train")
+    paths = [p for p, _, _ in ds.items]
+    Image.open(paths[1]).save(paths[1], progressive=True, quality=90)
+    Image.open(paths[2]).convert("CMYK").save(paths[2], quality=90)
+    Image.open(paths[3]).convert("L").save(paths[3], quality=90)
+    size = (48, 64)
+    enc = EncodedDetection(ds, "hflip", size, seed=1, crop_on_gpu=crop_on_gpu)
+    b = collate_encoded(enc.__getitems__([0, 1, 2, 3]))
+    by_worker = b.cut if crop_on_gpu else b.on_cpu
+    assert by_worker.tolist() == [False, True, True, False] and len(b.ends) == 2
+    ours = decode_batch(b, size, torch.device("cpu")) * 255
+    cpu = torch.stack([DecodedCrops(ds, "hflip", size, seed=1)[i][0] for i in range(4)]).float()
+    assert float((ours[by_worker] - cpu[by_worker]).abs().max()) <= (1.0 + 1e-3 if crop_on_gpu else 1e-3)
+    assert float((ours[3] - ours[3].mean(0)).abs().max()) <= 1e-3  # the grey file: three equal channels
+
+
 def test_what_crop_on_gpu_refuses(tmp_path):
     from edgeexport.data import SyntheticShapes
     from edgeexport.data.make_voc import write_voc
