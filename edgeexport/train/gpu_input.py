@@ -4,8 +4,8 @@ header; the main process decodes the batch with nvJPEG (torchvision.io.decode_jp
 and flips the whole batch in a few kernels. The CPU never touches a pixel, unless asked to take a share of each
 batch (``cpu_share``, ``--cpu-decode-share``): the workers then decode that share as --decode cpu does, and
 nvJPEG decodes the rest; or unless a file is progressive or CMYK (batched_by_nvjpeg): a worker decodes those.
-(On an H200 beside the compiled step, nvJPEG's part took as long for 180 files as for
-256: there its time was a wait, not work; benchmarks/RESULTS.md, sixth pass.)
+(On an H200 beside the compiled step, nvJPEG's part took as long for 180 files as for 256: there its time was a
+wait, not work; benchmarks/RESULTS.md, sixth pass.)
 
 ``--crop-on gpu`` (``crop_on_gpu``): the workers' share (all of each batch with --decode cpu) is decoded and its
 crop cut out in the worker, then resized and flipped on the GPU with the batch (resized_crops), so a worker does
