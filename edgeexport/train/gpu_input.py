@@ -26,13 +26,14 @@ from .transforms import BadSample, batch_buffer, joined
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 # A collated batch. ``data``: the nvJPEG files end to end as one uint8 tensor, ``ends``: where each file ends,
-# ``crops`` [F, 4]: their drawn crops; ``pixels``: the crops the workers cut out of their decoded images
-# (--crop-on gpu), each [h, w, 3], end to end, ``shapes`` [P, 2]: their (h, w), at the positions where ``cut`` [B]
-# is True; ``decoded`` [C, 3, H, W] uint8: the samples the workers decoded, cropped, resized and flipped already,
-# at the positions where ``on_cpu`` [B] is True; the files at the other positions; ``flips`` [B]: what is still to
-# flip; ``boxes``, ``labels``, ``valid``: every sample's targets in batch order (pad_targets).
-EncodedBatch = collections.namedtuple("EncodedBatch",
-                                      "data ends crops pixels shapes cut decoded on_cpu flips boxes labels valid")
+# ``crops`` [F, 4]: their drawn crops, ``paths``: their paths (to name a file the decoder refuses); ``pixels``: the
+# crops the workers cut out of their decoded images (--crop-on gpu), each [h, w, 3], end to end, ``shapes`` [P, 2]:
+# their (h, w), at the positions where ``cut`` [B] is True; ``decoded`` [C, 3, H, W] uint8: the samples the workers
+# decoded, cropped, resized and flipped already, at the positions where ``on_cpu`` [B] is True; the files at the
+# other positions; ``flips`` [B]: what is still to flip; ``boxes``, ``labels``, ``valid``: every sample's targets in
+# batch order (pad_targets).
+EncodedBatch = collections.namedtuple(
+    "EncodedBatch", "data ends crops paths pixels shapes cut decoded on_cpu flips boxes labels valid")
 
 
 def decoded_here(position, share):
@@ -74,7 +75,7 @@ class EncodedDetection(FileSamples):
                 bad[0], len(bad) - 1))
 
     def __getitem__(self, index):
-        """(bytes, crop, flip, target): one file for nvJPEG; a file nvJPEG's batched decode does not take
+        """(bytes, crop, flip, target, path): one file for nvJPEG; a file nvJPEG's batched decode does not take
         (batched_by_nvjpeg) decoded here instead, as the workers' share is."""
         path = self.items[self.locate(index)[1]][0]
         try:
@@ -85,7 +86,7 @@ class EncodedDetection(FileSamples):
         if not batched:
             return self.cut_out(index) if self.crop_on_gpu else self.decoded(index)
         crop, flip, target = self.augment(index, w, h)
-        return torch.from_numpy(data), torch.tensor(crop), flip, target
+        return torch.from_numpy(data), torch.tensor(crop), flip, target, path
 
     def cut_out(self, index):
         """(crop [h, w, 3] uint8, flip, target): the file decoded here and its crop cut out, for the device to
@@ -123,20 +124,22 @@ def collate_encoded(batch):
     bad = [b for b in batch if isinstance(b, BadSample)]
     if bad:
         return bad[0]
-    files = [b for b in batch if len(b) == 4]  # (bytes, crop, flip, target)
+    files = [b for b in batch if len(b) == 5]  # (bytes, crop, flip, target, path)
     cut = [b for b in batch if len(b) == 3]  # (crop's pixels, flip, target)
     here = [b for b in batch if len(b) == 2]  # (resized image, target)
-    boxes, labels, valid = pad_targets([b[-1] for b in batch])
+    boxes, labels, valid = pad_targets([b[3] if len(b) == 5 else b[-1] for b in batch])
     return EncodedBatch(
         data=joined([f[0] for f in files], stack=False) if files else torch.zeros(0, dtype=torch.uint8),
         ends=torch.tensor([len(f[0]) for f in files], dtype=torch.int64).cumsum(0),
         crops=torch.stack([f[1] for f in files]) if files else torch.zeros((0, 4), dtype=torch.int64),
+        paths=tuple(f[4] for f in files),
         pixels=packed([c[0] for c in cut]) if cut else torch.zeros(0, dtype=torch.uint8),
         shapes=torch.tensor([c[0].shape[:2] for c in cut], dtype=torch.int64).reshape(-1, 2),
         cut=torch.tensor([len(b) == 3 for b in batch]),
         decoded=joined([d[0] for d in here]) if here else torch.zeros((0, 3, 1, 1), dtype=torch.uint8),
         on_cpu=torch.tensor([len(b) == 2 for b in batch]),
-        flips=torch.tensor([len(b) > 2 and bool(b[-2]) for b in batch]), boxes=boxes, labels=labels, valid=valid)
+        flips=torch.tensor([bool(b[2]) if len(b) == 5 else len(b) == 3 and bool(b[1]) for b in batch]),
+        boxes=boxes, labels=labels, valid=valid)
 
 
 def split_encoded(data, ends):
@@ -169,6 +172,28 @@ def decode_jpegs(data, device, chunk=None):
     for k in range(0, len(data), step):
         out += decode_jpeg(data[k:k + step], mode=ImageReadMode.RGB, device=device)
     return out
+
+
+def decoded_files(batch, device):
+    """decode_jpegs of an EncodedBatch's files; when the batched call fails, each file alone, and one the decoder
+    still refuses (a damaged file whose header reads, a JPEG nvJPEG does not take) decoded on the CPU, as --decode
+    cpu would: a file neither reads is a DatasetError naming it, as it is there."""
+    files = split_encoded(batch.data, batch.ends)
+    try:
+        return decode_jpegs(files, device)
+    except torch.cuda.OutOfMemoryError:
+        raise  # not the files' fault: the trainer names the batch size that fits
+    except Exception:  # by design: which file the decoder refuses is found below, one at a time
+        pass
+    images = []
+    for path, data in zip(batch.paths, files):
+        try:
+            images += decode_jpegs([data], device)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception:  # by design: what the decoder refuses, the CPU reads, or names
+            images.append(decode_rgb(path).to(device))
+    return images
 
 
 def resized_crops(pixels, shapes, size, device):
@@ -228,7 +253,7 @@ def decode_batch(batch, size, device, spans=None):
     appended (train_input.input_timings reports them)."""
     from torchvision.ops import roi_align
     t0 = time.perf_counter()
-    images = decode_jpegs(split_encoded(batch.data, batch.ends), device) if len(batch.ends) else []
+    images = decoded_files(batch, device) if len(batch.ends) else []
     t1 = time.perf_counter()
     out = torch.empty((len(batch.on_cpu), 3) + tuple(size), device=device)
     if len(batch.decoded):

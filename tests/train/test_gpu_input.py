@@ -1,5 +1,7 @@
 """--decode gpu's input path: bytes and augmentation drawn in the workers, decode/crop/resize/flip on the device.
 Run here on the CPU (decode_jpeg has a CPU path); on a GPU the same code decodes with nvJPEG."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -287,7 +289,9 @@ def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
         here = collate_encoded(enc.__getitems__(list(range(4 * k, 4 * k + 4))))
         assert b.cut.all() and len(b.ends) == 0 and tuple(b.shapes.shape) == (4, 2)
         for name in here._fields:
-            assert torch.equal(getattr(b, name), getattr(here, name)), name
+            if name != "paths":
+                assert torch.equal(getattr(b, name), getattr(here, name)), name
+        assert b.paths == here.paths == ()
 
 
 @pytest.mark.parametrize("crop_on_gpu", [False, True])
@@ -313,6 +317,43 @@ def test_progressive_and_cmyk_files_are_decoded_by_the_worker(tmp_path, crop_on_
     cpu = torch.stack([DecodedCrops(ds, "hflip", size, seed=1)[i][0] for i in range(4)]).float()
     assert float((ours[by_worker] - cpu[by_worker]).abs().max()) <= (1.0 + 1e-3 if crop_on_gpu else 1e-3)
     assert float((ours[3] - ours[3].mean(0)).abs().max()) <= 1e-3  # the grey file: three equal channels
+
+
+def test_a_file_the_batched_decode_refuses_is_read_on_the_cpu_or_named(tmp_path, monkeypatch):
+    """A batch whose decode fails: each file alone, one the decoder still refuses read as --decode cpu reads it
+    (here: a file only nvJPEG is made to refuse, equal to the CPU's decode), and one nothing reads (cut short after
+    its header) a DatasetError naming it, as --decode cpu names it; an out-of-memory passes through untouched."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train import gpu_input
+    from edgeexport.train.decoded_crops import decode_rgb
+    root = str(tmp_path / "voc")
+    write_voc(root, train=3, val=1, size=(96, 64), classes=2)
+    ds = VOCDetection(root, split="train")
+    enc = EncodedDetection(ds, "none", (32, 48))
+    batch = collate_encoded([enc[i] for i in range(3)])
+    assert batch.paths == tuple(p for p, _, _ in ds.items)
+    refused = batch.paths[1]
+    real = gpu_input.decode_jpegs
+
+    def refusing(data, device, chunk=None):
+        if any(torch.equal(d, torch.from_numpy(np.fromfile(refused, np.uint8))) for d in data):
+            raise RuntimeError("nvJPEG status 4")
+        return real(data, device, chunk)
+    monkeypatch.setattr(gpu_input, "decode_jpegs", refusing)
+    images = gpu_input.decoded_files(batch, torch.device("cpu"))
+    assert len(images) == 3 and torch.equal(images[1], decode_rgb(refused))
+    assert torch.equal(images[0], real(split_encoded(batch.data, batch.ends)[:1], torch.device("cpu"))[0])
+    whole = np.fromfile(ds.items[2][0], np.uint8)
+    whole[:len(whole) * 4 // 5].tofile(ds.items[2][0])  # the header still reads: the worker lets it through
+    batch = collate_encoded([enc[i] for i in range(3)])
+    with pytest.raises(DatasetError, match="cannot read image .*" + os.path.basename(ds.items[2][0])):
+        decode_batch(batch, (32, 48), torch.device("cpu"))
+
+    def out_of_memory(data, device, chunk=None):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    monkeypatch.setattr(gpu_input, "decode_jpegs", out_of_memory)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        gpu_input.decoded_files(batch, torch.device("cpu"))
 
 
 def test_what_crop_on_gpu_refuses(tmp_path):
