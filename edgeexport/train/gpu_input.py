@@ -43,16 +43,19 @@ def decoded_here(position, share):
     return int((position + 1) * share) > int(position * share)
 
 
-def batched_by_nvjpeg(path):
-    """(width, height, whether nvJPEG decodes the file in torchvision's batched call) from the file's header.
+def batched_by_nvjpeg(path, data):
+    """(width, height, whether nvJPEG decodes the file, ``data``, in torchvision's batched call) from its header.
     torchvision's decode_jpegs_cuda.cpp decodes in one batched call only what nvjpegDecodeBatchedSupported takes,
     and the rest one by one ("other JPEG types such as progressive JPEGs can be decoded one-by-one in software
     slow"), in the thread that feeds the step; and it never calls nvjpegDecodeParamsSetAllowCMYK, without which
     nvJPEG does not convert a 4-component (CMYK) file to RGB ("The CMYK-to-RGB conversion is disabled by default",
-    nvJPEG documentation). So progressive and CMYK files go to a worker, whose libjpeg-turbo reads both."""
+    nvJPEG documentation). So progressive and CMYK files go to a worker, whose libjpeg-turbo reads both; so does a
+    file that does not end in the end-of-image marker (FF D9): cut short, or with data after the image, where
+    --decode cpu decides (naming the file cut short) whatever nvJPEG would do."""
     from PIL import Image
     with Image.open(path) as im:
-        return im.size[0], im.size[1], im.mode in ("RGB", "L") and not im.info.get("progressive")
+        batched = im.mode in ("RGB", "L") and not im.info.get("progressive")
+        return im.size[0], im.size[1], batched and len(data) > 2 and data[-2] == 0xFF and data[-1] == 0xD9
 
 
 class EncodedDetection(FileSamples):
@@ -80,7 +83,7 @@ class EncodedDetection(FileSamples):
         path = self.items[self.locate(index)[1]][0]
         try:
             data = np.fromfile(path, np.uint8)
-            w, h, batched = batched_by_nvjpeg(path)
+            w, h, batched = batched_by_nvjpeg(path, data)
         except Exception as e:  # by design: whatever cannot be read is "not an image" for this sample
             return BadSample("cannot read image {}: {}".format(path, e))
         if not batched:

@@ -11,6 +11,7 @@ from edgeexport.data import VOCDetection
 from edgeexport.device.errors import DatasetError
 from edgeexport.train.gpu_input import EncodedDetection, collate_encoded, decode_batch, split_encoded
 from edgeexport.train.ssd_crop import iou_crop
+from edgeexport.train.transforms import BadSample
 
 
 def test_iou_crop_keeps_boxes_whose_centre_is_inside_and_respects_the_bounds():
@@ -188,7 +189,6 @@ def test_the_loaders_workers_decode_the_share_of_each_batch(tmp_path):
 @pytest.mark.parametrize("crop_on_gpu", [False, True])
 def test_an_unreadable_file_in_the_workers_share_is_a_bad_sample(tmp_path, crop_on_gpu):
     from edgeexport.data.make_voc import write_voc
-    from edgeexport.train.transforms import BadSample
     root = str(tmp_path / "voc")
     write_voc(root, train=2, val=1, size=(96, 64), classes=2)
     ds = VOCDetection(root, split="train")
@@ -298,7 +298,7 @@ def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
 def test_progressive_and_cmyk_files_are_decoded_by_the_worker(tmp_path, crop_on_gpu):
     """Files torchvision's batched nvJPEG call would decode one by one (progressive) or not convert to RGB (CMYK)
     are decoded in the worker, equal to --decode cpu's sample (or cut out for the GPU); baseline colour and grey
-    files still go to nvJPEG."""
+    files still go to nvJPEG; one cut short (no end-of-image marker) is the worker's to name."""
     from edgeexport.data.make_voc import write_voc
     from edgeexport.train.decoded_crops import DecodedCrops
     root = str(tmp_path / "voc")
@@ -317,12 +317,16 @@ def test_progressive_and_cmyk_files_are_decoded_by_the_worker(tmp_path, crop_on_
     cpu = torch.stack([DecodedCrops(ds, "hflip", size, seed=1)[i][0] for i in range(4)]).float()
     assert float((ours[by_worker] - cpu[by_worker]).abs().max()) <= (1.0 + 1e-3 if crop_on_gpu else 1e-3)
     assert float((ours[3] - ours[3].mean(0)).abs().max()) <= 1e-3  # the grey file: three equal channels
+    whole = np.fromfile(paths[0], np.uint8)
+    whole[:len(whole) * 4 // 5].tofile(paths[0])
+    out = collate_encoded(enc.__getitems__([0, 1, 2, 3]))
+    assert isinstance(out, BadSample) and paths[0] in out.message
 
 
 def test_a_file_the_batched_decode_refuses_is_read_on_the_cpu_or_named(tmp_path, monkeypatch):
     """A batch whose decode fails: each file alone, one the decoder still refuses read as --decode cpu reads it
-    (here: a file only nvJPEG is made to refuse, equal to the CPU's decode), and one nothing reads (cut short after
-    its header) a DatasetError naming it, as --decode cpu names it; an out-of-memory passes through untouched."""
+    (here: a file only nvJPEG is made to refuse, equal to the CPU's decode), and one nothing reads a DatasetError
+    naming it, as --decode cpu names it; an out-of-memory passes through untouched."""
     from edgeexport.data.make_voc import write_voc
     from edgeexport.train import gpu_input
     from edgeexport.train.decoded_crops import decode_rgb
@@ -333,20 +337,20 @@ def test_a_file_the_batched_decode_refuses_is_read_on_the_cpu_or_named(tmp_path,
     batch = collate_encoded([enc[i] for i in range(3)])
     assert batch.paths == tuple(p for p, _, _ in ds.items)
     refused = batch.paths[1]
+    refused_bytes = torch.from_numpy(np.fromfile(refused, np.uint8))
     real = gpu_input.decode_jpegs
 
     def refusing(data, device, chunk=None):
-        if any(torch.equal(d, torch.from_numpy(np.fromfile(refused, np.uint8))) for d in data):
+        if any(torch.equal(d, refused_bytes) for d in data):
             raise RuntimeError("nvJPEG status 4")
         return real(data, device, chunk)
     monkeypatch.setattr(gpu_input, "decode_jpegs", refusing)
     images = gpu_input.decoded_files(batch, torch.device("cpu"))
     assert len(images) == 3 and torch.equal(images[1], decode_rgb(refused))
     assert torch.equal(images[0], real(split_encoded(batch.data, batch.ends)[:1], torch.device("cpu"))[0])
-    whole = np.fromfile(ds.items[2][0], np.uint8)
-    whole[:len(whole) * 4 // 5].tofile(ds.items[2][0])  # the header still reads: the worker lets it through
-    batch = collate_encoded([enc[i] for i in range(3)])
-    with pytest.raises(DatasetError, match="cannot read image .*" + os.path.basename(ds.items[2][0])):
+    with open(refused, "wb") as f:  # changed since the worker read it: nothing reads it now
+        f.write(b"not a jpeg")
+    with pytest.raises(DatasetError, match="cannot read image .*" + os.path.basename(refused)):
         decode_batch(batch, (32, 48), torch.device("cpu"))
 
     def out_of_memory(data, device, chunk=None):
@@ -354,6 +358,45 @@ def test_a_file_the_batched_decode_refuses_is_read_on_the_cpu_or_named(tmp_path,
     monkeypatch.setattr(gpu_input, "decode_jpegs", out_of_memory)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         gpu_input.decoded_files(batch, torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_odd_jpegs_through_nvjpeg_on_the_gpu(tmp_path):
+    """On a GPU, the files a user's folder holds besides baseline colour JPEGs: grey, progressive, CMYK (the last two
+    decoded by the workers), all within 2 levels on average of --decode cpu's samples; one cut short after its
+    header goes to a worker too, which names it as --decode cpu does; one that nvJPEG is made to get anyway (its
+    end-of-image marker put back after the cut) is named by decode_batch, or read (then within the same levels)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (nvJPEG)")
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.decoded_crops import DecodedCrops
+    root = str(tmp_path / "voc")
+    write_voc(root, train=8, val=1, size=(480, 360), classes=2)
+    ds = VOCDetection(root, split="train")
+    paths = [p for p, _, _ in ds.items]
+    Image.open(paths[1]).convert("L").save(paths[1], quality=90)
+    Image.open(paths[2]).save(paths[2], progressive=True, quality=90)
+    Image.open(paths[3]).convert("CMYK").save(paths[3], quality=90)
+    size, device = (320, 320), torch.device("cuda")
+    enc = EncodedDetection(ds, "ssdlite", size, seed=3)
+    batch = collate_encoded([enc[i] for i in range(8)])
+    assert batch.on_cpu.tolist() == [False, False, True, True] + [False] * 4
+    ours = (decode_batch(batch, size, device) * 255).cpu()
+    cpu = torch.stack([DecodedCrops(ds, "ssdlite", size, seed=3)[i][0] for i in range(8)]).float()
+    assert float((ours - cpu).abs().mean(dim=(1, 2, 3)).max()) <= 2.0
+    whole = np.fromfile(paths[5], np.uint8)
+    whole[:len(whole) * 4 // 5].tofile(paths[5])
+    out = collate_encoded([enc[i] for i in range(8)])
+    assert isinstance(out, BadSample) and paths[5] in out.message
+    np.concatenate([whole[:len(whole) * 4 // 5], [0xFF, 0xD9]]).astype(np.uint8).tofile(paths[5])
+    batch = collate_encoded([enc[i] for i in range(8)])
+    assert not batch.on_cpu[5]
+    try:  # what nvJPEG does with such a file is not documented: either answer is the CPU path's
+        ours = (decode_batch(batch, size, device) * 255).cpu()
+    except DatasetError as e:
+        assert os.path.basename(paths[5]) in str(e)
+    else:
+        assert float((ours[:5] - cpu[:5]).abs().mean(dim=(1, 2, 3)).max()) <= 2.0
 
 
 def test_what_crop_on_gpu_refuses(tmp_path):
