@@ -111,8 +111,9 @@ def get_args_parser(add_help=True):
                    help="where the images the loader workers decode (--decode cpu: all; gpu: --cpu-decode-share) "
                         "are resized and flipped: cpu (default), or gpu: the workers decode and cut out the crop, "
                         "and the GPU resizes and flips every crop of a batch at once (for a step faster than the "
-                        "workers: 1.34-1.38x the samples per worker core on a 2-core machine; benchmarks/"
-                        "RESULTS.md, eighth pass)")
+                        "workers; photos near the network's size: 1.34-1.38x the samples per worker core for "
+                        "480x360 on a 2-core machine, no gain for 1920x1080, whose crops the workers resize; "
+                        "benchmarks/RESULTS.md, eighth pass)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)

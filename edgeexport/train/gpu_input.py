@@ -8,10 +8,10 @@ nvJPEG decodes the rest; or unless a file is progressive or CMYK (batched_by_nvj
 wait, not work; benchmarks/RESULTS.md, sixth pass.)
 
 ``--crop-on gpu`` (``crop_on_gpu``): the workers' share (all of each batch with --decode cpu) is decoded and its
-crop cut out in the worker, then resized and flipped on the GPU with the batch (resized_crops), so a worker does
-not resize: that was 0.35 of --decode cpu's 1.31 ms a sample on the 2-core machine, the decode 0.55
-(benchmarks/loader_speed.py --stages: benchmarks/results/cpu2_loader_speed_crop_on_gpu.json; RESULTS.md, eighth
-pass).
+crop cut out in the worker (a crop much larger than the output is resized there: SHIP_AT_MOST), then resized and
+flipped on the GPU with the batch (resized_crops), so a worker does not resize: that was 0.35 of --decode cpu's
+1.31 ms a sample for 480x360 photos on the 2-core machine, the decode 0.55 (benchmarks/loader_speed.py --stages:
+benchmarks/results/cpu2_loader_speed_crop_on_gpu.json; RESULTS.md, eighth pass).
 """
 import collections
 import time
@@ -20,10 +20,16 @@ import numpy as np
 import torch
 
 from ..device.errors import DatasetError
-from .decoded_crops import FileSamples, decode_rgb
+from .decoded_crops import FileSamples, crop_resize_flip, decode_rgb
 from .transforms import BadSample, batch_buffer, joined
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
+# --crop-on gpu ships a crop of up to this many output images' pixels, and resizes a larger one in the worker:
+# shipping costs a worker the copy into the batch (its pages new each batch) and the batch's bytes grow with the
+# photo; resizing costs about the same whatever the crop. On the 2-core machine, 1920x1080 photos shipped whole
+# crops at 145 img/s a core against 173 for --decode cpu; 480x360 photos, whose crops are all below this, 1.36x
+# --decode cpu (benchmarks/RESULTS.md, eighth pass).
+SHIP_AT_MOST = 2
 
 # A collated batch. ``data``: the nvJPEG files end to end as one uint8 tensor, ``ends``: where each file ends,
 # ``crops`` [F, 4]: their drawn crops, ``paths``: their paths (to name a file the decoder refuses); ``pixels``: the
@@ -93,12 +99,16 @@ class EncodedDetection(FileSamples):
 
     def cut_out(self, index):
         """(crop [h, w, 3] uint8, flip, target): the file decoded here and its crop cut out, for the device to
-        resize and flip (a view of the decoded image: collate_encoded copies it into the batch once)."""
+        resize and flip (a view of the decoded image: collate_encoded copies it into the batch once); a crop of
+        more than SHIP_AT_MOST output images' pixels is resized here instead, as --decode cpu does."""
         try:
             image = decode_rgb(self.items[self.locate(index)[1]][0])
         except DatasetError as e:  # crosses the loader's process boundary as data
             return BadSample(str(e))
-        (left, top, cw, ch), flip, target = self.augment(index, image.shape[2], image.shape[1])
+        crop, flip, target = self.augment(index, image.shape[2], image.shape[1])
+        left, top, cw, ch = crop
+        if cw * ch > SHIP_AT_MOST * self.size[0] * self.size[1]:
+            return crop_resize_flip(image, crop, flip, self.size), target
         return image[:, top:top + ch, left:left + cw].permute(1, 2, 0), flip, target
 
     def __getitems__(self, indices):

@@ -246,7 +246,7 @@ def test_crop_on_gpu_gives_the_cpu_paths_samples_to_8_bit_rounding_border_includ
     root = str(tmp_path / "voc")
     write_voc(root, train=8, val=1, size=(200, 150), classes=2)
     ds = VOCDetection(root, split="train")
-    size, cpu_device = (96, 128), torch.device("cpu")
+    size, cpu_device = (128, 160), torch.device("cpu")  # every crop shipped (SHIP_AT_MOST)
     dec = DecodedCrops(ds, "ssdlite", size, seed=7)
     cpu = None
     flipped = 0
@@ -269,6 +269,27 @@ def test_crop_on_gpu_gives_the_cpu_paths_samples_to_8_bit_rounding_border_includ
     assert flipped > 0
 
 
+def test_crop_on_gpu_resizes_a_crop_much_larger_than_the_output_in_the_worker(tmp_path):
+    """A crop of more than SHIP_AT_MOST output images' pixels (a big photo) is resized in the worker, as --decode
+    cpu does, to the bit; smaller ones are shipped."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.decoded_crops import DecodedCrops
+    from edgeexport.train.gpu_input import SHIP_AT_MOST
+    root = str(tmp_path / "voc")
+    write_voc(root, train=12, val=1, size=(200, 150), classes=2)
+    ds = VOCDetection(root, split="train")
+    size = (64, 64)  # 4,096 pixels: crops of 200x150 photos are 2,700 to 30,000
+    enc = EncodedDetection(ds, "ssdlite", size, seed=2, cpu_share=1.0, crop_on_gpu=True)
+    b = collate_encoded(enc.__getitems__(list(range(12))))
+    big = torch.tensor([enc.augment(i, 200, 150)[0][2] * enc.augment(i, 200, 150)[0][3] > SHIP_AT_MOST * 64 * 64
+                        for i in range(12)])
+    assert big.any() and (~big).any() and torch.equal(b.on_cpu, big) and torch.equal(b.cut, ~big)
+    ours = decode_batch(b, size, torch.device("cpu")) * 255
+    cpu = torch.stack([DecodedCrops(ds, "ssdlite", size, seed=2)[i][0] for i in range(12)]).float()
+    assert torch.equal(ours[big].round(), cpu[big])
+    assert float((ours - cpu).abs().max()) <= 1.0 + 1e-3
+
+
 def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
     """Through torch's DataLoader with 2 workers (the batch built in shared memory there, transforms.batch_buffer):
     the same batches as collated in this process, and a folder of PNGs is fine (the workers decode every sample)."""
@@ -282,7 +303,7 @@ def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
         ds.items[k] = (png, boxes, labels)
     with pytest.raises(DatasetError, match="decodes JPEG only"):
         EncodedDetection(ds, "hflip", (32, 32), cpu_share=0.5, crop_on_gpu=True)
-    enc = EncodedDetection(ds, "hflip", (32, 32), cpu_share=1.0, crop_on_gpu=True)
+    enc = EncodedDetection(ds, "hflip", (64, 64), cpu_share=1.0, crop_on_gpu=True)  # all shipped
     batches = list(torch.utils.data.DataLoader(enc, 4, num_workers=2, collate_fn=collate_encoded))
     assert len(batches) == 3
     for k, b in enumerate(batches):
@@ -308,7 +329,7 @@ def test_progressive_and_cmyk_files_are_decoded_by_the_worker(tmp_path, crop_on_
     Image.open(paths[1]).save(paths[1], progressive=True, quality=90)
     Image.open(paths[2]).convert("CMYK").save(paths[2], quality=90)
     Image.open(paths[3]).convert("L").save(paths[3], quality=90)
-    size = (48, 64)
+    size = (64, 96)  # every crop of a 120x90 photo shipped with --crop-on gpu
     enc = EncodedDetection(ds, "hflip", size, seed=1, crop_on_gpu=crop_on_gpu)
     b = collate_encoded(enc.__getitems__([0, 1, 2, 3]))
     by_worker = b.cut if crop_on_gpu else b.on_cpu
