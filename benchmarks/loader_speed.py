@@ -10,8 +10,8 @@ resize to 320x320 and flip in the worker; ``cpu-v2``: the same through PIL and t
 ``gpu``: what the workers do for --decode gpu (read the bytes, draw the augmentation); on a CUDA machine, then
 ``gpu main``: the other half, what the trainer's batch-preparing thread does with each batch (nvJPEG decode,
 crop, resize, flip: train/gpu_input.py::decode_batch), timed alone on batches collected beforehand;
-``cpu+gpucrop`` (--decode cpu --crop-on gpu): the workers decode whole images and draw the augmentation, and on a
-CUDA machine ``cpu+gpucrop main``: the copy to the GPU, crop, resize and flip there.
+``cpu+gpucrop`` (--decode cpu --crop-on gpu): the workers decode, draw the augmentation and cut the crops out, and
+on a CUDA machine ``cpu+gpucrop main``: the copy to the GPU, resize and flip there.
 """
 import os
 import sys
@@ -29,11 +29,11 @@ ON_THE_GPU = ("gpu", "cpu+gpucrop")  # decodes whose batches the main process fi
 
 
 def loader_for(voc, decode, batch, workers):
-    from benchmarks.train_speed import jpeg_loader
+    from benchmarks.train_speed import jpeg_loader, row_input
     # the GPU decodes' worker half runs without a GPU: only the main process's to_device (never called here) needs one
     device = torch.device("cuda" if decode in ON_THE_GPU else "cpu")
-    crop_on = "gpu" if decode.endswith("+gpucrop") else "cpu"
-    return jpeg_loader(voc, decode.split("+")[0], batch, workers, device, False, 0.0, crop_on)[1]
+    flag, _, crop_on = row_input(decode)
+    return jpeg_loader(voc, flag, batch, workers, device, False, 0.0, crop_on)[1]
 
 
 def measure(loader, batches, warmup):

@@ -17,8 +17,8 @@ Rows per batch size:
   pipeline for that ``--decode`` (edgeexport.train.train_input: DataLoader workers, SSD's IoU crop and flip, the
   next batch put on the device while the step runs), in steady state (one loader across passes, as the trainer);
   ``jpeg:gpu+cpu`` is ``--decode gpu`` with ``--cpu-decode-share`` of each batch decoded by the workers;
-  ``+gpucrop`` (``jpeg:cpu+gpucrop``, ``jpeg:gpu+cpu+gpucrop``) adds ``--crop-on gpu``: the workers decode whole
-  images and the GPU crops them; ``--compile`` adds each of these rows' ``+compile`` (not cpu-v2's);
+  ``+gpucrop`` (``jpeg:cpu+gpucrop``, ``jpeg:gpu+cpu+gpucrop``) adds ``--crop-on gpu``: the workers cut the crops
+  out and the GPU resizes them; ``--compile`` adds each of these rows' ``+compile`` (not cpu-v2's);
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
 
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory; for the rows fed
@@ -310,6 +310,12 @@ def fed_steps(rows):
 
 
 JPEG_DECODES = ("cpu", "gpu", "gpu+cpu", "cpu-v2", "cpu+gpucrop", "gpu+cpu+gpucrop")
+
+
+def row_input(decode):
+    """A jpeg row's input (``gpu+cpu+gpucrop``, one of JPEG_DECODES) as the trainer's flags: (--decode, whether
+    --cpu-decode-share applies, --crop-on)."""
+    return decode.split("+")[0], decode.startswith("gpu+cpu"), "gpu" if decode.endswith("+gpucrop") else "cpu"
 COMPILED_ROWS = ["ours+compile"] + ["jpeg:{}+compile".format(d) for d in JPEG_DECODES if d != "cpu-v2"]
 
 
@@ -339,11 +345,10 @@ def time_row(args, name, b, images, targets, size, device, amp):
         step = our_step(model, images[:b], targets[:b], device, amp,
                         args.compile_backend if name == "ours+compile" else None, args.compile_mode)
     elif name.startswith("jpeg:"):
-        decode, compiled = name[5:].replace("+compile", ""), name.endswith("+compile")
-        share = args.cpu_decode_share if decode.startswith("gpu+cpu") else 0.0
-        step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode.split("+")[0],
-                         args.compile_backend if compiled else None, args.compile_mode, share,
-                         "gpu" if decode.endswith("+gpucrop") else "cpu")
+        decode, shared, crop_on = row_input(name[5:].replace("+compile", ""))
+        step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode,
+                         args.compile_backend if name.endswith("+compile") else None, args.compile_mode,
+                         args.cpu_decode_share if shared else 0.0, crop_on)
     elif name == "ours+loader":
         step = loader_step(model, b, size, device, amp, args.workers,
                            args.loader_images or max(4 * b, 1024))

@@ -70,13 +70,18 @@ class FileSamples(EpochSeeded):
         boxes, labels = scale_and_sanitize(boxes, labels, crop, self.size)
         return crop, flip, {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
 
-    def decoded(self, index):
-        """(uint8 [3, size], target): one sample decoded, cropped, resized and flipped in this process."""
+    def decoded(self, index, ship_at_most=None):
+        """(uint8 [3, size], target): one sample decoded, cropped, resized and flipped in this process. With
+        ``ship_at_most`` (--crop-on gpu), a crop of at most that many output images' pixels is only cut out:
+        (crop [h, w, 3] uint8, a view of the decoded image, flip, target), for the device to resize and flip."""
         try:
             image = decode_rgb(self.items[self.locate(index)[1]][0])
         except DatasetError as e:  # crosses the loader's process boundary as data
             return BadSample(str(e))
         crop, flip, target = self.augment(index, image.shape[2], image.shape[1])
+        left, top, cw, ch = crop
+        if ship_at_most is not None and cw * ch <= ship_at_most * self.size[0] * self.size[1]:
+            return image[:, top:top + ch, left:left + cw].permute(1, 2, 0), flip, target
         return crop_resize_flip(image, crop, flip, self.size), target
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..device.errors import DatasetError
-from .decoded_crops import FileSamples, crop_resize_flip, decode_rgb
+from .decoded_crops import FileSamples, decode_rgb
 from .transforms import BadSample, batch_buffer, joined
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -98,18 +98,8 @@ class EncodedDetection(FileSamples):
         return torch.from_numpy(data), torch.tensor(crop), flip, target, path
 
     def cut_out(self, index):
-        """(crop [h, w, 3] uint8, flip, target): the file decoded here and its crop cut out, for the device to
-        resize and flip (a view of the decoded image: collate_encoded copies it into the batch once); a crop of
-        more than SHIP_AT_MOST output images' pixels is resized here instead, as --decode cpu does."""
-        try:
-            image = decode_rgb(self.items[self.locate(index)[1]][0])
-        except DatasetError as e:  # crosses the loader's process boundary as data
-            return BadSample(str(e))
-        crop, flip, target = self.augment(index, image.shape[2], image.shape[1])
-        left, top, cw, ch = crop
-        if cw * ch > SHIP_AT_MOST * self.size[0] * self.size[1]:
-            return crop_resize_flip(image, crop, flip, self.size), target
-        return image[:, top:top + ch, left:left + cw].permute(1, 2, 0), flip, target
+        """--crop-on gpu's sample: FileSamples.decoded with SHIP_AT_MOST (a crop cut out, or a big one resized)."""
+        return self.decoded(index, SHIP_AT_MOST)
 
     def __getitems__(self, indices):
         """A batch's samples (the DataLoader's fetcher calls this with the whole batch): its cpu_share decoded
