@@ -9,6 +9,10 @@
 # --decode cpu and --decode cpu-v2 (torchvision's v2 transforms), seeds 0 and 1 each: held-out mAP per path and
 # seed, so the difference between paths stands beside the spread between seeds. Results:
 # benchmarks/results/cpu2_decode_map.json (E=12: about 35 min).
+# MODE=scale: the decode recipe at the step size that does not stall (lr 0.03, 100 warm-up steps: RESULTS.md,
+# "second pass"), on make_voc photos of 2048x1536, through --decode cpu with --decode-scale full and reduced, seeds
+# 0-3 (SEEDS=...): a seed draws the same crops and flips on both, so each seed is a pair. Results:
+# benchmarks/results/cpu2_decode_scale_map.json (E=12: about 45 min).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-runs/converge}
@@ -24,28 +28,44 @@ train() {  # name, dataset args... (a later --data-augmentation overrides hflip)
 }
 SYN="--dataset synthetic --num-classes 3 --synthetic-train-size 768 --synthetic-val-size 300"
 VOC="--dataset voc --data-path $R/voc --train-split train --val-split val"
-[ -d "$R/voc" ] || $PY -m edgeexport.data.make_voc "$R/voc" --train 768 --val 300 --size 480 360
+[ "${MODE:-models}" = scale ] || [ -d "$R/voc" ] ||
+  $PY -m edgeexport.data.make_voc "$R/voc" --train 768 --val 300 --size 480 360
+summarise() {  # json name, command, run names...: held-out mAP of each run's last epoch
+  $PY - "$R" "$@" <<'EOF'
+import json, os, sys
+R, name, command, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+out = {"command": command, "runs": {}}
+for run in runs:
+    curve = json.load(open(os.path.join(R, run, "metrics.json")))
+    out["runs"][run] = {"map": curve[-1]["map"], "map50": curve[-1]["map50"], "train_loss": curve[-1]["train_loss"],
+                        "images_per_s": [e["images_per_s"] for e in curve]}
+for k, v in out["runs"].items():
+    print("{:<20} mAP@[.5:.95] {:.4f}  mAP@.5 {:.4f}  {:.1f} img/s (median epoch)".format(
+        k, v["map"], v["map50"], sorted(v["images_per_s"])[len(v["images_per_s"]) // 2]))
+with open(os.path.join("benchmarks", "results", name), "w") as f:
+    json.dump(out, f, indent=1)
+EOF
+}
 if [ "${MODE:-models}" = decode ]; then
   for s in 0 1; do
     train "decode_cpu_$s" $VOC --data-augmentation ssdlite --decode cpu --seed $s &
     train "decode_cpu-v2_$s" $VOC --data-augmentation ssdlite --decode cpu-v2 --seed $s & wait
   done
-  $PY - "$R" <<'EOF'
-import json, os, sys
-R = sys.argv[1]
-out = {"command": "MODE=decode bash benchmarks/cpu_converge.sh", "runs": {}}
-for d in ("cpu", "cpu-v2"):
-    for s in (0, 1):
-        curve = json.load(open(os.path.join(R, "decode_{}_{}".format(d, s), "metrics.json")))
-        out["runs"]["{} seed {}".format(d, s)] = {
-            "map": curve[-1]["map"], "map50": curve[-1]["map50"],
-            "images_per_s": [e["images_per_s"] for e in curve]}
-for k, v in out["runs"].items():
-    print("{:<14} mAP@[.5:.95] {:.4f}  mAP@.5 {:.4f}  {:.1f} img/s (median epoch)".format(
-        k, v["map"], v["map50"], sorted(v["images_per_s"])[len(v["images_per_s"]) // 2]))
-with open("benchmarks/results/cpu2_decode_map.json", "w") as f:
-    json.dump(out, f, indent=1)
-EOF
+  summarise cpu2_decode_map.json "MODE=decode bash benchmarks/cpu_converge.sh" decode_cpu_0 decode_cpu-v2_0 \
+    decode_cpu_1 decode_cpu-v2_1
+  exit 0
+fi
+if [ "${MODE:-models}" = scale ]; then
+  [ -d "$R/voc_big" ] || $PY -m edgeexport.data.make_voc "$R/voc_big" --train 768 --val 300 --size 2048 1536
+  BIG="--dataset voc --data-path $R/voc_big --train-split train --val-split val --data-augmentation ssdlite
+       --lr 0.03 --warmup-iters 100"
+  names=""
+  for s in ${SEEDS:-0 1 2 3}; do
+    train "scale_full_$s" $BIG --decode-scale full --seed $s &
+    train "scale_reduced_$s" $BIG --decode-scale reduced --seed $s & wait
+    names="$names scale_full_$s scale_reduced_$s"
+  done
+  summarise cpu2_decode_scale_map.json "MODE=scale bash benchmarks/cpu_converge.sh" $names
   exit 0
 fi
 train syn_torchvision $SYN & train syn_nvinfer $SYN --preprocess nvinfer & wait

@@ -17,8 +17,9 @@
 #   loader workers (--cpu-decode-share);
 #   RUNS="cpu:0 cpu+gpucrop:0": part b's runs, decode:seed (+gpucrop: --crop-on gpu);
 #   TRAIN_FLAGS="--compile --compile-mode reduce-overhead": more flags for part b's trainer runs;
-#   TESTS_K="share": part c's tests whose names match (pytest -k).
-# The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged.
+#   TESTS_K="share": part c's tests whose names match (pytest -k); DECODES="cpu cpu+reduced": part a1's decodes.
+# The folder: 8,192 make_voc photos of 480x360 (+256 held out), written by 4 processes and merged (PHOTO="4032 3024":
+# of that size; benchmarks/gpu_voc_folder.sh).
 cd "$(dirname "$0")/.."
 DEFAULT_PARTS="a"
 . benchmarks/gpu_common.sh
@@ -47,8 +48,8 @@ if want o; then
 fi
 if want a || want a1; then
   log "a1. loader_speed: the input pipelines alone, per worker"
-  $PY benchmarks/loader_speed.py --data-path "$VOC" --workers 0 $W $LB --stages 512 --json "$OUT/loader_speed.json" \
-    2>&1 | tee -a "$OUT/log.txt"
+  $PY benchmarks/loader_speed.py --data-path "$VOC" ${DECODES:+--decodes $DECODES} --workers 0 $W $LB --stages 512 \
+    --json "$OUT/loader_speed.json" 2>&1 | tee -a "$OUT/log.txt"
 fi
 if want a || want a2; then
   log "a2. train_speed: the step and the trainer's input pipelines from the folder, batch $B, eager and compiled"

@@ -1,12 +1,14 @@
 # Sourced by benchmarks/gpu_*.sh after gpu_common.sh: the JPEG folder the GPU benchmarks train from, at $VOC
 # (default /tmp/voc_jpeg): 4 x PER train + 4 x VAL held-out make_voc photos of 480x360, written by 4 processes
-# and merged (8,192 + 256 with the default PER=2048 VAL=64: about a minute on 16 cores).
-VOC=${VOC:-/tmp/voc_jpeg}
+# and merged (8,192 + 256 with the default PER=2048 VAL=64: about a minute on 16 cores). PHOTO="4032 3024": photos
+# of that size instead (a phone's: --decode-scale reduced's case), in /tmp/voc_jpeg_4032x3024.
+PHOTO=${PHOTO:-480 360}
+if [ "$PHOTO" = "480 360" ]; then VOC=${VOC:-/tmp/voc_jpeg}; else VOC=${VOC:-/tmp/voc_jpeg_${PHOTO/ /x}}; fi
 if [ ! -f "$VOC/ImageSets/Main/train.txt" ]; then
-  log "the folder: 4 x ${PER:=2048} train + 4 x ${VAL:=64} val make_voc photos, 480x360"
+  log "the folder: 4 x ${PER:=2048} train + 4 x ${VAL:=64} val make_voc photos, ${PHOTO/ /x}"
   t0=$(date +%s)
   for k in 0 1 2 3; do
-    $PY -m edgeexport.data.make_voc "$VOC.part$k" --train "$PER" --val "$VAL" --seed $k >/dev/null &
+    $PY -m edgeexport.data.make_voc "$VOC.part$k" --train "$PER" --val "$VAL" --seed $k --size $PHOTO >/dev/null &
   done
   wait
   mkdir -p "$VOC/JPEGImages" "$VOC/Annotations" "$VOC/ImageSets/Main"

@@ -11,7 +11,8 @@ resize to 320x320 and flip in the worker; ``cpu-v2``: the same through PIL and t
 ``gpu main``: the other half, what the trainer's batch-preparing thread does with each batch (nvJPEG decode,
 crop, resize, flip: train/gpu_input.py::decode_batch), timed alone on batches collected beforehand;
 ``cpu+gpucrop`` (--decode cpu --crop-on gpu): the workers decode, draw the augmentation and cut the crops out, and
-on a CUDA machine ``cpu+gpucrop main``: the copy to the GPU, resize and flip there.
+on a CUDA machine ``cpu+gpucrop main``: the copy to the GPU, resize and flip there; ``cpu+reduced``
+(--decode-scale reduced): ``cpu`` with big JPEGs decoded at the DCT scale their crop allows (and with +gpucrop).
 """
 import os
 import sys
@@ -24,16 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from edgeexport.device.cli import (ArgumentParser, batch_size, image_count, iterations, output_file,  # noqa: E402
                                    run_cli, worker_count)
 
-DECODES = ("cpu-v2", "cpu", "gpu", "cpu+gpucrop")
-ON_THE_GPU = ("gpu", "cpu+gpucrop")  # decodes whose batches the main process finishes on the GPU
+DECODES = ("cpu-v2", "cpu", "gpu", "cpu+gpucrop", "cpu+reduced", "cpu+reduced+gpucrop")
+ON_THE_GPU = ("gpu", "cpu+gpucrop", "cpu+reduced+gpucrop")  # decodes whose batches the main process finishes on the GPU
 
 
 def loader_for(voc, decode, batch, workers):
     from benchmarks.train_speed import jpeg_loader, row_input
     # the GPU decodes' worker half runs without a GPU: only the main process's to_device (never called here) needs one
     device = torch.device("cuda" if decode in ON_THE_GPU else "cpu")
-    flag, _, crop_on = row_input(decode)
-    return jpeg_loader(voc, flag, batch, workers, device, False, 0.0, crop_on)[1]
+    flag, _, crop_on, decode_scale = row_input(decode)
+    return jpeg_loader(voc, flag, batch, workers, device, False, 0.0, crop_on, decode_scale)[1]
 
 
 def measure(loader, batches, warmup):
@@ -65,13 +66,14 @@ def decode_rate(voc, decode, batch, batches):
 
 def stage_costs(voc, samples):
     """ms a sample of each stage of --decode cpu in this process (one thread, as in a worker), each timed over the
-    same ``samples`` images: reading the file, decoding it, drawing the augmentation, cutting out the crop (the
-    copy --crop-on gpu ships), resizing and flipping it (what --crop-on gpu leaves to the GPU), and the whole sample
-    as a worker makes it."""
+    same ``samples`` images: reading the file, decoding it (at full size, and at each DCT scale), drawing the
+    augmentation, cutting out the crop (the copy --crop-on gpu ships), resizing and flipping it (what --crop-on gpu
+    leaves to the GPU), and the whole sample as a worker makes it, at full scale and with --decode-scale reduced."""
     import numpy as np
-    from edgeexport.train.decoded_crops import DecodedCrops, crop_resize_flip, decode_rgb
+    from edgeexport.train.decoded_crops import DCT_SCALES, DecodedCrops, crop_resize_flip, decode_rgb
     from torchvision.io import ImageReadMode, decode_image
     data = DecodedCrops(voc, "ssdlite", (320, 320))
+    reduced = DecodedCrops(voc, "ssdlite", (320, 320), reduced=True)  # the same draws, --decode-scale reduced
     n = min(samples, len(data))
     paths = [data.items[i][0] for i in range(n)]
     raw = [torch.from_numpy(np.fromfile(p, np.uint8)) for p in paths]
@@ -86,7 +88,10 @@ def stage_costs(voc, samples):
               ("draw", lambda i: data.augment(i, images[i].shape[2], images[i].shape[1])),
               ("cut out", cut),
               ("resize+flip", lambda i: crop_resize_flip(images[i], draws[i][0], draws[i][1], (320, 320))),
-              ("whole sample", lambda i: data[i])]
+              ("whole sample", lambda i: data[i]),
+              ("reduced sample", lambda i: reduced[i])]
+    # the decode alone at each DCT scale (--decode-scale reduced's decoder), whatever the crops would allow
+    stages[2:2] = [("decode 1/{}".format(scale), scaled_decode(raw, scale)) for scale in sorted(DCT_SCALES)]
     out = {}
     for name, fn in stages:
         fn(0)
@@ -94,8 +99,16 @@ def stage_costs(voc, samples):
         for i in range(n):
             fn(i)
         out[name] = (time.perf_counter() - t) / n * 1e3
-        print("stage {:<13} {:>7.3f} ms a sample".format(name, out[name]), flush=True)
+        print("stage {:<14} {:>7.3f} ms a sample".format(name, out[name]), flush=True)
     return out
+
+
+def scaled_decode(raw, scale):
+    """A stage: OpenCV's decode of file i's bytes at 1/``scale`` (decoded_crops.reduced_crop's call)."""
+    import cv2
+    flags = getattr(cv2, "IMREAD_REDUCED_COLOR_{}".format(scale)) | cv2.IMREAD_IGNORE_ORIENTATION
+    arrays = [r.numpy() for r in raw]
+    return lambda i: cv2.imdecode(arrays[i], flags)
 
 
 def get_args_parser(add_help=True):

@@ -18,7 +18,9 @@ Rows per batch size:
   next batch put on the device while the step runs), in steady state (one loader across passes, as the trainer);
   ``jpeg:gpu+cpu`` is ``--decode gpu`` with ``--cpu-decode-share`` of each batch decoded by the workers;
   ``+gpucrop`` (``jpeg:cpu+gpucrop``, ``jpeg:gpu+cpu+gpucrop``) adds ``--crop-on gpu``: the workers cut the crops
-  out and the GPU resizes them; ``--compile`` adds each of these rows' ``+compile`` (not cpu-v2's);
+  out and the GPU resizes them; ``+reduced`` (``jpeg:cpu+reduced``, ``jpeg:cpu+reduced+gpucrop``) adds
+  ``--decode-scale reduced``: big JPEGs decoded at the DCT scale their crop allows; ``--compile`` adds each of these
+  rows' ``+compile`` (not cpu-v2's);
 - ``network``: the backbone and head forward + backward alone, with a stand-in loss: the bound.
 
 Images per second, GPU busy (CUDA time the profiler records over the steps' wall time), peak memory; for the rows fed
@@ -223,26 +225,25 @@ def loader_step(model, batch, size, device, amp, workers, n_images):
     return step
 
 
-def jpeg_loader(voc, decode, batch, workers, device, pin_memory, cpu_share=0.0, crop_on="cpu"):
+def jpeg_loader(voc, decode, batch, workers, device, pin_memory, cpu_share=0.0, crop_on="cpu", decode_scale="full"):
     """The trainer's input (TrainInput) for ``--decode decode`` (``cpu_share``: --cpu-decode-share, ``crop_on``:
-    --crop-on) on a VOC folder
-    with SSD's crop and flip, and the trainer's loader over it, endless (one iterator across passes, as the
-    trainer runs)."""
+    --crop-on, ``decode_scale``: --decode-scale) on a VOC folder with SSD's crop and flip, and the trainer's loader
+    over it, endless (one iterator across passes, as the trainer runs)."""
     from edgeexport.device.meta import ModelMeta
     from edgeexport.train.train_input import build_train_input, train_loader
     from edgeexport.train.transforms import EpochsSampler
     source = build_train_input(voc, ModelMeta("ssdlite320_mobilenet_v3_large", voc.labels), decode, "ssdlite",
-                               "torchvision", True, 0, device, cpu_share, crop_on)
+                               "torchvision", True, 0, device, cpu_share, crop_on, decode_scale)
     return source, train_loader(source, batch, EpochsSampler(len(voc), batch, 0, 10 ** 6, 0), workers, pin_memory)
 
 
 def jpeg_step(model, batch, device, amp, workers, data_path, decode, compile_backend=None, compile_mode=None,
-              cpu_share=0.0, crop_on="cpu"):
+              cpu_share=0.0, crop_on="cpu", decode_scale="full"):
     """The trainer's input pipeline for ``--decode decode`` on the JPEG folder at ``data_path`` into our step."""
     from edgeexport.data import VOCDetection
     from edgeexport.train.train_input import training_stream
     source, loader = jpeg_loader(VOCDetection(data_path), decode, batch, workers, device, device.type == "cuda",
-                                 cpu_share, crop_on)
+                                 cpu_share, crop_on, decode_scale)
     stream = training_stream(loader, True, source.to_device, device)
     update = our_update(model, device, amp, compile_backend, stream.start_next, compile_mode)
     return FedStep(stream, update, source.phases)
@@ -309,13 +310,16 @@ def fed_steps(rows):
     return out
 
 
-JPEG_DECODES = ("cpu", "gpu", "gpu+cpu", "cpu-v2", "cpu+gpucrop", "gpu+cpu+gpucrop")
+JPEG_DECODES = ("cpu", "gpu", "gpu+cpu", "cpu-v2", "cpu+gpucrop", "gpu+cpu+gpucrop", "cpu+reduced",
+                "cpu+reduced+gpucrop")
 
 
 def row_input(decode):
     """A jpeg row's input (``gpu+cpu+gpucrop``, one of JPEG_DECODES) as the trainer's flags: (--decode, whether
-    --cpu-decode-share applies, --crop-on)."""
-    return decode.split("+")[0], decode.startswith("gpu+cpu"), "gpu" if decode.endswith("+gpucrop") else "cpu"
+    --cpu-decode-share applies, --crop-on, --decode-scale)."""
+    parts = decode.split("+")
+    return (parts[0], decode.startswith("gpu+cpu"), "gpu" if "gpucrop" in parts else "cpu",
+            "reduced" if "reduced" in parts else "full")
 COMPILED_ROWS = ["ours+compile"] + ["jpeg:{}+compile".format(d) for d in JPEG_DECODES if d != "cpu-v2"]
 
 
@@ -345,10 +349,10 @@ def time_row(args, name, b, images, targets, size, device, amp):
         step = our_step(model, images[:b], targets[:b], device, amp,
                         args.compile_backend if name == "ours+compile" else None, args.compile_mode)
     elif name.startswith("jpeg:"):
-        decode, shared, crop_on = row_input(name[5:].replace("+compile", ""))
+        decode, shared, crop_on, decode_scale = row_input(name[5:].replace("+compile", ""))
         step = jpeg_step(model, b, device, amp, args.workers, args.data_path, decode,
                          args.compile_backend if name.endswith("+compile") else None, args.compile_mode,
-                         args.cpu_decode_share if shared else 0.0, crop_on)
+                         args.cpu_decode_share if shared else 0.0, crop_on, decode_scale)
     elif name == "ours+loader":
         step = loader_step(model, b, size, device, amp, args.workers,
                            args.loader_images or max(4 * b, 1024))

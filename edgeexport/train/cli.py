@@ -28,7 +28,8 @@ from ..model.torch_device import default_device, torch_device
 from . import distributed as D
 from .loop import COMPILE_MODES, evaluate, train_one_epoch
 from .ssd_loss import SSDTrainStep
-from .train_input import CROP_CHOICES, DECODE_CHOICES, build_train_input, train_loader, training_stream
+from .train_input import (CROP_CHOICES, DECODE_CHOICES, SCALE_CHOICES, build_train_input, input_advice,
+                          train_loader, training_stream)
 from .transforms import PRESETS, EpochsSampler, TorchDetection, collate, eval_transform
 
 
@@ -114,6 +115,14 @@ def get_args_parser(add_help=True):
                         "workers; photos near the network's size: 1.34-1.38x the samples per worker core for "
                         "480x360 on a 2-core machine, no gain for 1920x1080, whose crops the workers resize; "
                         "benchmarks/RESULTS.md, eighth pass)")
+    g.add_argument("--decode-scale", default="full", choices=SCALE_CHOICES,
+                   help="--decode cpu: full (default) decodes every image at its stored size; reduced decodes a JPEG "
+                        "whose drawn crop is at least twice the network's input on both sides at 1/2, 1/4 or 1/8 of "
+                        "its size (libjpeg's DCT scaling), the most that keeps the crop at least the input's size: "
+                        "for photos much larger than the input (to 320x320 on a 2-core machine: 4032x3024 photos "
+                        "3.6-3.8x the samples per worker core, 1920x1080 1.2-1.5x, 480x360 none). Its pixels are "
+                        "then about the means of the 2x2 to 8x8 pixels they cover, smoother than full's bilinear "
+                        "samples; held-out mAP against full: benchmarks/RESULTS.md, ninth pass")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)
@@ -302,6 +311,9 @@ def main(args):
     if args.cpu_decode_share and args.decode != "gpu":
         raise UsageError("--cpu-decode-share divides each batch between the loader workers and nvJPEG: pass --decode "
                          "gpu with it (this run has --decode {})".format(args.decode))
+    if args.decode_scale == "reduced" and args.decode != "cpu":
+        raise UsageError("--decode-scale reduced is --decode cpu's (the loader workers' libjpeg); this run has "
+                         "--decode {}".format(args.decode))
     rank, world, local = D.init_distributed()
     if args.compile_mode == "reduce-overhead" and world > 1:
         # measured in one process only (the H200); CUDA graphs under DistributedDataParallel never ran here
@@ -355,7 +367,8 @@ def main(args):
     nvinfer_size = meta.input_size if args.preprocess == "nvinfer" else None
     batched = args.loss == "batched"
     train_input = build_train_input(train_set, meta, args.decode, args.data_augmentation, args.preprocess, batched,
-                                    args.seed + rank, device, args.cpu_decode_share, args.crop_on)
+                                    args.seed + rank, device, args.cpu_decode_share, args.crop_on,
+                                    args.decode_scale)
     train_data = train_input.dataset
     val_data = TorchDetection(val_set, eval_transform(nvinfer_size))
     steps_per_epoch = max(1, len(train_data) // (args.batch_size * world))
@@ -410,6 +423,7 @@ def main(args):
     sampler = EpochsSampler(len(train_data), args.batch_size, start_epoch, args.epochs, args.seed, rank, world)
     loader = train_loader(train_input, args.batch_size, sampler, args.workers, device.type == "cuda")
     stream = training_stream(loader, batched, train_input.to_device, device)
+    advice = None
     for epoch in range(start_epoch, args.epochs):
         # Every random choice of an epoch derives from (seed, epoch): a resumed run replays it exactly.
         seed_everything(args.seed + 7919 * (epoch + 1) + rank)
@@ -454,6 +468,13 @@ def main(args):
             if "map50" in record:
                 msg += "  mAP@.5 {:.3f}  mAP@[.5:.95] {:.3f}".format(record["map50"], record["map"])
             print(msg, flush=True)
+            # not on the run's first epoch, whose wait includes the loader workers' start
+            if advice is None and epoch > start_epoch and record["input_wait_seconds"] is not None and \
+                    record["epoch_seconds"] > 0:
+                advice = input_advice(train_input, record["input_wait_seconds"] / record["epoch_seconds"], epoch,
+                                      args.workers, meta.input_size, max(1, (os.cpu_count() or 1) // world))
+                if advice:
+                    print(advice, flush=True)  # once a run
         D.barrier(world)
     if D.is_main(rank):
         print("trained {} epochs in {:.1f} min; best mAP@.5 {:.3f}; checkpoints in {}".format(

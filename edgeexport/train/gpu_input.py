@@ -70,9 +70,9 @@ class EncodedDetection(FileSamples):
     --decode cpu's decoded samples instead, or (``crop_on_gpu``) as crops cut out of the decoded images, for the
     device to resize."""
 
-    def __init__(self, dataset, preset, size, seed=0, cpu_share=0.0, crop_on_gpu=False):
+    def __init__(self, dataset, preset, size, seed=0, cpu_share=0.0, crop_on_gpu=False, reduced=False):
         super(EncodedDetection, self).__init__(dataset, preset, size, seed,
-                                               "--crop-on gpu" if crop_on_gpu else "--decode gpu")
+                                               "--crop-on gpu" if crop_on_gpu else "--decode gpu", reduced)
         if not 0.0 <= cpu_share <= 1.0:
             raise DatasetError("cpu_share is the fraction of a batch decoded on the CPU, from 0 to 1; got {}".format(
                 cpu_share))

@@ -44,16 +44,21 @@ def iou_crop(rng, w, h, boxes, min_scale=0.3, max_scale=1.0, min_ar=0.5, max_ar=
             return int(left[k]), int(top[k]), int(cw[k]), int(ch[k]), inside[k]
 
 
-def draw(rng, w, h, boxes, labels, preset):
+def draw(rng, w, h, boxes, labels, preset, grid=None):
     """One sample's augmentation for a ``w`` x ``h`` image: ((left, top, width, height) of the crop, flip, boxes in
     the crop's pixels (flipped with it), labels). Boxes are clamped to the crop as torchvision's crop clamps them;
-    removing the degenerate ones is left to the caller, after the resize (where SanitizeBoundingBoxes sits)."""
+    removing the degenerate ones is left to the caller, after the resize (where SanitizeBoundingBoxes sits).
+    ``grid`` (--decode-scale reduced): crop -> the crop the pixels will really be cut to, to which the boxes are
+    then cut; it draws nothing, so the same seed draws the same crop and flip with it and without."""
     boxes, labels = np.asarray(boxes, np.float32).reshape(-1, 4).copy(), np.asarray(labels, np.int64).copy()
     crop = iou_crop(rng, w, h, boxes) if preset == "ssdlite" else None
     left, top, cw, ch = 0, 0, w, h
     if crop is not None:
         left, top, cw, ch, inside = crop
         boxes, labels = boxes[inside], labels[inside]
+    if grid is not None:
+        left, top, cw, ch = grid((left, top, cw, ch))
+    if crop is not None or grid is not None:
         boxes[:, 0::2] = np.clip(boxes[:, 0::2] - left, 0, cw)
         boxes[:, 1::2] = np.clip(boxes[:, 1::2] - top, 0, ch)
     flip = preset != "none" and bool(rng.random() < 0.5)

@@ -6,6 +6,9 @@ main process does with a batch to put it on the device (the trainer and benchmar
                      with --cpu-decode-share, the workers decode that share of each batch as --decode cpu does
     --crop-on gpu    with cpu or gpu: what the workers decode, they only cut the crop out of, and the GPU resizes
                      and flips it with the rest of the batch (edgeexport.train.gpu_input)
+    --decode-scale reduced
+                     with cpu: a JPEG whose crop is at least twice the network's size is decoded at 1/2, 1/4 or
+                     1/8 of its size by libjpeg's DCT scaling (edgeexport.train.decoded_crops), for big photos
     --decode cpu-v2  torchvision's v2 transforms on what the dataset returns: every preset, nvinfer's
                      preprocessing, rendered datasets, torchvision's own loss (edgeexport.train.transforms)
 
@@ -16,6 +19,7 @@ The step tells the stream when its backward begins (``start_next()``): the threa
 """
 import atexit
 import collections
+import os
 import queue
 import threading
 import time
@@ -27,6 +31,7 @@ from .transforms import TorchDetection, collate, collate_batch, train_transform
 
 DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
 CROP_CHOICES = ("cpu", "gpu")
+SCALE_CHOICES = ("full", "reduced")
 
 
 class TrainInput(object):
@@ -37,6 +42,8 @@ class TrainInput(object):
     def __init__(self, dataset, collate_fn, to_device, phases=None):
         self.dataset, self.collate_fn, self.to_device = dataset, collate_fn, to_device
         self.phases = phases  # --decode gpu: (decode, crop) seconds of the last batches, from decode_batch
+        self.flags = {}  # build_train_input's: the resolved --decode, --crop-on, --decode-scale, device type
+        self.items = None
 
 
 def resolve_decode(decode, train_set, preset, preprocess, batched, crop_on="cpu"):
@@ -56,14 +63,31 @@ def resolve_decode(decode, train_set, preset, preprocess, batched, crop_on="cpu"
 
 
 def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share=0.0,
-                      crop_on="cpu"):
+                      crop_on="cpu", decode_scale="full"):
     """The TrainInput for ``decode``; ``cpu_share`` (--decode gpu): the fraction of each batch the loader workers
-    decode on the CPU, the rest nvJPEG's; ``crop_on`` "gpu": the workers cut the crops out, the GPU resizes them."""
-    size = tuple(meta.input_size)
+    decode on the CPU, the rest nvJPEG's; ``crop_on`` "gpu": the workers cut the crops out, the GPU resizes them;
+    ``decode_scale`` "reduced": the workers decode big JPEGs at the DCT scale their crop allows. Its ``flags``: what
+    the run's input really is (--decode cpu may have fallen back to cpu-v2), for input_advice."""
     decode = resolve_decode(decode, train_set, preset, preprocess, batched, crop_on)
+    source = made_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share, crop_on,
+                        decode_scale)
+    source.flags = {"decode": decode, "crop_on": crop_on, "decode_scale": decode_scale, "device": device.type}
+    source.items = getattr(train_set, "items", None)  # (path, boxes, labels) of an image folder, else None
+    return source
+
+
+def made_input(train_set, meta, decode, preset, preprocess, batched, seed, device, cpu_share, crop_on, decode_scale):
+    size = tuple(meta.input_size)
     if cpu_share and decode != "gpu":
         raise UsageError("--cpu-decode-share divides a batch between the CPU and nvJPEG: it needs --decode gpu, and "
                          "this run decodes with {}".format(decode))
+    reduced = decode_scale == "reduced"
+    if reduced and decode != "cpu":
+        # nvJPEG decodes at full size: a batch would mix two kinds of pixels; the v2 pipeline decodes with PIL
+        raise UsageError("--decode-scale reduced is --decode cpu's (the loader workers' libjpeg); this run decodes "
+                         "with {}{}".format(decode, " (--decode cpu falls back to cpu-v2 for rendered data, the ssd "
+                                            "preset, --preprocess nvinfer, --loss torchvision)"
+                                            if decode == "cpu-v2" else ""))
     if decode == "gpu" or crop_on == "gpu":
         if device.type != "cuda":
             raise UsageError("--{} needs a CUDA device; this run is on {}".format(
@@ -80,17 +104,64 @@ def build_train_input(train_set, meta, decode, preset, preprocess, batched, seed
         # receives each batch from the workers, which took the preparing thread 9.6 ms a batch (median) when it
         # did so itself, 0.5 ms with the pinning thread (H200, compiled step: benchmarks/results/
         # h200_jpeg_train_speed_1205a.json, jpeg:gpu+compile against jpeg:gpu+cpu+compile, then the only pinned row)
-        return TrainInput(EncodedDetection(train_set, preset, size, seed, cpu_share, crop_on == "gpu"),
+        return TrainInput(EncodedDetection(train_set, preset, size, seed, cpu_share, crop_on == "gpu", reduced),
                           collate_encoded, decoded, phases=phases)
     if decode == "cpu":
         from .decoded_crops import DecodedCrops
-        return TrainInput(DecodedCrops(train_set, preset, size, seed), collate_batch, copied(device))
+        return TrainInput(DecodedCrops(train_set, preset, size, seed, reduced), collate_batch, copied(device))
     nvinfer_size = size if preprocess == "nvinfer" else None
     data = TorchDetection(train_set, train_transform(preset, meta.image_mean, nvinfer_size,
                                                      size if batched else None), seed)
     if batched:
         return TrainInput(data, collate_batch, copied(device))
     return TrainInput(data, collate, None)
+
+
+# An epoch whose step waited this share of its time or more for its batches was paced by its input: the trainer then
+# names, once, the flags that would feed it faster (input_advice).
+ADVISE_FROM = 0.3
+
+
+def typical_photo(items, count=8):
+    """(width, height) of the median of the first ``count`` images' headers that read, or None."""
+    from PIL import Image
+    sizes = []
+    for path, _, _ in items[:count]:
+        try:
+            with Image.open(path) as im:
+                sizes.append(im.size)
+        except Exception:  # by design: a file that does not read is the loader's to name, not the advice's
+            continue
+    return sorted(sizes)[len(sizes) // 2] if sizes else None
+
+
+def input_advice(source, wait_share, epoch, workers, input_size, cores=None):
+    """One line naming what may feed the step faster, of what applies to this run (``source``: build_train_input's),
+    when the step waited ``wait_share`` of ``epoch`` for its batches; None below ADVISE_FROM or with nothing to
+    try. ``input_size``: the network's (H, W); ``cores``: this process's share of the CPU cores."""
+    flags, cores = source.flags, cores or os.cpu_count() or 1
+    if wait_share < ADVISE_FROM or not flags:
+        return None
+    tips = []
+    if workers < cores - 1:
+        tips.append("--workers {} ({} CPU cores for this process; it has {})".format(cores - 1, cores, workers))
+    decode, cuda = flags["decode"], flags["device"] == "cuda"
+    if decode == "cpu-v2" and source.items is not None:
+        tips.append("--decode cpu (4-6x the samples a worker; it takes --data-augmentation ssdlite, hflip or none, "
+                    "--preprocess torchvision and --loss batched)")
+    if decode == "cpu" and flags["decode_scale"] == "full" and source.items is not None:
+        photo = typical_photo(source.items)
+        if photo is not None and photo[0] >= 2 * input_size[1] and photo[1] >= 2 * input_size[0]:
+            tips.append("--decode-scale reduced (photos of {}x{} for an input of {}x{})".format(
+                photo[0], photo[1], input_size[1], input_size[0]))
+    if decode == "cpu" and cuda and flags["crop_on"] == "cpu":
+        tips.append("--crop-on gpu (the GPU resizes the crops)")
+    if decode == "cpu" and cuda:
+        tips.append("--decode gpu (nvJPEG decodes; the workers only read the files)")
+    if not tips:
+        return None
+    return "input wait {:.0%} in epoch {}: the input, not the step, set the pace; to try: {}".format(
+        wait_share, epoch, "; ".join(tips))
 
 
 def train_loader(source, batch, sampler, workers, pin_memory):

@@ -162,9 +162,11 @@ def test_train_speed_jpeg_rows_and_loader_speed_read_a_jpeg_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.load(open(out))["rows"]
     stages = json.load(open(out))["stages_ms"]
-    assert set(stages) == {"read", "decode", "draw", "cut out", "resize+flip", "whole sample"}
+    assert set(stages) == {"read", "decode", "decode 1/2", "decode 1/4", "decode 1/8", "draw", "cut out",
+                           "resize+flip", "whole sample", "reduced sample"}
     assert all(v > 0 for v in stages.values()) and stages["whole sample"] > stages["decode"]
-    assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu", "cpu+gpucrop"]
+    assert [row["decode"] for row in rows] == ["cpu-v2", "cpu", "gpu", "cpu+gpucrop", "cpu+reduced",
+                                               "cpu+reduced+gpucrop"]
     assert all(row["images_per_s_per_worker"] > 0 for row in rows)
     # nvJPEG's overlap benchmark needs CUDA: without it, one line and nothing written
     if not __import__("torch").cuda.is_available():

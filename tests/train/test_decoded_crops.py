@@ -157,3 +157,162 @@ def test_torchvision_drops_a_box_that_rounding_pushes_past_the_edge():
     assert len(out["labels"]) == 0
     boxes, labels = scale_and_sanitize(box.numpy(), np.array([1]), (0, 0, 100, 84), (96, 128))
     assert list(labels) == [1] and float(boxes[0, 3]) == 96.0
+
+
+# --decode-scale reduced: big JPEGs decoded at the DCT scale their crop allows
+
+def draft_rgb(path, scale):
+    """uint8 [H, W, 3]: Pillow's reading of a JPEG at 1/scale (Image.draft: libjpeg's DCT scaling), a second
+    reader of the same pixels as OpenCV's IMREAD_REDUCED_COLOR_s."""
+    from PIL import Image
+    with Image.open(path) as im:
+        if scale > 1:
+            im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def big_voc(tmp_path_factory):
+    """Photos of an odd size, big against a 160x200 input: the whole photo decodes at 1/4, a crop of half of each
+    side at 1/2, one of 0.3 at full size."""
+    from edgeexport.data.make_voc import write_voc
+    root = str(tmp_path_factory.mktemp("bigvoc") / "voc")
+    write_voc(root, train=5, val=1, size=(1101, 821), classes=3)
+    return VOCDetection(root, split="train")
+
+
+def test_a_reduced_decode_is_pillows_draft_at_that_scale_with_the_pixels_as_stored(tmp_path):
+    """Baseline, progressive and greyscale files, and one with an EXIF quarter-turn tag (read as stored, as
+    decode_rgb reads it), of an odd size: the last pixel row and column at 1/s (ceil) belong to the crop too."""
+    from PIL import Image
+    from edgeexport.train.decoded_crops import on_grid, reduced_crop, whole_jpeg
+    rng = np.random.default_rng(0)
+    base = np.kron(rng.integers(0, 256, (53, 67, 3)), np.ones((16, 16, 1)))[:821, :1001].astype(np.uint8)
+    files = []
+    for name, kw, im in (("base", {}, Image.fromarray(base)), ("prog", {"progressive": True}, Image.fromarray(base)),
+                         ("grey", {}, Image.fromarray(base).convert("L"))):
+        files.append(str(tmp_path / (name + ".jpg")))
+        im.save(files[-1], quality=90, **kw)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the stored image is to be turned a quarter
+    files.append(str(tmp_path / "exif.jpg"))
+    Image.fromarray(base).save(files[-1], quality=90, exif=exif.tobytes())
+    for path in files:
+        data = np.fromfile(path, np.uint8)
+        assert whole_jpeg(data) and not whole_jpeg(data[:-100])
+        for scale in (2, 4, 8):
+            ref = draft_rgb(path, scale)
+            assert ref.shape[:2] == (-(-821 // scale), -(-1001 // scale))
+            for crop in ((0, 0, 1001, 821), (37, 50, 700, 600), (300, 221, 701, 600)):
+                left, top, cw, ch = on_grid(crop, scale)
+                got = reduced_crop(data, scale, (left, top, cw, ch))
+                want = ref[top // scale:(top + ch) // scale, left // scale:(left + cw) // scale]
+                assert got.shape == want.shape and got.dtype == np.uint8, (path, scale, crop)
+                assert np.array_equal(got, want), (path, scale, crop)
+
+
+def test_the_scale_is_the_largest_that_keeps_the_crop_the_inputs_size_and_the_grid_moves_it_half_a_pixel():
+    from edgeexport.train.decoded_crops import dct_scale, on_grid
+    size = (96, 128)
+    assert dct_scale((0, 0, 1024, 768), size) == 8 and dct_scale((0, 0, 1023, 768), size) == 4
+    assert dct_scale((5, 5, 256, 192), size) == 2 and dct_scale((5, 5, 255, 900), size) == 1
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        w, h = (int(v) for v in rng.integers(300, 3000, 2))
+        cw, ch = int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))
+        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        scale = dct_scale((left, top, cw, ch), size)
+        assert scale == 1 or (cw >= scale * size[1] and ch >= scale * size[0])
+        assert scale == 8 or cw < 2 * scale * size[1] or ch < 2 * scale * size[0]
+        l2, t2, cw2, ch2 = on_grid((left, top, cw, ch), scale)
+        assert all(v % scale == 0 for v in (l2, t2, cw2, ch2))
+        for a, b in ((l2, left), (t2, top), (l2 + cw2, left + cw), (t2 + ch2, top + ch)):
+            assert abs(a - b) <= scale // 2
+        assert l2 + cw2 <= -(-w // scale) * scale and t2 + ch2 <= -(-h // scale) * scale  # inside the decoded image
+
+
+def test_reduced_samples_are_the_same_draws_decoded_at_their_scale(big_voc):
+    """Each sample: the crop and flip the full decode draws, moved onto the scale's grid, cut from Pillow's draft at
+    that scale, resized as the full path resizes; its boxes those of the full path within the grid's half pixel."""
+    import torch.nn.functional as F
+    from edgeexport.train.decoded_crops import dct_scale, on_grid
+    size = (160, 200)
+    full = DecodedCrops(big_voc, "ssdlite", size, seed=2)
+    reduced = DecodedCrops(big_voc, "ssdlite", size, seed=2, reduced=True)
+    scales = set()
+    for epoch in range(6):
+        full.set_epoch(epoch)
+        reduced.set_epoch(epoch)
+        for i in range(len(big_voc)):
+            path, boxes, labels = big_voc.items[i]
+            drawn, flip, _, _ = draw(np.random.default_rng([2, epoch, i]), 1101, 821, boxes, labels, "ssdlite")
+            scale = dct_scale(drawn, size)
+            left, top, cw, ch = on_grid(drawn, scale)
+            pixels = draft_rgb(path, scale)[top // scale:(top + ch) // scale, left // scale:(left + cw) // scale]
+            want = F.interpolate(torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None], size=size, mode="bilinear",
+                                 align_corners=False, antialias=False)[0]
+            image, target = reduced[i]
+            assert torch.equal(image, want.flip(-1) if flip else want), (epoch, i, scale)
+            _, ref = full[i]
+            if torch.equal(target["labels"], ref["labels"]):
+                tol = scale / 2.0 * max(size[1] / float(drawn[2]), size[0] / float(drawn[3])) + 1e-3
+                np.testing.assert_allclose(target["boxes"].numpy(), ref["boxes"].numpy(), atol=tol)
+            scales.add(scale)
+    assert scales == {1, 2, 4}
+
+
+def test_boxes_follow_the_pixels_of_a_reduced_decode():
+    """A white rectangle on black in a big photo: wherever the crop and flip take it, and at whatever scale it is
+    decoded, its box frames the white pixels."""
+    import tempfile
+    from PIL import Image
+    from edgeexport.train.decoded_crops import dct_scale
+
+    class One(object):
+        pass
+    with tempfile.TemporaryDirectory() as d:
+        path = d + "/white.jpg"
+        img = np.zeros((960, 1280, 3), np.uint8)
+        img[240:640, 320:880] = 255
+        Image.fromarray(img).save(path, quality=95)
+        ds = One()
+        ds.items = [(path, np.array([[320, 240, 880, 640]], np.float32), np.array([1]))]
+        data = DecodedCrops(ds, "ssdlite", (64, 64), seed=3, reduced=True)
+        seen = set()
+        for epoch in range(40):
+            data.set_epoch(epoch)
+            image, target = data[0]
+            if not len(target["boxes"]):
+                continue
+            x1, y1, x2, y2 = target["boxes"][0].tolist()
+            white = (image.float().mean(0) > 127).nonzero()
+            ys, xs = white[:, 0].float(), white[:, 1].float()
+            assert abs(xs.min().item() - x1) <= 1.5 and abs(xs.max().item() + 1 - x2) <= 1.5, epoch
+            assert abs(ys.min().item() - y1) <= 1.5 and abs(ys.max().item() + 1 - y2) <= 1.5, epoch
+            drawn, flip, _, _ = draw(np.random.default_rng([3, epoch, 0]), 1280, 960, ds.items[0][1], [1], "ssdlite")
+            seen.add((dct_scale(drawn, (64, 64)), flip))
+    assert {s for s, _ in seen} >= {4, 8} and {f for _, f in seen} == {False, True}
+
+
+def test_photos_too_small_for_a_scale_give_the_full_decodes_samples(voc):
+    size = (96, 128)  # 240x180 photos: no crop of them covers twice the input
+    full, reduced = DecodedCrops(voc, "ssdlite", size, seed=4), DecodedCrops(voc, "ssdlite", size, seed=4, reduced=True)
+    for i in range(len(voc)):
+        (a, ta), (b, tb) = full[i], reduced[i]
+        assert torch.equal(a, b) and torch.equal(ta["boxes"], tb["boxes"]) and torch.equal(ta["labels"], tb["labels"])
+
+
+def test_a_cut_short_or_unreadable_jpeg_is_named_as_the_full_decode_names_it(big_voc, tmp_path):
+    from edgeexport.train.transforms import BadSample
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(open(big_voc.items[0][0], "rb").read()[:5000])
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8 not a jpeg \xff\xd9")
+    for path in (cut, junk, tmp_path / "missing.jpg"):
+        out = []
+        for reduced in (False, True):
+            data = DecodedCrops(big_voc, "hflip", (160, 200), reduced=reduced)
+            data.items = [(str(path),) + tuple(big_voc.items[0][1:])]
+            out.append(data[0])
+        assert all(isinstance(o, BadSample) and path.name in o.message for o in out), out
+        assert out[0].message == out[1].message

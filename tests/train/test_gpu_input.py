@@ -290,6 +290,25 @@ def test_crop_on_gpu_resizes_a_crop_much_larger_than_the_output_in_the_worker(tm
     assert float((ours - cpu).abs().max()) <= 1.0 + 1e-3
 
 
+def test_crop_on_gpu_with_a_reduced_decode_ships_the_reduced_crops(tmp_path):
+    """--decode-scale reduced with --crop-on gpu: the crop decoded at its DCT scale is what is shipped (or resized in
+    the worker when still big), and the device's resize gives --decode cpu's reduced sample within one level."""
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.train.decoded_crops import DecodedCrops
+    root = str(tmp_path / "voc")
+    write_voc(root, train=12, val=1, size=(700, 520), classes=2)
+    ds = VOCDetection(root, split="train")
+    size = (64, 64)
+    enc = EncodedDetection(ds, "ssdlite", size, seed=5, cpu_share=1.0, crop_on_gpu=True, reduced=True)
+    b = collate_encoded(enc.__getitems__(list(range(12))))
+    assert b.cut.any() and b.on_cpu.any() and len(b.ends) == 0
+    assert int(b.shapes.prod(1).max()) <= 2 * 64 * 64 < 520 * 700 // 4  # every shipped crop a reduced one
+    ours = decode_batch(b, size, torch.device("cpu")) * 255
+    cpu = torch.stack([DecodedCrops(ds, "ssdlite", size, seed=5, reduced=True)[i][0] for i in range(12)]).float()
+    assert torch.equal(ours[b.on_cpu].round(), cpu[b.on_cpu])
+    assert float((ours - cpu).abs().max()) <= 1.0 + 1e-3
+
+
 def test_the_loaders_workers_cut_out_the_crops_of_each_batch(tmp_path):
     """Through torch's DataLoader with 2 workers (the batch built in shared memory there, transforms.batch_buffer):
     the same batches as collated in this process, and a folder of PNGs is fine (the workers decode every sample)."""

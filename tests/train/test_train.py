@@ -170,10 +170,24 @@ def test_crop_on_gpu_without_a_gpu_is_one_clear_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_reduced_decode_scale_off_the_cpu_decode_is_one_clear_error(tmp_path):
+    r = run_cli(TINY + ["--epochs", "1", "--decode", "gpu", "--decode-scale", "reduced", "--output-dir",
+                        str(tmp_path / "o")])
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --decode-scale reduced is --decode cpu's (the loader workers' libjpeg); this run has --decode gpu"]
+    # rendered images: --decode cpu is torchvision's v2 pipeline here, which decodes nothing
+    r = run_cli(TINY + ["--epochs", "1", "--decode-scale", "reduced", "--output-dir", str(tmp_path / "o")])
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --decode-scale reduced is --decode cpu's (the loader workers' libjpeg); this run decodes with cpu-v2 "
+        "(--decode cpu falls back to cpu-v2 for rendered data, the ssd preset, --preprocess nvinfer, --loss "
+        "torchvision)"]
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_lists_the_recipe():
     r = run_cli(["-m", "edgeexport.train.cli", "--help"])
     for flag in ("--resume", "--amp", "--lr", "--warmup-iters", "--data-augmentation", "--seed", "--workers",
-                 "--on-bad-annotation", "--pretrained-backbone", "--crop-on"):
+                 "--on-bad-annotation", "--pretrained-backbone", "--crop-on", "--decode-scale"):
         assert flag in r.stdout
 
 

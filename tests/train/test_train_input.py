@@ -1,5 +1,5 @@
 """The trainer's input stream: batches prepared ahead of the step by a thread of their own (the CUDA path's
-machinery, run here on plain items)."""
+machinery, run here on plain items); and what the trainer says to try when its input sets the pace."""
 import threading
 import time
 
@@ -221,3 +221,67 @@ def test_a_producer_still_running_at_exit_is_stopped_and_joined():
     assert not any(t.is_alive() for t in mine) and not mine & set(train_input._PRODUCERS)
     it.close()
 
+
+
+def advice_input(tmp_path, photo, decode="cpu", crop_on="cpu", decode_scale="full", device="cpu", files=True):
+    """A TrainInput as build_train_input leaves it, over two photos of ``photo`` (w, h)."""
+    from PIL import Image
+    from edgeexport.train.train_input import TrainInput
+    paths = []
+    for k in range(2):
+        paths.append(str(tmp_path / "p{}.jpg".format(k)))
+        Image.new("RGB", photo).save(paths[-1])
+    source = TrainInput(None, None, None)
+    source.flags = {"decode": decode, "crop_on": crop_on, "decode_scale": decode_scale, "device": device}
+    source.items = [(p, None, None) for p in paths] if files else None
+    return source
+
+
+def test_input_advice_names_what_applies_to_the_run_once_the_input_sets_the_pace(tmp_path):
+    from edgeexport.train.train_input import ADVISE_FROM, input_advice
+    size = (320, 320)
+    big = advice_input(tmp_path, (4032, 3024))
+    assert input_advice(big, ADVISE_FROM - 0.01, 1, 1, size, cores=2) is None  # the step set the pace
+    line = input_advice(big, 0.6, 3, 0, size, cores=8)
+    assert line == ("input wait 60% in epoch 3: the input, not the step, set the pace; to try: --workers 7 (8 CPU "
+                    "cores for this process; it has 0); --decode-scale reduced (photos of 4032x3024 for an input of "
+                    "320x320)")
+    # photos near the input's size: no smaller decode to offer; every core already a worker: nothing left on a CPU
+    assert input_advice(advice_input(tmp_path, (480, 360)), 0.6, 1, 7, size, cores=8) is None
+    on_gpu = input_advice(advice_input(tmp_path, (480, 360), device="cuda"), 0.5, 1, 7, size, cores=8)
+    assert on_gpu.endswith("to try: --crop-on gpu (the GPU resizes the crops); --decode gpu (nvJPEG decodes; the "
+                           "workers only read the files)")
+    reduced = advice_input(tmp_path, (4032, 3024), decode_scale="reduced", crop_on="gpu", device="cuda")
+    assert input_advice(reduced, 0.5, 1, 7, size, cores=8).endswith("to try: --decode gpu (nvJPEG decodes; the "
+                                                                     "workers only read the files)")
+    v2 = input_advice(advice_input(tmp_path, (4032, 3024), decode="cpu-v2"), 0.5, 1, 7, size, cores=8)
+    assert "--decode cpu (4-6x the samples a worker" in v2 and "--decode-scale" not in v2
+    rendered = advice_input(tmp_path, (480, 360), decode="cpu-v2", files=False)  # synthetic: no files to decode
+    assert input_advice(rendered, 0.9, 1, 7, size, cores=8) is None
+    from edgeexport.train.train_input import TrainInput
+    assert input_advice(TrainInput(None, None, None), 0.9, 1, 0, size, cores=8) is None  # not build_train_input's
+
+
+def test_the_trainer_prints_the_advice_once_after_its_first_epoch(tmp_path, monkeypatch, capsys):
+    from edgeexport.train import cli
+    real = cli.train_one_epoch
+
+    def waits(*args, **kwargs):
+        stats = real(*args, **kwargs)
+        stats["input_wait_s"] = 0.5 * stats["seconds"]  # as if the step had waited half of each epoch
+        return stats
+    monkeypatch.setattr(cli, "train_one_epoch", waits)
+    cli.cli(["--dataset", "synthetic", "--arch", "ssdlite320_mobilenet_v3_small", "--num-classes", "3",
+             "--synthetic-train-size", "8", "--synthetic-val-size", "4", "--synthetic-image-size", "64", "64",
+             "-b", "4", "--epochs", "3", "--workers", "0", "--threads", "1", "--eval-every", "3", "--no-progress",
+             "--output-dir", str(tmp_path / "o")])
+    lines = capsys.readouterr().out.splitlines()
+    advice = [k for k, line in enumerate(lines) if line.startswith("input wait")]
+    cores = __import__("os").cpu_count()
+    if cores > 1:  # rendered images, cpu-v2: only more workers to try
+        assert len(advice) == 1 and lines[advice[0] - 1].startswith("epoch   1"), lines
+        assert lines[advice[0]] == ("input wait 50% in epoch 1: the input, not the step, set the pace; to try: "
+                                    "--workers {} ({} CPU cores for this process; it has 0)".format(cores - 1,
+                                                                                                     cores))
+    else:
+        assert advice == []
