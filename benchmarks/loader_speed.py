@@ -104,11 +104,10 @@ def stage_costs(voc, samples):
 
 
 def scaled_decode(raw, scale):
-    """A stage: OpenCV's decode of file i's bytes at 1/``scale`` (decoded_crops.reduced_crop's call)."""
-    import cv2
-    flags = getattr(cv2, "IMREAD_REDUCED_COLOR_{}".format(scale)) | cv2.IMREAD_IGNORE_ORIENTATION
+    """A stage: file i's bytes decoded at 1/``scale`` (decoded_crops.scaled_decode, reduced_crop's decode)."""
+    from edgeexport.train import decoded_crops
     arrays = [r.numpy() for r in raw]
-    return lambda i: cv2.imdecode(arrays[i], flags)
+    return lambda i: decoded_crops.scaled_decode(arrays[i], scale)
 
 
 def get_args_parser(add_help=True):

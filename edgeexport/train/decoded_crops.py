@@ -79,12 +79,19 @@ def whole_jpeg(data):
     return len(data) > 4 and data[0] == 0xFF and data[1] == 0xD8 and data[-2] == 0xFF and data[-1] == 0xD9
 
 
-def reduced_crop(data, scale, crop):
-    """uint8 [h, w, 3] RGB: ``crop`` (on_grid's, in full-size pixels) of the JPEG ``data`` decoded at 1/``scale``,
+def scaled_decode(data, scale):
+    """uint8 [H/scale, W/scale, 3] BGR (rounded up): the JPEG ``data`` decoded at 1/``scale`` (one of DCT_SCALES),
     pixels as stored (no EXIF rotation, as decode_rgb); None if OpenCV cannot decode it."""
     import cv2
     flags = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
-    image = cv2.imdecode(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    return cv2.imdecode(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
+def reduced_crop(data, scale, crop):
+    """uint8 [h, w, 3] RGB: ``crop`` (on_grid's, in full-size pixels) of the JPEG ``data`` decoded at 1/``scale``;
+    None if OpenCV cannot decode it."""
+    import cv2
+    image = scaled_decode(data, scale)
     if image is None:
         return None
     left, top, cw, ch = (v // scale for v in crop)
@@ -160,11 +167,10 @@ class FileSamples(EpochSeeded):
     def read_reduced(self, index, path, data):
         """read's answer for a whole JPEG, or None where the full decode is to answer (a header PIL cannot read,
         a decode OpenCV refuses or sizes otherwise: decode_rgb then reads the file or names it)."""
-        from PIL import Image
+        from ..data.common import image_size
         try:
-            with Image.open(path) as im:  # the header alone
-                w, h = im.size
-        except Exception:  # by design: whatever PIL cannot read is decode_rgb's to name
+            w, h = image_size(path)  # the header alone
+        except DatasetError:  # decode_rgb's to name
             return None
         chosen = []
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..device.errors import DatasetError
-from .decoded_crops import FileSamples, decode_rgb
+from .decoded_crops import FileSamples, decode_rgb, whole_jpeg
 from .transforms import BadSample, batch_buffer, joined
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -61,7 +61,7 @@ def batched_by_nvjpeg(path, data):
     from PIL import Image
     with Image.open(path) as im:
         batched = im.mode in ("RGB", "L") and not im.info.get("progressive")
-        return im.size[0], im.size[1], batched and len(data) > 2 and data[-2] == 0xFF and data[-1] == 0xD9
+        return im.size[0], im.size[1], batched and whole_jpeg(data)
 
 
 class EncodedDetection(FileSamples):

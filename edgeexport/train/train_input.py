@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from ..device.errors import UsageError
+from ..device.errors import DatasetError, UsageError
 from .transforms import TorchDetection, collate, collate_batch, train_transform
 
 DECODE_CHOICES = ("cpu", "gpu", "cpu-v2")
@@ -124,13 +124,12 @@ ADVISE_FROM = 0.3
 
 def typical_photo(items, count=8):
     """(width, height) of the median of the first ``count`` images' headers that read, or None."""
-    from PIL import Image
+    from ..data.common import image_size
     sizes = []
     for path, _, _ in items[:count]:
         try:
-            with Image.open(path) as im:
-                sizes.append(im.size)
-        except Exception:  # by design: a file that does not read is the loader's to name, not the advice's
+            sizes.append(image_size(path))
+        except DatasetError:  # a file that does not read is the loader's to name, not the advice's
             continue
     return sorted(sizes)[len(sizes) // 2] if sizes else None
 
@@ -153,8 +152,7 @@ def input_advice(source, wait_share, epoch, workers, input_size, cores=None):
         photo = typical_photo(source.items)
         if photo is not None and photo[0] >= 2 * input_size[1] and photo[1] >= 2 * input_size[0]:
             tips.append("--decode-scale reduced (photos of {}x{} for an input of {}x{}; held-out mAP 0.02 lower on "
-                        "average, measured)".format(
-                photo[0], photo[1], input_size[1], input_size[0]))
+                        "average, measured)".format(photo[0], photo[1], input_size[1], input_size[0]))
     if decode == "cpu" and cuda and flags["crop_on"] == "cpu":
         tips.append("--crop-on gpu (the GPU resizes the crops)")
     if decode == "cpu" and cuda:
