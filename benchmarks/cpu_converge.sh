@@ -59,13 +59,35 @@ if [ "${MODE:-models}" = scale ]; then
   [ -d "$R/voc_big" ] || $PY -m edgeexport.data.make_voc "$R/voc_big" --train 768 --val 300 --size 2048 1536
   BIG="--dataset voc --data-path $R/voc_big --train-split train --val-split val --data-augmentation ssdlite
        --lr 0.03 --warmup-iters 100"
-  names=""
   for s in ${SEEDS:-0 1 2 3}; do
     train "scale_full_$s" $BIG --decode-scale full --seed $s &
     train "scale_reduced_$s" $BIG --decode-scale reduced --seed $s & wait
-    names="$names scale_full_$s scale_reduced_$s"
   done
-  summarise cpu2_decode_scale_map.json "MODE=scale bash benchmarks/cpu_converge.sh" $names
+  # every pair under $R, not only this call's seeds: SEEDS='6 7' adds pairs to the file
+  names=$(cd "$R" && ls -d scale_full_* | grep -v '\.log$' | sed 's/^scale_full_//' | sort -n |
+          while read s; do [ -f "scale_reduced_$s/metrics.json" ] && echo "scale_full_$s scale_reduced_$s"; done)
+  summarise cpu2_decode_scale_map.json "MODE=scale bash benchmarks/cpu_converge.sh (SEEDS=... adds pairs)" $names
+  $PY - benchmarks/results/cpu2_decode_scale_map.json <<'EOF'
+import json, statistics, sys
+# two-sided 95 % quantiles of Student's t for 1-30 degrees of freedom (scipy is not a dependency)
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+path = sys.argv[1]
+d = json.load(open(path))
+seeds = sorted(int(k.rsplit("_", 1)[1]) for k in d["runs"] if k.startswith("scale_full_"))
+full = [d["runs"]["scale_full_%d" % s]["map"] for s in seeds]
+reduced = [d["runs"]["scale_reduced_%d" % s]["map"] for s in seeds]
+diff = [r - f for f, r in zip(full, reduced)]
+mean, sd = statistics.mean(diff), statistics.stdev(diff)
+half = T975[len(diff) - 2] * sd / len(diff) ** 0.5
+d["paired"] = {"seeds": seeds, "reduced_minus_full_map": diff, "mean": mean, "sd": sd,
+               "ci95": [mean - half, mean + half], "degrees_of_freedom": len(diff) - 1,
+               "full_mean_sd": [statistics.mean(full), statistics.stdev(full)],
+               "reduced_mean_sd": [statistics.mean(reduced), statistics.stdev(reduced)]}
+json.dump(d, open(path, "w"), indent=1)
+print("reduced - full, %d paired seeds: %+.4f +- %.4f (95 %% interval %+.4f..%+.4f)" % (
+    len(diff), mean, sd, mean - half, mean + half))
+EOF
   exit 0
 fi
 train syn_torchvision $SYN & train syn_nvinfer $SYN --preprocess nvinfer & wait

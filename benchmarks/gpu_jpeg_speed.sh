@@ -4,8 +4,10 @@
 #      pipelines from the folder, eager and compiled, side by side in one run (train_speed.py --data-path);
 #   b. held-out mAP after the same epochs, --decode cpu-v2 (torchvision's v2 transforms: the reference), cpu and gpu,
 #      two seeds each where time allows; each run's epoch images/s;
-#   c. the GPU tests of the input paths.
-#   PARTS="a" / "b" / "c": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run;
+#   c. the GPU tests of the input paths;
+#   d. the trainer under torchrun on 1 and 2 GPUs of one host from the folder, each --decode (GPUS="1 2",
+#      DDP_DECODES="cpu gpu"; the host's cores shared out between the processes; epoch images/s in each metrics.json).
+#   PARTS="a" / "b" / "c" / "d": one per call (each fits the device tool's 10 minutes); SMALL=1: a CPU dry run;
 #   ROWS_ONLY="ours jpeg:cpu jpeg:gpu" NO_COMPILE=1: part a's eager rows alone; ROWS_ONLY="ours+compile
 #   jpeg:gpu+compile" NO_COMPILE=1: two compiled rows alone (inductor builds each row's kernels: ~2 min a row);
 #   PARTS="a2": part a without the loader rows (a1), so two compiled rows fit one call with the folder's minute;
@@ -66,6 +68,23 @@ if want b; then
       --epochs $EP -b $B --workers $W $flags --seed $s --eval-every $EP --no-progress $DEV ${TRAIN_FLAGS:-} \
       --output-dir "/tmp/run_${d}_$s" --force 2>&1 | tee -a "$OUT/log.txt"
     cp "/tmp/run_${d}_$s/metrics.json" "$OUT/metrics_${d}_seed$s.json"
+  done
+fi
+if want d; then
+  # item 4: the trainer under torchrun from the folder, 1 then 2 GPUs of one host, each --decode; the host's cores
+  # shared out: each process keeps one for itself and one for its batch-preparing thread, the rest are its workers
+  NCPU=$($PY -c "import os; print(len(os.sched_getaffinity(0)))")
+  for g in ${GPUS:-1 2}; do
+    for d in ${DDP_DECODES:-cpu gpu}; do
+      [ "${SMALL:-0}" = 1 ] && [ "$d" = gpu ] && continue
+      w=$(( NCPU / g - 2 )); [ $w -lt 0 ] && w=0
+      log "d. torchrun --nproc_per_node=$g, --decode $d, batch $B per process, $w workers each, $EP epochs"
+      $PY -m torch.distributed.run --standalone --nproc_per_node=$g -m edgeexport.train --dataset voc \
+        --data-path "$VOC" --train-split train --val-split val --arch $ARCH --epochs $EP -b $B --workers $w \
+        --decode $d --eval-every $EP --no-progress $DEV ${TRAIN_FLAGS:-} --output-dir "/tmp/ddp_${d}_$g" --force \
+        2>&1 | tee -a "$OUT/log.txt"
+      cp "/tmp/ddp_${d}_$g/metrics.json" "$OUT/ddp_metrics_${d}_${g}gpu.json"
+    done
   done
 fi
 if want c; then

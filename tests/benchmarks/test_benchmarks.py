@@ -286,3 +286,51 @@ def test_int8_parity_holds_the_literal_qdq_graph_to_the_int8_fixtures(int8_val_b
     assert row["precision"] == "int8-qdq" and r.returncode == (0 if row["ok"] else 1)
     # two runs of one graph: far closer than INT8 is to fp32
     assert row["scores_max"] < 0.3 and "scores" in row["int8_vs_fp32_fixtures"]
+
+
+def test_eval_views_show_each_view_and_score_in_the_photos_pixels(small_checkpoint, tmp_path):
+    """benchmarks/eval_views.py: the reduced view is the photo decoded at its DCT scale, the antialias view the
+    network's size; a model that finds each box exactly (in the pixels it was shown) scores 1.0 in every view,
+    so the boxes are scaled back to the photo before scoring; the CLI writes one row per checkpoint."""
+    import torch
+    from benchmarks.eval_views import VIEWS, view_map, viewed
+    from edgeexport.data import VOCDetection
+    from edgeexport.data.make_voc import write_voc
+    from edgeexport.device.meta import ModelMeta
+    root = str(tmp_path / "voc")
+    write_voc(root, train=1, val=3, size=(1400, 1000), classes=3)
+    voc = VOCDetection(root, None, "val")
+    path = voc.items[0][0]
+    image, _ = voc[0]
+    shapes = {v: tuple(viewed(path, image, v, (320, 320)).shape) for v in VIEWS}
+    assert shapes == {"full": (3, 1000, 1400), "reduced": (3, 500, 700), "antialias": (3, 320, 320)}
+    full, reduced = viewed(path, image, "full", (320, 320)), viewed(path, image, "reduced", (320, 320))
+    # the same photo in the same channel order: each channel's mean agrees (the channels' means do not)
+    means = full.mean(dim=(1, 2)), reduced.mean(dim=(1, 2))
+    assert float(full.max()) <= 1.0 and float((means[0] - means[1]).abs().max()) < 0.01
+    assert float((means[0] - means[0].flip(0)).abs().max()) > 0.03
+
+    class Oracle:  # the photo's boxes, in the pixels of the view it is given
+        def __init__(self):
+            self.i = 0
+
+        def __call__(self, images):
+            x = images[0]
+            img, target = voc[self.i % len(voc)]
+            self.i += 1
+            s = torch.tensor([x.shape[-1] / img.shape[1], x.shape[-2] / img.shape[0]] * 2)
+            boxes = torch.from_numpy(target["boxes"]) * s
+            return [{"boxes": boxes, "labels": torch.from_numpy(target["labels"]),
+                     "scores": torch.ones(len(boxes))}]
+
+    meta = ModelMeta("ssdlite320_mobilenet_v3_small", voc.labels)
+    assert all(view_map(Oracle(), meta, voc, v)["map"] > 0.99 for v in VIEWS)
+    out = str(tmp_path / "views.json")
+    r = run_cli(["benchmarks/eval_views.py", "--voc", root, "--checkpoints", small_checkpoint, "--views", "full",
+                 "reduced", "--json", out])
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(out))["rows"]
+    assert len(rows) == 1 and set(rows[0]) == {"checkpoint", "full", "reduced"}
+    assert all(0.0 <= rows[0][v]["map"] <= 1.0 for v in ("full", "reduced"))
+    r = run_cli(["benchmarks/eval_views.py", "--voc", str(tmp_path / "none"), "--checkpoints", small_checkpoint])
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
