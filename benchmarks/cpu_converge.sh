@@ -12,7 +12,8 @@
 # MODE=scale: the decode recipe at the step size that does not stall (lr 0.03, 100 warm-up steps: RESULTS.md,
 # "second pass"), on make_voc photos of 2048x1536, through --decode cpu with --decode-scale full and reduced, seeds
 # 0-3 (SEEDS=...): a seed draws the same crops and flips on both, so each seed is a pair. Results:
-# benchmarks/results/cpu2_decode_scale_map.json (E=12: about 45 min).
+# benchmarks/results/cpu2_decode_scale_map.json, every pair under $R with the paired mean difference and its 95 %
+# interval, so SEEDS='6 7' adds two pairs to the earlier ones (E=12: about 45 min for four seeds).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-runs/converge}

@@ -122,8 +122,9 @@ def get_args_parser(add_help=True):
                         "for photos much larger than the input (to 320x320 on a 2-core machine: 4032x3024 photos "
                         "3.6-3.8x the samples per worker core, 1920x1080 1.2-1.5x, 480x360 none). Its pixels are "
                         "then about the means of the 2x2 to 8x8 pixels they cover, smoother than full's bilinear "
-                        "samples; held-out mAP 0.021 below full on average, six seeds of 2048x1536 photos, not "
-                        "shown to be the same (benchmarks/RESULTS.md, ninth pass)")
+                        "samples; held-out mAP 0.007 below full on average over ten seeds of 2048x1536 photos "
+                        "(95 %% interval -0.033..+0.019) and twice as spread between seeds: not shown to be the "
+                        "same (benchmarks/RESULTS.md, tenth pass)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--seed", type=seed, default=0)

@@ -245,7 +245,7 @@ def test_input_advice_names_what_applies_to_the_run_once_the_input_sets_the_pace
     line = input_advice(big, 0.6, 3, 0, size, cores=8)
     assert line == ("input wait 60% in epoch 3: the input, not the step, set the pace; to try: --workers 7 (8 CPU "
                     "cores for this process; it has 0); --decode-scale reduced (photos of 4032x3024 for an input of "
-                    "320x320; held-out mAP 0.02 lower on average, measured)")
+                    "320x320; held-out mAP 0.007 lower on average, twice as spread between seeds, measured)")
     # photos near the input's size: no smaller decode to offer; every core already a worker: nothing left on a CPU
     assert input_advice(advice_input(tmp_path, (480, 360)), 0.6, 1, 7, size, cores=8) is None
     on_gpu = input_advice(advice_input(tmp_path, (480, 360), device="cuda"), 0.5, 1, 7, size, cores=8)
