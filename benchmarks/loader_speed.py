@@ -47,13 +47,19 @@ def measure(loader, batches, warmup):
     return time.perf_counter() - t
 
 
+def pinned(batch, pin=lambda t: t.pin_memory()):
+    """An EncodedBatch with its tensors in pinned memory, as the trainer's loader (pin_memory=True) hands it over;
+    its other fields (the files' paths, a tuple) as they are."""
+    return type(batch)(*(pin(t) if isinstance(t, torch.Tensor) else t for t in batch))
+
+
 def decode_rate(voc, decode, batch, batches):
     """images/s of decode_batch on the GPU for ``batches`` collated batches of ``decode`` (two more first, untimed:
     nvJPEG's set-up and the allocator's first blocks), from pinned memory as the trainer's loader hands them."""
     from edgeexport.train.gpu_input import decode_batch
     device = torch.device("cuda")
     it = iter(loader_for(voc, decode, batch, 0))
-    collated = [type(b)(*(t.pin_memory() for t in b)) for b in (next(it) for _ in range(batches + 2))]
+    collated = [pinned(next(it)) for _ in range(batches + 2)]
     for b in collated[:2]:
         decode_batch(b, (320, 320), device)
     torch.cuda.synchronize()

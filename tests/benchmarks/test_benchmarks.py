@@ -334,3 +334,21 @@ def test_eval_views_show_each_view_and_score_in_the_photos_pixels(small_checkpoi
     assert all(0.0 <= rows[0][v]["map"] <= 1.0 for v in ("full", "reduced"))
     r = run_cli(["benchmarks/eval_views.py", "--voc", str(tmp_path / "none"), "--checkpoints", small_checkpoint])
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_loader_speed_pins_a_gpu_batchs_tensors_and_keeps_its_paths(tmp_path):
+    """loader_speed's GPU-half rows pin each collated batch as the trainer's loader does: its tensors, not the
+    files' paths (a tuple; pinning every field raised AttributeError on the H200, tenth pass)."""
+    import torch
+    from benchmarks.loader_speed import loader_for, pinned
+    from edgeexport.data import VOCDetection
+    from edgeexport.data.make_voc import write_voc
+    root = str(tmp_path / "voc")
+    write_voc(root, train=4, val=1, size=(160, 120), classes=2)
+    voc = VOCDetection(root)
+    for decode in ("gpu", "cpu+gpucrop"):
+        batch = next(iter(loader_for(voc, decode, 2, 0)))
+        seen = []
+        out = pinned(batch, pin=lambda t: seen.append(t) or t.clone())
+        assert type(out) is type(batch) and out.paths == batch.paths and isinstance(out.paths, tuple)
+        assert len(seen) == sum(isinstance(t, torch.Tensor) for t in batch) == len(batch) - 1
