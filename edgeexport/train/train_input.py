@@ -152,7 +152,8 @@ def input_advice(source, wait_share, epoch, workers, input_size, cores=None):
         photo = typical_photo(source.items)
         if photo is not None and photo[0] >= 2 * input_size[1] and photo[1] >= 2 * input_size[0]:
             tips.append("--decode-scale reduced (photos of {}x{} for an input of {}x{}; held-out mAP 0.007 lower on "
-                        "average, twice as spread between seeds, measured)".format(photo[0], photo[1], input_size[1], input_size[0]))
+                        "average, twice as spread between seeds, measured)".format(
+                            photo[0], photo[1], input_size[1], input_size[0]))
     if decode == "cpu" and cuda and flags["crop_on"] == "cpu":
         tips.append("--crop-on gpu (the GPU resizes the crops)")
     if decode == "cpu" and cuda:
