@@ -14,6 +14,7 @@
 #   NO_AGREEMENT=1: without ours+compile's second compilation (the compiled-vs-eager comparison);
 #   COMPILE_MODE=reduce-overhead: torch.compile's mode for the compiled rows (CUDA graphs);
 #   STEP_STREAM=side: part a2's steps on a non-blocking stream of their own (train_speed.py --step-stream);
+#   PARTS="r": --crop-on gpu's GPU half alone, the Triton kernel against its torch reference (crop_resize_speed.py);
 #   PARTS="o": nvJPEG's decode alone and beside another stream's kernel (nvjpeg_overlap.py; OVERLAP_FLAGS: its flags);
 #   W=16: loader workers (default 14); CPU_SHARE=0.3: the jpeg:gpu+cpu rows' share of each batch decoded by the
 #   loader workers (--cpu-decode-share);
@@ -46,6 +47,11 @@ ls .gpu/whl/*.whl >/dev/null 2>&1 && $PY -m pip install -q --no-deps .gpu/whl/*.
 if want o; then
   log "o. nvjpeg_overlap: nvJPEG's decode alone and beside a kernel on another stream"
   $PY benchmarks/nvjpeg_overlap.py --data-path "$VOC" ${OVERLAP_FLAGS:-} --json "$OUT/nvjpeg_overlap.json" 2>&1 \
+    | tee -a "$OUT/log.txt"
+fi
+if want r; then
+  log "r. crop_resize_speed: decode_batch on --crop-on gpu's batches, the Triton kernel against its reference"
+  $PY benchmarks/crop_resize_speed.py --data-path "$VOC" --batch $B --json "$OUT/crop_resize_speed.json" 2>&1 \
     | tee -a "$OUT/log.txt"
 fi
 if want a || want a1; then
@@ -89,7 +95,8 @@ if want d; then
 fi
 if want c; then
   log "c. GPU tests of the input paths"
-  $PY -m pytest -q -p no:cacheprovider tests/train/test_gpu_input.py tests/train/test_decoded_crops.py -m "gpu or not gpu" \
+  $PY -m pytest -q -p no:cacheprovider tests/train/test_gpu_input.py tests/train/test_decoded_crops.py \
+    tests/train/test_triton_crops.py -m "gpu or not gpu" \
     ${TESTS_K:+-k "$TESTS_K"} 2>&1 | tail -15 | tee "$OUT/gpu_input_tests.txt" | tee -a "$OUT/log.txt"
 fi
 log "done"

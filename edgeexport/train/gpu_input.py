@@ -234,10 +234,45 @@ def resized_crops(pixels, shapes, size, device):
     return top.lerp_(bottom, wy[:, :, None, None]).permute(0, 3, 1, 2)
 
 
+def finished(images, flips):
+    """Images in 0..255 [N, 3, H, W] float -> mirrored where ``flips`` [N] (on their device), in [0, 1]."""
+    images = torch.where(flips[:, None, None, None], images.flip(-1), images)
+    return images.clamp_(0, 255) / 255.0  # roi_align's weights sum to 1 only to rounding
+
+
+# False: decode_batch resizes the workers' crops with the torch reference even where Triton is there
+# (benchmarks/crop_resize_speed.py times both)
+USE_TRITON = True
+
+
+def triton_crops():
+    """The Triton kernel's module (triton_crops), or None where Triton does not import."""
+    if not USE_TRITON:
+        return None
+    try:
+        from . import triton_crops as module
+    except ImportError:  # no Triton (torch's CPU wheels, macOS): the reference does the same
+        return None
+    return module
+
+
+def crops_into(out, rows, pixels, shapes, flips):
+    """The workers' cut-out crops (packed ``pixels``, ``shapes`` [P, 2], ``flips`` [P], on the host) resized,
+    flipped and in [0, 1], into ``out`` at batch positions ``rows`` [P]: on CUDA in one Triton kernel
+    (triton_crops), else with resized_crops, its reference."""
+    device = out.device
+    fused = triton_crops() if out.is_cuda else None
+    if fused is not None:
+        fused.resize_crops_into(out, rows, pixels.to(device, non_blocking=True), shapes, flips)
+    else:
+        out[rows.to(device)] = finished(resized_crops(pixels, shapes, tuple(out.shape[2:]), device),
+                                        flips.to(device))
+
+
 def decode_batch(batch, size, device, spans=None):
     """An EncodedBatch's images on ``device`` as float in [0, 1], [B, 3, H, W]: its files decoded (nvJPEG on CUDA),
-    cropped, resized to ``size`` (H, W) and flipped there; the crops the workers cut out resized (resized_crops) and
-    flipped there; the samples the workers finished copied in between.
+    cropped, resized to ``size`` (H, W) and flipped there; the crops the workers cut out resized and flipped there
+    (crops_into); the samples the workers finished copied in between. Each part is written once, finished.
 
     The crop and resize are one roi_align per image size (a folder of one camera's photos: one call for the batch):
     with ``aligned`` and one sample per output pixel it samples at left + (x + 0.5) * w / W - 0.5, the point
@@ -260,11 +295,12 @@ def decode_batch(batch, size, device, spans=None):
     t1 = time.perf_counter()
     out = torch.empty((len(batch.on_cpu), 3) + tuple(size), device=device)
     if len(batch.decoded):
-        # positions found on the host: a boolean mask on the device would wait for the GPU to count it
-        out[batch.on_cpu.nonzero()[:, 0].to(device)] = batch.decoded.to(device, non_blocking=True).float()
+        # positions found on the host: a boolean mask on the device would wait for the GPU to count it; the
+        # workers have flipped these already
+        out[batch.on_cpu.nonzero()[:, 0].to(device)] = batch.decoded.to(device, non_blocking=True).float() / 255.0
     if len(batch.shapes):
-        out[batch.cut.nonzero()[:, 0].to(device)] = resized_crops(batch.pixels, batch.shapes, size, device)
-    at = (~(batch.on_cpu | batch.cut)).nonzero()[:, 0].tolist()  # each file's position in the batch
+        crops_into(out, batch.cut.nonzero()[:, 0], batch.pixels, batch.shapes, batch.flips[batch.cut])
+    at = (~(batch.on_cpu | batch.cut)).nonzero()[:, 0]  # each file's position in the batch
     crops = batch.crops.to(device=device, dtype=torch.float32)
     groups = {}
     for k, img in enumerate(images):
@@ -274,11 +310,9 @@ def decode_batch(batch, size, device, spans=None):
         c = crops[torch.tensor(idx, device=device)]
         rois = torch.cat([torch.arange(len(idx), device=device, dtype=torch.float32)[:, None],
                           c[:, :2], c[:, :2] + c[:, 2:]], 1)
-        out[torch.tensor([at[k] for k in idx], device=device)] = roi_align(
-            stack, rois, tuple(size), spatial_scale=1.0, sampling_ratio=1, aligned=True)
-    flips = batch.flips.to(device)  # False where the worker has flipped already
-    out = torch.where(flips[:, None, None, None], out.flip(-1), out)
-    out = out.clamp_(0, 255) / 255.0  # roi_align's weights sum to 1 only to rounding
+        rows = at[torch.tensor(idx)]
+        out[rows.to(device)] = finished(roi_align(stack, rois, tuple(size), spatial_scale=1.0, sampling_ratio=1,
+                                                  aligned=True), batch.flips[rows].to(device))
     if out.is_cuda:
         torch.cuda.current_stream(out.device).synchronize()
     if spans is not None:
