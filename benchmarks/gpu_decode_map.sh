@@ -4,7 +4,8 @@
 # flip, 768 make_voc photos of 480x360, 300 held out, fp32, every run at once (one thread each, decoding in the
 # training process). LR / WARMUP: the recipe's step size (0.06 / 30 was cpu_converge.sh's, and a third of its runs
 # stalled: results/h200_decode_map.txt). Results: $OUT/decode_map.json and a table: per seed and path, each path's
-# mean and spread, and its paired difference from cpu-v2 with the spread of that difference.
+# mean and spread, and its paired difference from cpu-v2 with the spread of that difference. PATHS="cpu cpu+gpucrop":
+# --decode cpu against --decode cpu --crop-on gpu (the crops resized on the GPU), cpu the reference then.
 #   bash benchmarks/gpu_decode_map.sh      (SEEDS=8 E=12, 24 runs on one H200: about 7 min; SMALL=1: CPU dry run)
 cd "$(dirname "$0")/.."
 . benchmarks/gpu_common.sh
@@ -20,9 +21,10 @@ for s in $(seq 0 $((SEEDS - 1))); do
   for d in $PATHS; do
     timeout 580 $PY -m edgeexport.train --dataset voc --data-path "$VOC" --train-split train --val-split val \
       --arch ssdlite320_mobilenet_v3_small --epochs "$E" -b 16 --lr "$LR" --warmup-iters "$WARMUP" \
-      --bn-momentum 0.1 --data-augmentation ssdlite --decode $d --seed $s --workers 0 --threads 1 \
+      --bn-momentum 0.1 --data-augmentation ssdlite --decode ${d%+gpucrop} $([ "${d%+gpucrop}" != "$d" ] && echo \
+      --crop-on gpu) --seed $s --workers 0 --threads 1 \
       --eval-every "$E" $AMP $DEV --no-progress --output-dir "/tmp/decode_map/${d}_$s" --force \
-      > "$OUT/decode_${d}_$s.log" 2>&1 &
+      > "$OUT/decode_${d/+/_}_$s.log" 2>&1 &
   done
 done
 wait

@@ -97,6 +97,6 @@ if want c; then
   log "c. GPU tests of the input paths"
   $PY -m pytest -q -p no:cacheprovider tests/train/test_gpu_input.py tests/train/test_decoded_crops.py \
     tests/train/test_triton_crops.py -m "gpu or not gpu" \
-    ${TESTS_K:+-k "$TESTS_K"} 2>&1 | tail -15 | tee "$OUT/gpu_input_tests.txt" | tee -a "$OUT/log.txt"
+    ${TESTS_K:+-k "$TESTS_K"} 2>&1 | tee "$OUT/gpu_input_tests.txt" | tail -15 | tee -a "$OUT/log.txt"
 fi
 log "done"

@@ -9,9 +9,10 @@ wait, not work; benchmarks/RESULTS.md, sixth pass.)
 
 ``--crop-on gpu`` (``crop_on_gpu``): the workers' share (all of each batch with --decode cpu) is decoded and its
 crop cut out in the worker (a crop much larger than the output is resized there: SHIP_AT_MOST), then resized and
-flipped on the GPU with the batch (resized_crops), so a worker does not resize: that was 0.35 of --decode cpu's
-1.31 ms a sample for 480x360 photos on the 2-core machine, the decode 0.55 (benchmarks/loader_speed.py --stages:
-benchmarks/results/cpu2_loader_speed_crop_on_gpu.json; RESULTS.md, eighth pass).
+flipped on the GPU with the batch (crops_into: one Triton kernel, triton_crops, whose reference is resized_crops),
+so a worker does not resize: that was 0.35 of --decode cpu's 1.31 ms a sample for 480x360 photos on the 2-core
+machine, the decode 0.55 (benchmarks/loader_speed.py --stages: benchmarks/results/cpu2_loader_speed_crop_on_gpu.json;
+RESULTS.md, eighth pass).
 """
 import collections
 import time
