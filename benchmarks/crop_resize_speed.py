@@ -87,7 +87,7 @@ def main(args):
     print("{} batches of {} crops, {:.0f} pixels a crop on average, to {}x{}, on {}".format(
         len(batches), args.batch, crop_pixels, size[0], size[1], device), flush=True)
     rows, outs = [], {}
-    kinds = ["reference", "triton"] if device.type == "cuda" and gpu_input.triton_crops() is not None else [
+    kinds = ["reference", "triton"] if device.type == "cuda" and gpu_input.triton_crops(device) is not None else [
         "reference"]
     for kind in kinds:
         gpu_input.USE_TRITON = kind == "triton"

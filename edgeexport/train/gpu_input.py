@@ -15,6 +15,7 @@ machine, the decode 0.55 (benchmarks/loader_speed.py --stages: benchmarks/result
 RESULTS.md, eighth pass).
 """
 import collections
+import logging
 import time
 
 import numpy as np
@@ -242,13 +243,14 @@ def finished(images, flips):
 
 
 # False: decode_batch resizes the workers' crops with the torch reference even where Triton is there
-# (benchmarks/crop_resize_speed.py times both)
+# (benchmarks/crop_resize_speed.py times both); crops_into sets it where Triton cannot build its kernel
 USE_TRITON = True
 
 
-def triton_crops():
-    """The Triton kernel's module (triton_crops), or None where Triton does not import."""
-    if not USE_TRITON:
+def triton_crops(device):
+    """The Triton kernel's module (triton_crops) for images on ``device``, or None: not CUDA (Triton's compiled
+    kernels run on GPUs), or Triton does not import, or it could not build the kernel here (crops_into)."""
+    if not USE_TRITON or device.type != "cuda":
         return None
     try:
         from . import triton_crops as module
@@ -260,14 +262,28 @@ def triton_crops():
 def crops_into(out, rows, pixels, shapes, flips):
     """The workers' cut-out crops (packed ``pixels``, ``shapes`` [P, 2], ``flips`` [P], on the host) resized,
     flipped and in [0, 1], into ``out`` at batch positions ``rows`` [P]: on CUDA in one Triton kernel
-    (triton_crops), else with resized_crops, its reference."""
+    (triton_crops), else with resized_crops, its reference.
+
+    Triton compiles its kernel's launcher with the machine's C compiler on first use (triton/runtime/build.py:
+    "Failed to find C compiler" without one, as in PyTorch's runtime Docker images); whatever keeps the kernel from
+    building or running, the run goes on with the reference (the same pixels, 4x the GPU time on an H100:
+    benchmarks/RESULTS.md, eleventh pass), said once in a warning that names the cause."""
+    global USE_TRITON
     device = out.device
-    fused = triton_crops() if out.is_cuda else None
+    fused = triton_crops(device)
     if fused is not None:
-        fused.resize_crops_into(out, rows, pixels.to(device, non_blocking=True), shapes, flips)
-    else:
-        out[rows.to(device)] = finished(resized_crops(pixels, shapes, tuple(out.shape[2:]), device),
-                                        flips.to(device))
+        try:
+            fused.resize_crops_into(out, rows, pixels.to(device, non_blocking=True), shapes, flips)
+            return
+        except torch.cuda.OutOfMemoryError:
+            raise  # not Triton's fault: the trainer names the batch size that fits
+        except Exception as e:  # by design: anything that stops the kernel, the reference does instead
+            USE_TRITON = False
+            logging.getLogger(__name__).warning(
+                "--crop-on gpu: Triton's resize kernel did not run here (%s: %s); the torch reference resizes the "
+                "crops instead (the same pixels, about 4x its GPU time)", type(e).__name__,
+                (str(e).strip().splitlines() or [""])[0])
+    out[rows.to(device)] = finished(resized_crops(pixels, shapes, tuple(out.shape[2:]), device), flips.to(device))
 
 
 def decode_batch(batch, size, device, spans=None):

@@ -46,19 +46,40 @@ def test_the_kernel_equals_its_reference_in_tritons_interpreter():
     assert int(touched) == 0
 
 
-def test_decode_batch_uses_the_kernel_only_on_cuda(monkeypatch):
-    """On the CPU crops_into keeps the reference (Triton's compiled kernels need a GPU); USE_TRITON False keeps it
-    on CUDA too (the benchmark's switch)."""
+def test_the_kernel_is_used_on_cuda_only_and_the_reference_takes_over_where_it_cannot_run(monkeypatch, caplog):
+    """triton_crops(device): the kernel's module for CUDA, None for the CPU or with USE_TRITON False (the
+    benchmark's switch); a kernel that fails (no C compiler for Triton's launcher) leaves the work to the
+    reference, with one warning naming the cause, and the next batches go straight to the reference; running out
+    of GPU memory is not Triton's to hide."""
     from edgeexport.train import gpu_input
-    assert gpu_input.triton_crops() is not None
-    called = []
-    monkeypatch.setattr(gpu_input, "resized_crops", lambda *a: called.append(a) or torch.zeros((1, 3, 4, 4)))
-    out = torch.full((2, 3, 4, 4), -1.0)
-    gpu_input.crops_into(out, torch.tensor([1]), torch.zeros(6, dtype=torch.uint8), torch.tensor([[1, 2]]),
-                         torch.tensor([True]))
-    assert len(called) == 1 and bool((out[1] == 0).all()) and bool((out[0] == -1).all())
-    monkeypatch.setattr(gpu_input, "USE_TRITON", False)
-    assert gpu_input.triton_crops() is None
+    monkeypatch.setattr(gpu_input, "USE_TRITON", True)
+    assert gpu_input.triton_crops(torch.device("cuda")) is not None
+    assert gpu_input.triton_crops(torch.device("cpu")) is None
+
+    class Failing:
+        calls = 0
+        error = RuntimeError("Failed to find C compiler. Please specify via CC environment variable.")
+
+        def resize_crops_into(self, *args):
+            Failing.calls += 1
+            raise self.error
+    kernel = Failing()
+    monkeypatch.setattr(gpu_input, "triton_crops", lambda device: kernel if gpu_input.USE_TRITON else None)
+    pixels = torch.arange(2 * 3 * 3, dtype=torch.uint8) * 9
+    shapes, flips, rows = torch.tensor([[2, 3]]), torch.tensor([True]), torch.tensor([1])
+    expected = gpu_input.finished(gpu_input.resized_crops(pixels, shapes, (4, 4), torch.device("cpu")), flips)
+    for _ in range(2):
+        out = torch.full((2, 3, 4, 4), -1.0)
+        with caplog.at_level("WARNING"):
+            gpu_input.crops_into(out, rows, pixels, shapes, flips)
+        assert torch.equal(out[1:], expected) and bool((out[0] == -1).all())
+    assert Failing.calls == 1 and not gpu_input.USE_TRITON
+    warned = [r.getMessage() for r in caplog.records if "Triton" in r.getMessage()]
+    assert len(warned) == 1 and "Failed to find C compiler" in warned[0] and "reference" in warned[0]
+    monkeypatch.setattr(gpu_input, "USE_TRITON", True)
+    kernel.error = torch.cuda.OutOfMemoryError("CUDA out of memory")
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        gpu_input.crops_into(torch.zeros((2, 3, 4, 4)), rows, pixels, shapes, flips)
 
 
 @pytest.mark.gpu
@@ -67,6 +88,7 @@ def test_the_compiled_kernel_equals_its_reference_on_the_gpu_at_batch_256():
     run there too, and through decode_batch's crops_into."""
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
+    from edgeexport.train import gpu_input
     from edgeexport.train.gpu_input import crops_into, finished, packed, resized_crops
     g = torch.Generator().manual_seed(1)
     sizes = [(1, 1), (360, 480), (320, 320), (3, 479)] + [
@@ -79,5 +101,6 @@ def test_the_compiled_kernel_equals_its_reference_on_the_gpu_at_batch_256():
     device, size = torch.device("cuda"), (320, 320)
     out = torch.full((256, 3) + size, -1.0, device=device)
     crops_into(out, rows, flat, shapes, flips)
+    assert gpu_input.USE_TRITON, "the kernel fell back to the reference (see the warning)"
     ref = finished(resized_crops(flat, shapes, size, device), flips.to(device))
     assert float((out[rows.to(device)] - ref).abs().max()) * 255 <= 1e-2  # FMA contraction: a few ulps at 255
