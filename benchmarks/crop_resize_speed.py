@@ -21,17 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from edgeexport.device.cli import ArgumentParser, batch_size, int_range, output_file, run_cli  # noqa: E402
 
 
-def cut_batches(voc, batch, size, count):
-    """``count`` batches as the trainer's workers hand them over with --decode cpu --crop-on gpu (every sample cut
-    out, the resize left to the device), pinned as the trainer's pinning thread leaves them."""
-    from edgeexport.train.gpu_input import EncodedDetection, collate_encoded
-    from benchmarks.loader_speed import pinned
-    enc = EncodedDetection(voc, "ssdlite", size, seed=0, cpu_share=1.0, crop_on_gpu=True)
-    out = []
-    for k in range(count):
-        b = collate_encoded(enc.__getitems__([(k * batch + i) % len(voc) for i in range(batch)]))
-        out.append(pinned(b) if torch.cuda.is_available() else b)
-    return out
+def cut_batches(voc, batch, count):
+    """``count`` batches as the trainer's loader hands them over with --decode cpu --crop-on gpu (every sample cut
+    out, the resize left to the device): loader_speed's loader and pinning, as its GPU-half rows take them."""
+    from benchmarks.loader_speed import loader_for, pinned
+    it = iter(loader_for(voc, "cpu+gpucrop", batch, 0))
+    return [pinned(next(it)) if torch.cuda.is_available() else next(it) for _ in range(count)]
 
 
 def timed(batches, size, device, repeats):
@@ -68,7 +63,6 @@ def get_args_parser(add_help=True):
                                    "reference.", add_help=add_help)
     p.add_argument("--data-path", required=True, help="a VOC folder of JPEGs (python -m edgeexport.data.make_voc)")
     p.add_argument("--batch", type=batch_size, default=256)
-    p.add_argument("--size", type=int_range(8, 4096), nargs=2, default=[320, 320], metavar=("H", "W"))
     p.add_argument("--batches", type=int_range(1, 64), default=4, help="distinct batches, cut out before timing")
     p.add_argument("--repeats", type=int_range(1, 1000), default=10, help="passes over them")
     p.add_argument("--json", type=output_file, help="write the table here")
@@ -81,8 +75,8 @@ def main(args):
     from edgeexport.train import gpu_input
     outputs = json_output(args.json, reads=[args.data_path])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    size = tuple(args.size)
-    batches = cut_batches(VOCDetection(args.data_path, split="train"), args.batch, size, args.batches)
+    size = (320, 320)  # the loader's (SSDLite320's): the crops it ships are cut for that size (SHIP_AT_MOST)
+    batches = cut_batches(VOCDetection(args.data_path, split="train"), args.batch, args.batches)
     crop_pixels = sum(int((b.shapes[:, 0] * b.shapes[:, 1]).sum()) for b in batches) / (len(batches) * args.batch)
     print("{} batches of {} crops, {:.0f} pixels a crop on average, to {}x{}, on {}".format(
         len(batches), args.batch, crop_pixels, size[0], size[1], device), flush=True)
